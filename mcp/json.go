@@ -42,6 +42,8 @@ type parser struct {
 	buf  []byte
 	pos  int
 	keys [][]byte // stack of decoded keys of the objects being parsed, for duplicate detection
+
+	syntaxOnly bool // skip duplicate detection: only classify a body as JSON or not
 }
 
 // member is called for each object member with the decoded key; it must consume the value.
@@ -124,11 +126,13 @@ func (p *parser) object(depth int, fold bool, fn member) (span, *Error) {
 			return span{}, err
 		}
 		key := p.decode(ks)
-		if folded != nil {
+		switch {
+		case p.syntaxOnly:
+		case folded != nil:
 			if err := p.dupMap(folded, key, fold); err != nil {
 				return span{}, err
 			}
-		} else {
+		default:
 			for _, k := range p.keys[base:] {
 				if bytes.Equal(k, key) || (fold && bytes.EqualFold(k, key)) {
 					return span{}, p.duplicate()

@@ -77,11 +77,12 @@ func Parse(body []byte) (*Body, error) {
 	if err != nil {
 		if err.Code != CodeParse {
 			// A syntax error anywhere takes precedence over an envelope error found earlier.
-			v := parser{buf: body}
-			if _, serr := v.value(0, false); serr != nil && serr.Code == CodeParse {
+			v := parser{buf: body, syntaxOnly: true}
+			_, serr := v.value(0, false)
+			switch {
+			case serr != nil && serr.Code == CodeParse:
 				return nil, serr
-			}
-			if v.skipWS() != len(body) {
+			case serr == nil && v.skipWS() != len(body):
 				return nil, v.syntax("trailing data")
 			}
 		}
