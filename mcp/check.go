@@ -31,7 +31,7 @@ const (
 // /sse, or a POST whose query carries sessionId=, without an mcp-session-id header, is 2024-11-05
 // HTTP+SSE traffic; anything else is 2025-03-26, as the spec prescribes. A params._meta protocol
 // version must agree with the header. Only POST, GET and DELETE are known; GET and DELETE carry no
-// body, DELETE needs a session revision, and 2026-07-28 accepts POST only, with one request or
+// body, DELETE needs a session revision and an mcp-session-id, and 2026-07-28 accepts POST only, with one request or
 // notification whose method matches mcp-method and, for tools/call, prompts/get and resources/read,
 // whose params.name or params.uri matches mcp-name (=?base64?…?= values decoded). Mcp-Param-* and
 // mcp-name on other methods are not checked. Batches pass only where [Revision.AllowsBatch].
@@ -69,6 +69,9 @@ func check(r Request, h Headers, hv string, rev Revision) *Error {
 	case "GET", "DELETE":
 		if rev.Stateless() || (r.Method == "DELETE" && !rev.HasSessions()) {
 			return withStatus(newError(CodeInvalidRequest, "invalid request: "+r.Method+" not allowed in "+string(rev)), 405)
+		}
+		if r.Method == "DELETE" && h.Get(HeaderSessionID) == "" {
+			return newError(CodeInvalidRequest, "invalid request: DELETE without "+HeaderSessionID)
 		}
 		if r.Body != nil && len(r.Body.Messages) > 0 {
 			return newError(CodeInvalidRequest, "invalid request: "+r.Method+" with a body")
