@@ -1,0 +1,108 @@
+// Package extproc is the Envoy ext_proc server: one state machine per gRPC stream (one
+// HTTP request) runs a pipeline of stages over the parsed MCP messages in both directions.
+// Invariants: identity comes only from ext_authz metadata; every Envoy message gets exactly
+// one answer of the matching type; anything unparsable, unknown or out of order is refused.
+package extproc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Server implements envoy.service.ext_proc.v3.ExternalProcessor.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	cfg  Config
+	log  *slog.Logger
+	m    *metrics
+	req  []RequestStage
+	resp []ResponseStage
+}
+
+var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
+
+// NewServer validates cfg, registers the metrics on reg and builds the pipeline. The
+// protocol stage (mcp.Check: revision, batch and header/body rules) always runs first on
+// the request path; stages follow in the given order, each being a [RequestStage], a
+// [ResponseStage] or both.
+func NewServer(cfg Config, log *slog.Logger, reg prometheus.Registerer, stages ...Stage) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("extproc config: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, req: []RequestStage{protocol{}}}
+	seen := map[string]bool{protocol{}.Name(): true}
+	for i, st := range stages {
+		name := st.Name()
+		if name == "" || seen[name] {
+			return nil, fmt.Errorf("stage %d: name %q empty or not unique", i, name)
+		}
+		seen[name] = true
+		rq, okReq := st.(RequestStage)
+		rs, okResp := st.(ResponseStage)
+		if !okReq && !okResp {
+			return nil, fmt.Errorf("stage %q: neither a request nor a response stage", name)
+		}
+		if okReq {
+			s.req = append(s.req, rq)
+		}
+		if okResp {
+			s.resp = append(s.resp, rs)
+		}
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	return s, nil
+}
+
+// Register adds the ExternalProcessor service to a gRPC server.
+func (s *Server) Register(r grpc.ServiceRegistrar) {
+	extprocv3.RegisterExternalProcessorServer(r, s)
+}
+
+// Process serves one ext_proc stream until Envoy closes it, the stream's context ends or
+// the exchange is complete. A gRPC error return makes Envoy fail the request closed.
+func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
+	s.m.streams.Inc()
+	s.m.active.Inc()
+	defer s.m.active.Dec()
+
+	st := newStream(s, srv)
+	for {
+		req, err := srv.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		resp, err := st.handle(srv.Context(), req)
+		if err != nil {
+			if srv.Context().Err() != nil {
+				return status.FromContextError(srv.Context().Err()).Err()
+			}
+			st.log.Warn("ext_proc stream refused", "phase", st.phase.String(), "err", err)
+			if _, ok := status.FromError(err); !ok {
+				err = status.Error(codes.Internal, err.Error())
+			}
+			return err
+		}
+		if err := srv.Send(resp); err != nil {
+			return fmt.Errorf("send processing response: %w", err)
+		}
+		if st.phase == finished {
+			return nil
+		}
+	}
+}
