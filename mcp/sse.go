@@ -178,7 +178,7 @@ func parseEvent(raw []byte, skip int) Event {
 			comments++
 			continue
 		}
-		name, value := line, []byte(nil)
+		name, value := line, line[len(line):]
 		if c := bytes.IndexByte(line, ':'); c >= 0 {
 			name, value = line[:c], line[c+1:]
 			if len(value) > 0 && value[0] == ' ' {
