@@ -648,7 +648,6 @@ func immediate(code int, body []byte, details string) *extprocv3.ProcessingRespo
 	}}
 }
 
-
 func httpStatus(code int) *typev3.HttpStatus {
 	if _, ok := typev3.StatusCode_name[int32(code)]; !ok || code < 200 {
 		code = http.StatusInternalServerError
