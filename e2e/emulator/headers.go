@@ -1,0 +1,205 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"golang.org/x/net/http/httpguts"
+)
+
+// field is one header entry; keys are lower-case, pseudo-headers start with ':'.
+type field struct{ k, v string }
+
+// fields is an ordered header map as Envoy keeps it: repeated keys are separate entries.
+type fields []field
+
+func fromHTTP(h http.Header) fields {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out fields
+	for _, k := range keys {
+		for _, v := range h[k] {
+			out = append(out, field{strings.ToLower(k), v})
+		}
+	}
+	return out
+}
+
+func (f fields) get(k string) (string, bool) {
+	for _, e := range f {
+		if e.k == k {
+			return e.v, true
+		}
+	}
+	return "", false
+}
+
+func (f fields) value(k string) string { v, _ := f.get(k); return v }
+
+func (f *fields) del(k string) {
+	out := (*f)[:0]
+	for _, e := range *f {
+		if e.k != k {
+			out = append(out, e)
+		}
+	}
+	*f = out
+}
+
+// set replaces every entry of k with one, keeping the position of the first.
+func (f *fields) set(k, v string) {
+	for i, e := range *f {
+		if e.k == k {
+			(*f)[i].v = v
+			rest := (*f)[i+1:]
+			(*f) = (*f)[:i+1]
+			for _, r := range rest {
+				if r.k != k {
+					*f = append(*f, r)
+				}
+			}
+			return
+		}
+	}
+	*f = append(*f, field{k, v})
+}
+
+func (f *fields) add(k, v string) { *f = append(*f, field{k, v}) }
+
+// joined is the ext_authz view: one value per key, duplicates comma-joined.
+func (f fields) joined() map[string]string {
+	m := map[string]string{}
+	for _, e := range f {
+		if old, ok := m[e.k]; ok {
+			m[e.k] = old + "," + e.v
+			continue
+		}
+		m[e.k] = e.v
+	}
+	return m
+}
+
+// headerMap is the ext_proc wire form: values in raw_value only.
+func (f fields) headerMap() *corev3.HeaderMap {
+	hm := &corev3.HeaderMap{}
+	for _, e := range f {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: e.k, RawValue: []byte(e.v)})
+	}
+	return hm
+}
+
+// toHTTP writes the regular (non-pseudo) entries into h.
+func (f fields) toHTTP(h http.Header) {
+	for _, e := range f {
+		if strings.HasPrefix(e.k, ":") {
+			continue
+		}
+		h[http.CanonicalHeaderKey(e.k)] = append(h[http.CanonicalHeaderKey(e.k)], e.v)
+	}
+}
+
+func (f fields) clone() fields { return append(fields(nil), f...) }
+
+// errMutation is a header mutation Envoy refuses with a local reply, whatever failure_mode_allow says.
+var errMutation = errors.New("invalid header mutation")
+
+// procIgnored reports keys whose mutation the default HeaderMutationRules silently ignore.
+func procIgnored(k string) bool {
+	switch k {
+	case "host", ":authority", ":scheme", ":method":
+		return true
+	}
+	return strings.HasPrefix(k, "x-envoy-")
+}
+
+// applyProc applies an ext_proc HeaderMutation with Envoy's rules: raw_value only (value-only sets an
+// empty header, both set is an error), append defaults to false, append_action is ignored, protected keys
+// are ignored, invalid names or values are errors. It returns the number of ignored mutations.
+func applyProc(f *fields, m *extprocv3.HeaderMutation, response bool) (int, error) {
+	ignored := 0
+	for _, o := range m.GetSetHeaders() {
+		h := o.GetHeader()
+		k := strings.ToLower(h.GetKey())
+		if h.GetValue() != "" && len(h.GetRawValue()) > 0 {
+			return ignored, fmt.Errorf("%w: %s has both value and raw_value", errMutation, k)
+		}
+		v := string(h.GetRawValue())
+		if !validName(k) || !httpguts.ValidHeaderFieldValue(v) {
+			return ignored, fmt.Errorf("%w: invalid header %q", errMutation, k)
+		}
+		if procIgnored(k) || (strings.HasPrefix(k, ":") && k != ":path" && !(response && k == ":status")) {
+			ignored++
+			continue
+		}
+		if k == ":status" {
+			if n, err := strconv.Atoi(v); err != nil || n < 200 || n > 999 {
+				return ignored, fmt.Errorf("%w: invalid :status %q", errMutation, v)
+			}
+		}
+		if o.GetAppend().GetValue() {
+			f.add(k, v)
+			continue
+		}
+		f.set(k, v)
+	}
+	for _, k := range m.GetRemoveHeaders() {
+		k = strings.ToLower(k)
+		if strings.HasPrefix(k, ":") || procIgnored(k) {
+			ignored++
+			continue
+		}
+		if !validName(k) {
+			return ignored, fmt.Errorf("%w: invalid header name %q", errMutation, k)
+		}
+		f.del(k)
+	}
+	return ignored, nil
+}
+
+func validName(k string) bool {
+	if strings.HasPrefix(k, ":") {
+		return len(k) > 1 && httpguts.ValidHeaderFieldName(k[1:])
+	}
+	return httpguts.ValidHeaderFieldName(k)
+}
+
+// applyAuthz applies ext_authz OkHttpResponse headers: value (not raw_value); the deprecated append
+// wins when set, append_action otherwise, and the default overwrites.
+func applyAuthz(f *fields, opts []*corev3.HeaderValueOption) {
+	for _, o := range opts {
+		k, v := strings.ToLower(o.GetHeader().GetKey()), o.GetHeader().GetValue()
+		if !validName(k) || strings.HasPrefix(k, ":") || !httpguts.ValidHeaderFieldValue(v) {
+			continue
+		}
+		if a := o.GetAppend(); a != nil {
+			if a.GetValue() {
+				f.add(k, v)
+			} else {
+				f.set(k, v)
+			}
+			continue
+		}
+		_, exists := f.get(k)
+		switch o.GetAppendAction() {
+		case corev3.HeaderValueOption_ADD_IF_ABSENT:
+			if !exists {
+				f.add(k, v)
+			}
+		case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
+			if exists {
+				f.set(k, v)
+			}
+		default:
+			f.set(k, v)
+		}
+	}
+}
