@@ -20,9 +20,19 @@ import (
 // ErrClose ends a Process stream with an OK status when returned by a Handle func.
 var ErrClose = errors.New("close stream")
 
-// Handle answers one ProcessingRequest. n counts messages within the stream from 0. Returning ErrClose
+// Handle answers one ProcessingRequest: the returned responses are sent in order after it returns;
+// st.Send sends one at once (e.g. an override_message_timeout before a slow decision). Returning ErrClose
 // ends the stream OK; any other error ends it with that error's gRPC status.
-type Handle func(ctx context.Context, n int, req *extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error)
+type Handle func(ctx context.Context, st *Stream, req *extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error)
+
+// Stream is the server side of one Process stream as a Handle sees it.
+type Stream struct {
+	N    int // index of the current message within the stream, from 0
+	send func(*extprocv3.ProcessingResponse) error
+}
+
+// Send sends r immediately.
+func (s *Stream) Send(r *extprocv3.ProcessingResponse) error { return s.send(r) }
 
 // Processor is a programmable ExternalProcessorServer that records what it receives.
 type Processor struct {
@@ -57,7 +67,9 @@ func (p *Processor) Process(s grpc.BidiStreamingServer[extprocv3.ProcessingReque
 }
 
 func (p *Processor) serve(s grpc.BidiStreamingServer[extprocv3.ProcessingRequest, extprocv3.ProcessingResponse], idx int) error {
+	st := &Stream{send: s.Send}
 	for n := 0; ; n++ {
+		st.N = n
 		req, err := s.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -70,11 +82,11 @@ func (p *Processor) serve(s grpc.BidiStreamingServer[extprocv3.ProcessingRequest
 		p.mu.Unlock()
 		h := p.Handle
 		if h == nil {
-			h = func(_ context.Context, _ int, r *extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error) {
+			h = func(_ context.Context, _ *Stream, r *extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error) {
 				return []*extprocv3.ProcessingResponse{Continue(r)}, nil
 			}
 		}
-		resps, err := h(s.Context(), n, req)
+		resps, err := h(s.Context(), st, req)
 		for _, r := range resps {
 			if serr := s.Send(r); serr != nil {
 				return serr
