@@ -1,6 +1,7 @@
 package devissuer
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -101,8 +102,8 @@ func (i *Issuer) Issuer() string { return i.cfg.Issuer }
 // KeyID returns the kid of the signing key: its RFC 7638 thumbprint.
 func (i *Issuer) KeyID() string { return i.kid }
 
-// JWKS returns the RFC 7517 key set holding the public signing key. The caller must not modify it.
-func (i *Issuer) JWKS() []byte { return i.jwks }
+// JWKS returns the RFC 7517 key set holding the public signing key, as a copy the caller may keep.
+func (i *Issuer) JWKS() []byte { return bytes.Clone(i.jwks) }
 
 // MintOptions describes one token. Subject defaults to ClientID (Okta's client-credentials tokens carry
 // the client ID as sub); Audience defaults to the configured audience; TTL defaults to [DefaultTTL].
