@@ -106,10 +106,17 @@ func (p *parser) object(depth int, fold bool, fn member) (span, *Error) {
 	if depth > MaxDepth {
 		return span{}, newError(CodeInvalidRequest, "invalid request: nesting deeper than "+strconv.Itoa(MaxDepth))
 	}
+	base := len(p.keys)
+	s, err := p.members(depth, fold, fn)
+	p.keys = p.keys[:base]
+	return s, err
+}
+
+// members parses the object at p.pos, leaving its keys on p.keys for object to drop.
+func (p *parser) members(depth int, fold bool, fn member) (span, *Error) {
 	s := span{kind: kObject, start: p.pos}
 	p.pos++ // '{'
 	base := len(p.keys)
-	defer func() { p.keys = p.keys[:base] }()
 	var folded map[string]struct{}
 	if p.skipWS(); p.pos < len(p.buf) && p.buf[p.pos] == '}' {
 		p.pos++
@@ -241,6 +248,10 @@ func (p *parser) str() (span, *Error) {
 	b := p.buf
 	for i < len(b) {
 		c := b[i]
+		if plain[c] {
+			i++
+			continue
+		}
 		switch {
 		case c == '"':
 			p.pos = i + 1
@@ -271,6 +282,15 @@ func (p *parser) str() (span, *Error) {
 	p.pos = i
 	return span{}, p.syntax("unterminated string")
 }
+
+// plain marks the bytes that stand for themselves inside a JSON string: printable ASCII other
+// than the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // escapeLen returns the length of the escape at the start of b; \u surrogates must come in pairs.
 func escapeLen(b []byte) (int, bool) {

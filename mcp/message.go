@@ -92,7 +92,7 @@ func Parse(body []byte) (*Body, error) {
 }
 
 func parse(body []byte) (*Body, *Error) {
-	p := parser{buf: body}
+	p := parser{buf: body, keys: make([][]byte, 0, 32)}
 	p.skipWS()
 	if p.pos >= len(body) {
 		return nil, p.syntax("empty body")
@@ -104,7 +104,16 @@ func parse(body []byte) (*Body, *Error) {
 		if err != nil {
 			return nil, err
 		}
-		b.Messages = []Message{m}
+		if p.skipWS() != len(body) {
+			return nil, p.syntax("trailing data")
+		}
+		one := &struct {
+			b Body
+			m [1]Message
+		}{}
+		one.m[0] = m
+		one.b.Messages = one.m[:]
+		return &one.b, nil
 	case '[':
 		b.Batch = true
 		p.pos++
