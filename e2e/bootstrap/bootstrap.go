@@ -67,9 +67,13 @@ func decode(data []byte) (*bootstrapv3.Bootstrap, error) {
 }
 
 // Validate runs Bootstrap.ValidateAll, then unpacks every google.protobuf.Any at any depth and runs
-// ValidateAll on its payload (PGV does not look inside Any), then the cross-checks and product rules
-// (see the package tests' fixtures). It returns all problems joined, or nil. Deprecated fields are
-// not errors; [Warnings] lists them.
+// ValidateAll on its payload (PGV does not look inside Any). Then the cross-checks: static resources
+// only; unique cluster names; every cluster named by a route, HttpUri or envoy_grpc service exists;
+// gRPC clusters speak HTTP/2; the router is the last HTTP filter; ext_authz and ext_proc use
+// envoy_grpc and fail closed; FULL_DUPLEX_STREAMED bodies send trailers; max_message_timeout is not
+// below message_timeout; disable_clear_route_cache excludes route_cache_action. It returns all
+// problems joined, each prefixed with its field path, or nil. Deprecated fields are not errors;
+// [Warnings] lists them.
 func Validate(b *bootstrapv3.Bootstrap) error {
 	if b == nil {
 		return errors.New("bootstrap: missing")

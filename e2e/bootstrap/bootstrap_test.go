@@ -14,34 +14,38 @@ import (
 	"github.com/mcpguard/mcpguard/e2e/bootstrap"
 )
 
+// fixtures lists every file in testdata/ with what loading it must report.
+var fixtures = []struct {
+	file string
+	want []string // substrings the error must contain; none means the file is valid
+}{
+	{file: "good.yaml"},
+	{file: "deprecated.yaml"},
+	{file: "bad_yaml.yaml", want: []string{"parse yaml"}},
+	{file: "bad_unknown_field.yaml", want: []string{`unknown field "failure_mode_alow"`}},
+	{file: "bad_enum.yaml", want: []string{"invalid value for enum", "STREAMING"}},
+	{file: "bad_duration.yaml", want: []string{"invalid google.protobuf.Duration", "2 seconds"}},
+	{file: "bad_type_url.yaml", want: []string{"unable to resolve", "ExternalProcesor"}},
+	{file: "bad_required.yaml", want: []string{"HttpConnectionManager.StatPrefix"}},
+	{file: "bad_range.yaml", want: []string{"ExternalProcessor.MaxMessageTimeout", "range [0s, 1h0m0s]"}},
+	{file: "bad_empty_cluster_name.yaml", want: []string{"GrpcService_EnvoyGrpc.ClusterName", `cluster "" is not defined`}},
+	{file: "bad_undefined_cluster.yaml", want: []string{"route.cluster: cluster \"mcp_upstrem\" is not defined"}},
+	{file: "bad_grpc_not_http2.yaml", want: []string{`cluster "mcpguard_grpc" must speak HTTP/2`}},
+	{file: "bad_router_not_last.yaml", want: []string{"(envoy.filters.http.router): the router must be the last http filter"}},
+	{file: "bad_proc_no_service.yaml", want: []string{"typed_config.grpc_service: required"}},
+	{file: "bad_duplicate_cluster.yaml", want: []string{`duplicate cluster name "mcp_upstream"`}},
+	{file: "bad_authz_failure_mode_allow.yaml", want: []string{"(envoy.filters.http.ext_authz).typed_config.failure_mode_allow: must be false"}},
+	{file: "bad_proc_failure_mode_allow.yaml", want: []string{"(envoy.filters.http.ext_proc).typed_config.failure_mode_allow: must be false"}},
+	{file: "bad_per_route_failure_mode_allow.yaml", want: []string{"overrides.failure_mode_allow: must be false"}},
+	{file: "bad_full_duplex.yaml", want: []string{"response_trailer_mode: must be SEND"}},
+	{file: "bad_max_below_message.yaml", want: []string{"max_message_timeout: 1s must not be less than message_timeout 2s"}},
+	{file: "bad_dynamic_resources.yaml", want: []string{"dynamic_resources: not supported"}},
+	{file: "bad_rds.yaml", want: []string{"route_config: required"}},
+	{file: "bad_route_cache.yaml", want: []string{"route_cache_action: must not be set together with disable_clear_route_cache"}},
+}
+
 func TestLoad(t *testing.T) {
-	tests := []struct {
-		file string
-		want []string // substrings the error must contain; none means the file is valid
-	}{
-		{file: "good.yaml"},
-		{file: "deprecated.yaml"},
-		{file: "bad_yaml.yaml", want: []string{"parse yaml"}},
-		{file: "bad_unknown_field.yaml", want: []string{`unknown field "failure_mode_alow"`}},
-		{file: "bad_enum.yaml", want: []string{"invalid value for enum", "STREAMING"}},
-		{file: "bad_duration.yaml", want: []string{"invalid google.protobuf.Duration", "2 seconds"}},
-		{file: "bad_type_url.yaml", want: []string{"unable to resolve", "ExternalProcesor"}},
-		{file: "bad_required.yaml", want: []string{"HttpConnectionManager.StatPrefix"}},
-		{file: "bad_range.yaml", want: []string{"ExternalProcessor.MaxMessageTimeout", "range [0s, 1h0m0s]"}},
-		{file: "bad_empty_cluster_name.yaml", want: []string{"GrpcService_EnvoyGrpc.ClusterName", `cluster "" is not defined`}},
-		{file: "bad_undefined_cluster.yaml", want: []string{"route.cluster: cluster \"mcp_upstrem\" is not defined"}},
-		{file: "bad_grpc_not_http2.yaml", want: []string{`cluster "mcpguard_grpc" must speak HTTP/2`}},
-		{file: "bad_router_not_last.yaml", want: []string{"(envoy.filters.http.router): the router must be the last http filter"}},
-		{file: "bad_proc_no_service.yaml", want: []string{"typed_config.grpc_service: required"}},
-		{file: "bad_duplicate_cluster.yaml", want: []string{`duplicate cluster name "mcp_upstream"`}},
-		{file: "bad_authz_failure_mode_allow.yaml", want: []string{"(envoy.filters.http.ext_authz).typed_config.failure_mode_allow: must be false"}},
-		{file: "bad_proc_failure_mode_allow.yaml", want: []string{"(envoy.filters.http.ext_proc).typed_config.failure_mode_allow: must be false"}},
-		{file: "bad_per_route_failure_mode_allow.yaml", want: []string{"overrides.failure_mode_allow: must be false"}},
-		{file: "bad_full_duplex.yaml", want: []string{"response_trailer_mode: must be SEND"}},
-		{file: "bad_max_below_message.yaml", want: []string{"max_message_timeout: 1s must not be less than message_timeout 2s"}},
-		{file: "bad_route_cache.yaml", want: []string{"route_cache_action: must not be set together with disable_clear_route_cache"}},
-	}
-	for _, tt := range tests {
+	for _, tt := range fixtures {
 		t.Run(strings.TrimSuffix(tt.file, ".yaml"), func(t *testing.T) {
 			path := filepath.Join("testdata", tt.file)
 			b, err := bootstrap.Load(path)
@@ -64,12 +68,14 @@ func TestLoad(t *testing.T) {
 func TestFixturesCovered(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
 	require.NoError(t, err)
+	var got, want []string
 	for _, f := range files {
-		name := filepath.Base(f)
-		ok := name == "good.yaml" || name == "deprecated.yaml" || strings.HasPrefix(name, "bad_")
-		require.True(t, ok, "fixture %s must be good, deprecated or bad_*", name)
+		got = append(got, filepath.Base(f))
 	}
-	require.Len(t, files, 21, "every fixture has a row in TestLoad")
+	for _, f := range fixtures {
+		want = append(want, f.file)
+	}
+	require.ElementsMatch(t, want, got)
 }
 
 // TestWalkerNeeded shows why Validate unpacks Any: the generated ValidateAll alone accepts
