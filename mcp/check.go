@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/url"
 	"strings"
 )
@@ -34,7 +35,8 @@ const (
 // body, DELETE needs a session revision and an mcp-session-id, and 2026-07-28 accepts POST only, with one request or
 // notification whose method matches mcp-method and, for tools/call, prompts/get and resources/read,
 // whose params.name or params.uri matches mcp-name (=?base64?…?= values decoded). Mcp-Param-* and
-// mcp-name on other methods are not checked. Batches pass only where [Revision.AllowsBatch].
+// mcp-name on other methods are not checked. On older revisions mcp-method and mcp-name are
+// optional but must match when sent. Batches pass only where [Revision.AllowsBatch].
 func Check(r Request) (Revision, *Error) {
 	h := r.Headers
 	if h == nil {
@@ -107,7 +109,7 @@ func check(r Request, h Headers, hv string, rev Revision) *Error {
 		}
 	}
 	if !rev.Stateless() {
-		return nil
+		return mirrored(h, b)
 	}
 	if b.Batch || len(b.Messages) != 1 {
 		return newError(CodeInvalidRequest, "invalid request: batch not allowed in "+string(rev))
@@ -125,13 +127,43 @@ func check(r Request, h Headers, hv string, rev Revision) *Error {
 	if err := match(h, HeaderMethod, m.Method); err != nil {
 		return err
 	}
+	if name, ok := target(m); ok {
+		return match(h, HeaderName, name)
+	}
+	return nil
+}
+
+// target is the body value mcp-name mirrors for m's method.
+func target(m *Message) (string, bool) {
 	switch m.Method {
 	case "tools/call":
-		return match(h, HeaderName, m.Tool)
+		return m.Tool, true
 	case "prompts/get":
-		return match(h, HeaderName, m.Prompt)
+		return m.Prompt, true
 	case "resources/read":
-		return match(h, HeaderName, m.URI)
+		return m.URI, true
+	}
+	return "", false
+}
+
+// mirrored checks mcp-method and mcp-name on legacy revisions: optional there, but when sent they
+// must match the body, since an intermediary may decide on them.
+func mirrored(h Headers, b *Body) *Error {
+	hm, hn := h.Get(HeaderMethod), h.Get(HeaderName)
+	if hm == "" && hn == "" {
+		return nil
+	}
+	if b.Batch || len(b.Messages) != 1 {
+		return newError(CodeHeaderMismatch, "header mismatch: "+HeaderMethod+" or "+HeaderName+" on a batch")
+	}
+	m := &b.Messages[0]
+	if hm != "" {
+		if err := match(h, HeaderMethod, m.Method); err != nil {
+			return err
+		}
+	}
+	if name, ok := target(m); ok && hn != "" {
+		return match(h, HeaderName, name)
 	}
 	return nil
 }
@@ -188,7 +220,7 @@ func withStatus(e *Error, status int) *Error {
 }
 
 // singleID is the id of a single-message body, for error responses.
-func singleID(b *Body) []byte {
+func singleID(b *Body) json.RawMessage {
 	if b == nil || b.Batch || len(b.Messages) != 1 || b.Messages[0].ID == nil {
 		return nil
 	}

@@ -37,8 +37,9 @@ func (e *Error) Error() string {
 	return "jsonrpc error " + strconv.Itoa(e.Code) + ": " + e.Message
 }
 
-// HTTPStatus is the HTTP status a gateway answers this error with. Errors made by [Parse] and
-// [Check] carry the revision they were found under; otherwise legacy (pre-2026-07-28) rules apply.
+// HTTPStatus is the HTTP status a gateway answers this error with. Errors returned by [Check]
+// carry the revision they were found under (and 405 for a refused HTTP method); for other errors
+// the legacy (pre-2026-07-28) mapping of [Error.HTTPStatusFor] applies.
 func (e *Error) HTTPStatus() int {
 	if e.status != 0 {
 		return e.status

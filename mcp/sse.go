@@ -63,9 +63,9 @@ func (d *Decoder) Feed(p []byte) []Event {
 		}
 		d.started = true
 	}
-	max := d.MaxEvent
-	if max <= 0 {
-		max = DefaultMaxEvent
+	limit := d.MaxEvent
+	if limit <= 0 {
+		limit = DefaultMaxEvent
 	}
 	var evs []Event
 	start := 0 // start of the current event in d.buf
@@ -84,14 +84,14 @@ func (d *Decoder) Feed(p []byte) []Event {
 		case d.oversize:
 			evs = append(evs, Event{Raw: raw, Oversize: true, End: true})
 			d.oversize = false
-		case len(raw) > max:
+		case len(raw) > limit:
 			evs = append(evs, Event{Raw: raw, Oversize: true, End: true})
 		default:
 			evs = append(evs, parseEvent(raw, d.bomLen))
 		}
 		start, d.bomLen = next, 0
 	}
-	if !d.oversize && d.Pending()-start > max {
+	if !d.oversize && d.Pending()-start > limit {
 		d.oversize = true
 	}
 	if d.oversize {
