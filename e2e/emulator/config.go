@@ -63,18 +63,18 @@ type vhost struct {
 }
 
 type route struct {
-	name        string
-	prefix      string
-	path        string
-	re          *regexp.Regexp
-	cluster     string
-	timeout     time.Duration
-	idleTimeout time.Duration // 0: the HCM stream_idle_timeout applies
-	idleSet     bool
-	authzOff    bool
-	authzExt    map[string]string
-	procOff     bool
-	procMode    *mode
+	name         string
+	prefix       string
+	path         string
+	re           *regexp.Regexp
+	cluster      string
+	timeout      time.Duration
+	idleTimeout  time.Duration // 0: the HCM stream_idle_timeout applies
+	idleSet      bool
+	authzOff     bool
+	authzExt     map[string]string
+	procOff      bool
+	procMode     *mode
 	procFailOpen *bool
 }
 
@@ -100,21 +100,21 @@ type authzConf struct {
 }
 
 type procConf struct {
-	cluster           string
-	authority         string
-	metadata          [][2]string
-	failOpen          bool
-	mode              mode
-	reqAttrs          []string
-	respAttrs         []string
-	msgTimeout        time.Duration
-	maxMsgTimeout     time.Duration
-	allowOverride     bool
-	allowedOverrides  []*procfv3.ProcessingMode
-	disableImmediate  bool
-	forwardNS         []string
-	receiveNS         []string
-	statusOnError     int
+	cluster          string
+	authority        string
+	metadata         [][2]string
+	failOpen         bool
+	mode             mode
+	reqAttrs         []string
+	respAttrs        []string
+	msgTimeout       time.Duration
+	maxMsgTimeout    time.Duration
+	allowOverride    bool
+	allowedOverrides []*procfv3.ProcessingMode
+	disableImmediate bool
+	forwardNS        []string
+	receiveNS        []string
+	statusOnError    int
 }
 
 // mode is a resolved ProcessingMode: header and trailer modes are booleans (send or not).
