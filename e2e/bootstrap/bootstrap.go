@@ -70,10 +70,10 @@ func decode(data []byte) (*bootstrapv3.Bootstrap, error) {
 // ValidateAll on its payload (PGV does not look inside Any). Then the cross-checks: static resources
 // only; unique cluster names; every cluster named by a route, HttpUri or envoy_grpc service exists;
 // gRPC clusters speak HTTP/2; the router is the last HTTP filter; ext_authz and ext_proc use
-// envoy_grpc and fail closed; FULL_DUPLEX_STREAMED bodies send trailers; max_message_timeout is not
-// below message_timeout; disable_clear_route_cache excludes route_cache_action. It returns all
-// problems joined, each prefixed with its field path, or nil. Deprecated fields are not errors;
-// [Warnings] lists them.
+// envoy_grpc, fail closed and enforce (not disabled, shadow, observability or async mode);
+// FULL_DUPLEX_STREAMED bodies send trailers; max_message_timeout is not below message_timeout;
+// disable_clear_route_cache excludes route_cache_action. It returns all problems joined, each
+// prefixed with its field path, or nil. Deprecated fields are not errors; [Warnings] lists them.
 func Validate(b *bootstrapv3.Bootstrap) error {
 	if b == nil {
 		return errors.New("bootstrap: missing")

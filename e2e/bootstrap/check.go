@@ -77,12 +77,21 @@ func crossCheck(b *bootstrapv3.Bootstrap, nodes []node) []error {
 			if m.GetGrpcService().GetEnvoyGrpc() == nil {
 				fail(p+".grpc_service.envoy_grpc", "required: mcpguard serves ext_authz over gRPC through an Envoy cluster")
 			}
+			if m.GetShadowMode() {
+				fail(p+".shadow_mode", "must be false: decisions would not be enforced")
+			}
+			if m.GetFilterEnabled() != nil || m.GetFilterEnabledMetadata() != nil {
+				fail(p+".filter_enabled", "not supported: authorization applies to every request (disable it per route instead)")
+			}
 		case *procv3.ExternalProcessor:
 			checkProc(p, m, fail)
 		case *procv3.ExtProcPerRoute:
 			o := m.GetOverrides()
 			if o.GetFailureModeAllow().GetValue() {
 				fail(p+".overrides.failure_mode_allow", "must be false: mcpguard fails closed")
+			}
+			if o.GetAsyncMode() {
+				fail(p+".overrides.async_mode", "must be false: mcpguard must be able to block and mask")
 			}
 			checkModes(p+".overrides.processing_mode", o.GetProcessingMode(), fail)
 		}
@@ -124,6 +133,11 @@ func checkHCM(p string, h *hcmv3.HttpConnectionManager, fail failer) {
 			fail(fp, "typed_config required: config_discovery cannot be checked offline")
 			continue
 		}
+		guard := f.GetTypedConfig().MessageIs((*authzv3.ExtAuthz)(nil)) || f.GetTypedConfig().MessageIs((*procv3.ExternalProcessor)(nil))
+		if guard && (f.GetDisabled() || f.GetIsOptional()) {
+			// A filter disabled here runs only where a route re-enables it: everything else passes unchecked.
+			fail(fp, "must be neither disabled nor optional: disable it per route instead")
+		}
 		isRouter := f.GetTypedConfig().MessageIs((*routerv3.Router)(nil))
 		if isRouter && i != len(fs)-1 {
 			fail(fp, "the router must be the last http filter")
@@ -137,6 +151,9 @@ func checkHCM(p string, h *hcmv3.HttpConnectionManager, fail failer) {
 func checkProc(p string, x *procv3.ExternalProcessor, fail failer) {
 	if x.GetFailureModeAllow() {
 		fail(p+".failure_mode_allow", "must be false: mcpguard fails closed")
+	}
+	if x.GetObservabilityMode() {
+		fail(p+".observability_mode", "must be false: mcpguard must be able to block and mask")
 	}
 	if x.GetHttpService() != nil {
 		fail(p+".http_service", "not supported: http_service cannot carry bodies; use grpc_service")
