@@ -30,13 +30,20 @@ type Server struct {
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 
-// NewServer validates cfg, registers the metrics on reg and builds the pipeline. The
+// NewServer validates cfg, registers the metrics on reg and builds the pipeline (a nil log
+// discards). The
 // protocol stage (mcp.Check: revision, batch and header/body rules) always runs first on
 // the request path; stages follow in the given order, each being a [RequestStage], a
 // [ResponseStage] or both.
 func NewServer(cfg Config, log *slog.Logger, reg prometheus.Registerer, stages ...Stage) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("extproc config: %w", err)
+	}
+	if reg == nil {
+		return nil, errors.New("extproc: a prometheus registerer is required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, req: []RequestStage{protocol{}}}
 	seen := map[string]bool{protocol{}.Name(): true}

@@ -14,6 +14,7 @@ import (
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -499,18 +500,28 @@ func TestNewServerRejects(t *testing.T) {
 		name   string
 		cfg    extproc.Config
 		stages []extproc.Stage
+		noReg  bool
 	}{
 		{name: "invalid config", cfg: extproc.Config{}},
 		{name: "duplicate stage", cfg: extproc.DefaultConfig(), stages: []extproc.Stage{&stage{name: "a"}, &stage{name: "a"}}},
 		{name: "reserved name", cfg: extproc.DefaultConfig(), stages: []extproc.Stage{&stage{name: "protocol"}}},
 		{name: "not a stage", cfg: extproc.DefaultConfig(), stages: []extproc.Stage{named("x")}},
+		{name: "no registerer", cfg: extproc.DefaultConfig(), noReg: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := extproc.NewServer(tc.cfg, nil, nil, tc.stages...)
+			var reg prometheus.Registerer = prometheus.NewRegistry()
+			if tc.noReg {
+				reg = nil
+			}
+			_, err := extproc.NewServer(tc.cfg, nil, reg, tc.stages...)
 			require.Error(t, err)
 		})
 	}
+	t.Run("valid", func(t *testing.T) {
+		_, err := extproc.NewServer(extproc.DefaultConfig(), nil, prometheus.NewRegistry(), &stage{name: "a"}, &stage{name: "b"})
+		require.NoError(t, err)
+	})
 }
 
 type named string

@@ -397,19 +397,26 @@ func (st *stream) accumulate(ctx context.Context, b *extprocv3.HttpBody) (*extpr
 		return bodyResponse([]byte{}, nil), nil
 	}
 	st.phase = finished
+	var out []byte
 	if st.accOver {
 		st.log.Warn("upstream JSON response over max_response_bytes; withheld")
-		return bodyResponse(mcp.ErrorResponse(st.x.requestID(), internal("response too large to inspect")), nil), nil
+		out = mcp.ErrorResponse(st.x.requestID(), internal("response too large to inspect"))
+	} else {
+		var err error
+		out, _, err = st.inspectJSON(ctx, st.acc)
+		if errors.Is(err, errNotInspectable) {
+			st.log.Warn("upstream JSON response not inspectable; withheld")
+			out = mcp.ErrorResponse(st.x.requestID(), internal("upstream response could not be inspected"))
+		} else if err != nil {
+			return nil, err
+		}
 	}
-	out, _, err := st.inspectJSON(ctx, st.acc)
-	if errors.Is(err, errNotInspectable) {
-		st.log.Warn("upstream JSON response not inspectable; withheld")
-		out, err = mcp.ErrorResponse(st.x.requestID(), internal("upstream response could not be inspected")), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return bodyResponse(out, nil), nil
+	st.acc = nil
+	// Envoy ignores header mutations in STREAMED mode; content-length is set anyway in
+	// case the override was not honoured and the body arrived BUFFERED with its length.
+	return bodyResponse(out, &extprocv3.HeaderMutation{
+		SetHeaders: []*corev3.HeaderValueOption{header("content-length", strconv.Itoa(len(out)))},
+	}), nil
 }
 
 // events passes every complete server-sent event on as soon as the chunk completing it
