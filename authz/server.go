@@ -373,7 +373,7 @@ func (s *Server) allowed(rt route, h headers, vf *verified) *authv3.CheckRespons
 	return &authv3.CheckResponse{
 		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: vf.id.Struct(),
+		DynamicMetadata: vf.meta,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mcpguard/mcpguard/identity"
 )
@@ -165,8 +166,9 @@ func (v *Verifier) Close() {
 
 // verified is what a checked token proves, independent of the route: cached until exp.
 type verified struct {
-	id  identity.Identity
-	aud []string
+	id   identity.Identity
+	aud  []string
+	meta *structpb.Struct // id.Struct(), built once; shared by responses, so read-only
 }
 
 // claims decodes the registered claims and keeps the rest raw for scopes, groups and client id.
@@ -282,14 +284,12 @@ func (v *Verifier) identity(c *claims) (*verified, error) {
 			}
 		}
 	}
-	return &verified{
-		id: identity.Identity{
-			Subject: c.Subject, ClientID: client, Issuer: c.Issuer,
-			Scopes: scopes, Groups: groups, TokenID: c.ID,
-			ExpiresAt: c.ExpiresAt.UTC(),
-		},
-		aud: c.Audience,
-	}, nil
+	id := identity.Identity{
+		Subject: c.Subject, ClientID: client, Issuer: c.Issuer,
+		Scopes: scopes, Groups: groups, TokenID: c.ID,
+		ExpiresAt: c.ExpiresAt.UTC(),
+	}
+	return &verified{id: id, aud: c.Audience, meta: id.Struct()}, nil
 }
 
 // scopeClaims reads Okta's scp (array) and the RFC 8693 scope (space-separated string).
