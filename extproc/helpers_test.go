@@ -63,6 +63,7 @@ type envoy struct {
 	t     testing.TB
 	s     extprocv3.ExternalProcessor_ProcessClient
 	meta  *corev3.Metadata
+	modes *extprocv3.ProtocolConfiguration // protocol_config of the first message; nil: envoy.yaml's
 	first bool
 }
 
@@ -90,9 +91,12 @@ func (e *envoy) send(r *extprocv3.ProcessingRequest) {
 	e.t.Helper()
 	r.MetadataContext = e.meta
 	if e.first {
-		r.ProtocolConfig = &extprocv3.ProtocolConfiguration{
-			RequestBodyMode:  filterv3.ProcessingMode_BUFFERED,
-			ResponseBodyMode: filterv3.ProcessingMode_BUFFERED,
+		r.ProtocolConfig = e.modes
+		if r.ProtocolConfig == nil {
+			r.ProtocolConfig = &extprocv3.ProtocolConfiguration{
+				RequestBodyMode:  filterv3.ProcessingMode_BUFFERED,
+				ResponseBodyMode: filterv3.ProcessingMode_BUFFERED,
+			}
 		}
 		r.Attributes = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: map[string]*structpb.Value{
 			"request.id": structpb.NewStringValue("req-1"),

@@ -422,6 +422,10 @@ func TestOutOfOrder(t *testing.T) {
 				RequestBody: &extprocv3.HttpBody{Body: []byte("{"), EndOfStream: false},
 			}})
 		}},
+		{name: "request body not buffered", run: func(e *envoy) {
+			e.modes = &extprocv3.ProtocolConfiguration{RequestBodyMode: filterv3.ProcessingMode_STREAMED}
+			e.requestHeaders(false, ":method", "POST", ":path", "/mcp")
+		}},
 		{name: "buffered response body in parts", run: func(e *envoy) {
 			e.requestHeaders(true, get...)
 			e.recv()
