@@ -45,8 +45,12 @@ func (m Mode) Validate() error {
 	return fmt.Errorf("mode %q is not one of stateful, stateful-json, stateless, stateless-json, sse", m)
 }
 
-// Path is where the MCP endpoint is served (the route in envoy/envoy.yaml).
-const Path = "/mcp"
+// Paths of the MCP endpoint: Streamable HTTP on Path, the 2024-11-05 transport's GET stream
+// on SSEPath (its POST endpoint is SSEPath?sessionid=…, announced in the endpoint event).
+const (
+	Path    = "/mcp"
+	SSEPath = "/sse"
+)
 
 // Options configures a [Server].
 type Options struct {
@@ -85,7 +89,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.lis = lis
 	mux := http.NewServeMux()
-	mux.Handle(Path, s.handler(log))
+	mux.Handle(s.path(), s.handler(log))
 	base, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return base }}
@@ -121,7 +125,17 @@ func (s *Server) handler(log *slog.Logger) http.Handler {
 func (s *Server) Addr() string { return s.lis.Addr().String() }
 
 // URL is the MCP endpoint for direct (gateway-less) access.
-func (s *Server) URL() string { return "http://" + s.Addr() + Path }
+func (s *Server) URL() string { return "http://" + s.Addr() + s.path() }
+
+// URLVia is the MCP endpoint reached through a gateway listening on addr.
+func (s *Server) URLVia(addr string) string { return "http://" + addr + s.path() }
+
+func (s *Server) path() string {
+	if s.mode == SSE {
+		return SSEPath
+	}
+	return Path
+}
 
 // Mode is the transport the server speaks.
 func (s *Server) Mode() Mode { return s.mode }
