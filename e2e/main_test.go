@@ -149,7 +149,7 @@ type trace struct {
 type seen struct {
 	method, path string
 	status       string
-	immediate    int // status of an ext_proc immediate response, 0 if none
+	immediate    int    // status of an ext_proc immediate response, 0 if none
 	local        int    // status of a local reply (ext_authz denial, error), 0 if none
 	details      string // local reply or reset details (Envoy's %RESPONSE_CODE_DETAILS%)
 }
