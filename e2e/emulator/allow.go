@@ -127,8 +127,10 @@ disabled
 overrides.processing_mode.*
 overrides.failure_mode_allow
 `,
-	"router":            ``,
-	"stdout_access_log": ``,
+	"router": ``,
+	"stdout_access_log": `
+log_format.*
+`,
 	"http_protocol_options": `
 explicit_http_config.http_protocol_options
 explicit_http_config.http2_protocol_options.connection_keepalive.interval

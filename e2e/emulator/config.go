@@ -252,7 +252,7 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, error) {
 	} else {
 		cl.addr = addrs[0]
 	}
-	for i, t := range c.GetCircuitBreakers().GetThresholds() {
+	for _, t := range c.GetCircuitBreakers().GetThresholds() {
 		if t.GetPriority() != corev3.RoutingPriority_DEFAULT {
 			// Only DEFAULT-priority traffic exists here, so HIGH thresholds never apply.
 			continue
@@ -260,7 +260,6 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, error) {
 		if v := t.GetMaxRequests(); v != nil {
 			cl.maxRequests = int64(v.GetValue())
 		}
-		_ = i
 	}
 	if a, ok := c.GetTypedExtensionProtocolOptions()[protocolOptionsKey]; ok {
 		if err := cl.protocolOptions(a); err != nil {

@@ -10,6 +10,8 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/mcpguard/mcpguard/e2e/bootstrap"
 )
 
 func TestNewRefusesWhatIsNotEmulated(t *testing.T) {
@@ -134,4 +136,12 @@ func TestModeMerge(t *testing.T) {
 			require.Equal(t, tc.want, base.merge(tc.o))
 		})
 	}
+}
+
+func TestShippedBootstrapIsEmulated(t *testing.T) {
+	b, err := bootstrap.Load("../../envoy/envoy.yaml")
+	require.NoError(t, err)
+	e, err := New(b, Options{Listen: "127.0.0.1:0"})
+	require.NoError(t, err, "every field of envoy/envoy.yaml must be emulated")
+	require.NoError(t, e.Close(t.Context()))
 }

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -61,8 +59,6 @@ type Emulator struct {
 	o         Options
 	log       *slog.Logger
 	conns     map[string]*grpc.ClientConn
-	authz     authv3.AuthorizationClient
-	proc      extprocv3.ExternalProcessorClient
 	inflight  map[string]*atomic.Int64
 	transport map[string]*http.Transport
 	srv       *http.Server
