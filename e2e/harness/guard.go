@@ -5,7 +5,6 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -272,15 +271,13 @@ func (l *Logs) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	l.partial = append(l.partial, p...)
-	sc := bufio.NewScanner(bytes.NewReader(l.partial))
-	sc.Buffer(nil, 1<<20)
-	consumed := 0
-	for sc.Scan() {
-		line := sc.Bytes()
-		if consumed+len(line) >= len(l.partial) { // no newline yet: keep it
-			break
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
 		}
-		consumed += len(line) + 1
+		line := l.partial[:i]
+		l.partial = l.partial[i+1:]
 		if bytes.Contains(line, []byte(`"msg":"mcpguard started"`)) {
 			l.seen = true
 			l.started <- bytes.Clone(line)
@@ -288,8 +285,6 @@ func (l *Logs) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 	}
-	l.partial = l.partial[consumed:]
-	return len(p), nil
 }
 
 // Len is the number of bytes logged so far; pass it to [Logs.Since] to see what came after.

@@ -161,3 +161,21 @@ func TestDirect(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEcho is one echo tools/call from an SDK client straight to the server: the
+// baseline that mcpload's gateway numbers are compared against.
+func BenchmarkEcho(b *testing.B) {
+	s, err := mcpserver.Start(mcpserver.Options{Mode: mcpserver.StatefulJSON})
+	require.NoError(b, err)
+	defer func() { require.NoError(b, s.Close(context.WithoutCancel(b.Context()))) }()
+	cs, err := harness.Connect(b.Context(), harness.ClientOptions{Endpoint: s.URL(), Version: harness.V20251125, DisableStandaloneSSE: true})
+	require.NoError(b, err)
+	defer cs.Close()
+	p := &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "ping"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cs.CallTool(b.Context(), p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
