@@ -77,18 +77,23 @@ func TestExtAuthz(t *testing.T) {
 				c.FailureModeAllow = tc.failOpen
 				c.FailureModeAllowHeaderAdd = tc.failOpen
 			})
-			var got *authv3.CheckRequest
-			var deadline bool
+			type seen struct {
+				req      *authv3.CheckRequest
+				deadline bool
+			}
+			calls := make(chan seen, 1)
 			az := &emulatortest.Authorizer{Decide: func(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-				got = req
-				_, deadline = ctx.Deadline()
+				_, dl := ctx.Deadline()
+				calls <- seen{req, dl}
 				return tc.decide(ctx, req)
 			}}
 			up := newEcho()
 			h := start(t, b, nil, az, up)
 			resp, body := do(t, http.MethodPost, h.url+"/mcp?q=1", `{"id":1}`, "X-Spoofed", "1", "X-Dup", "a", "Authorization", "Bearer t")
 			require.Equal(t, tc.wantCode, resp.StatusCode, body)
-			require.True(t, deadline, "Check carries the grpc_service.timeout deadline")
+			call := <-calls
+			got := call.req
+			require.True(t, call.deadline, "Check carries the grpc_service.timeout deadline")
 
 			hr := got.GetAttributes().GetRequest().GetHttp()
 			require.Equal(t, "/mcp?q=1", hr.GetPath())
