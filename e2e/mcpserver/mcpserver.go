@@ -6,7 +6,6 @@ package mcpserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -144,14 +143,17 @@ func (s *Server) Mode() Mode { return s.mode }
 // reach the gate later pass straight through.
 func (s *Server) Release(gate string) { s.gates.release(gate) }
 
-// Close stops the server: open streams and running tools are cancelled, in-flight responses
-// finish within ctx, and the serving goroutine is waited for.
+// Close stops the server: running tools are cancelled and released, in-flight responses get
+// until ctx ends (or 2s) to finish, then remaining connections (long-lived SSE streams the SDK
+// keeps open) are cut. It waits for the serving goroutine.
 func (s *Server) Close(ctx context.Context) error {
 	s.gates.releaseAll()
 	s.stop()
-	err := s.http.Shutdown(ctx)
-	if err != nil {
-		err = errors.Join(err, s.http.Close())
+	grace, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var err error
+	if s.http.Shutdown(grace) != nil {
+		err = s.http.Close()
 	}
 	<-s.done
 	if err != nil {

@@ -27,6 +27,7 @@ type pathResult struct {
 	ttfe50   time.Duration // time to first progress event
 	ttfe99   time.Duration
 	bigMBps  float64
+	bigErr   error // the large result did not arrive intact (reported, not fatal)
 }
 
 type report struct{ gateway, direct pathResult }
@@ -61,9 +62,7 @@ func measurePath(ctx context.Context, o options, endpoint, token string) (pathRe
 		res.ttfe50, res.ttfe99 = percentile(ttfe, 50), percentile(ttfe, 99)
 	}
 	if o.bigMB > 0 && o.bigSamples > 0 {
-		if res.bigMBps, err = bigThroughput(ctx, o, endpoint, token); err != nil {
-			return res, err
-		}
+		res.bigMBps, res.bigErr = bigThroughput(ctx, o, endpoint, token)
 	}
 	return res, nil
 }
@@ -214,7 +213,15 @@ func (r *report) print(w io.Writer, o options) {
 		(r.gateway.p50 - r.direct.p50).Round(time.Microsecond), ratio(r.gateway.p50, r.direct.p50),
 		(r.gateway.p99 - r.direct.p99).Round(time.Microsecond), ratio(r.gateway.p99, r.direct.p99),
 		(r.gateway.ttfe50 - r.direct.ttfe50).Round(time.Microsecond), ratio(r.gateway.ttfe50, r.direct.ttfe50))
-	if r.direct.bigMBps > 0 {
+	for _, row := range []struct {
+		name string
+		err  error
+	}{{"direct", r.direct.bigErr}, {"gateway", r.gateway.bigErr}} {
+		if row.err != nil {
+			fmt.Fprintf(w, "large result failed on the %s path: %v\n", row.name, row.err)
+		}
+	}
+	if r.direct.bigMBps > 0 && r.gateway.bigMBps > 0 {
 		fmt.Fprintf(w, "large result: %d MiB at %.1f MB/s through the gateway vs %.1f MB/s direct (%.2fx)\n",
 			o.bigMB, r.gateway.bigMBps, r.direct.bigMBps, r.gateway.bigMBps/r.direct.bigMBps)
 	}
