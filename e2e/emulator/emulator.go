@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -123,6 +124,9 @@ func dialGRPC(c *cluster) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Envoy's EnvoyGrpc sends the cluster name as :authority unless authority is set per service.
 		grpc.WithAuthority(c.name),
+		// EnvoyGrpc.max_receive_message_length defaults to unlimited; grpc-go's client default is 4 MiB,
+		// which would reset responses whose collected body comes back as one message.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 	}
 	if c.keepalive > 0 {
 		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.keepalive, Timeout: c.keepaliveTO}))
