@@ -32,7 +32,7 @@ fuzz-short:
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg >/tmp/mcpguard-fuzz.log 2>&1 || { cat /tmp/mcpguard-fuzz.log; exit 1; }; \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=1x $$pkg >/tmp/mcpguard-fuzz.log 2>&1 || { cat /tmp/mcpguard-fuzz.log; exit 1; }; \
 	  done; \
 	done
 
