@@ -116,8 +116,24 @@ type Exchange struct {
 	// Log is the stream's logger, already carrying request_id and session_id.
 	Log *slog.Logger
 
-	hold func(time.Duration) (time.Duration, error)
+	hold  func(time.Duration) (time.Duration, error)
+	notes []Note
 }
+
+// Note is a fact a stage establishes about the exchange for the audit trail: a policy
+// decision with its rule, an approval step, a masking summary. Attrs never hold secret
+// values or message bodies; later stages (recording) read them with [Exchange.Notes].
+type Note struct {
+	Stage string
+	Kind  string
+	Attrs map[string]any
+}
+
+// AddNote records n on the exchange.
+func (x *Exchange) AddNote(n Note) { x.notes = append(x.notes, n) }
+
+// Notes returns the notes added so far, oldest first. The slice must not be modified.
+func (x *Exchange) Notes() []Note { return x.notes }
 
 // Hold asks Envoy to wait up to d (capped at Config.MaxHold) for the answer to the
 // message being processed, by sending override_message_timeout. Envoy accepts one
