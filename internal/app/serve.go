@@ -58,6 +58,8 @@ type service struct {
 	grpcLis  net.Listener
 	adminLis net.Listener
 	reloads  []*netx.Reloader
+	// closers flush and stop the pipeline's stages after gRPC has stopped (recordings last).
+	closers []func(context.Context) error
 	draining atomic.Bool
 	ready    atomic.Bool
 }
@@ -91,7 +93,12 @@ func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *
 	if err != nil {
 		return nil, fmt.Errorf("start token verifier: %w", err)
 	}
-	ext, err := extproc.NewServer(cfg.ExtProc, log, reg)
+	pipeline, closers, err := stages(ctx, cfg, log, reg)
+	s.closers = closers
+	if err != nil {
+		return nil, fmt.Errorf("build pipeline: %w", err)
+	}
+	ext, err := extproc.NewServer(cfg.ExtProc, log, reg, pipeline...)
 	if err != nil {
 		return nil, fmt.Errorf("start ext_proc: %w", err)
 	}
@@ -258,6 +265,11 @@ func (s *service) shutdown() {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
 	defer cancel()
+	for _, c := range s.closers {
+		if err := c(ctx); err != nil {
+			s.log.Error("stage shutdown", "err", err.Error())
+		}
+	}
 	if err := s.admin.Shutdown(ctx); err != nil {
 		s.log.Warn("admin shutdown", "err", err.Error())
 		_ = s.admin.Close()
@@ -266,6 +278,9 @@ func (s *service) shutdown() {
 
 // closeAll releases what newService opened when it fails part way.
 func (s *service) closeAll() {
+	for _, c := range s.closers {
+		_ = c(context.Background())
+	}
 	if s.verifier != nil {
 		s.verifier.Close()
 	}
