@@ -59,7 +59,7 @@ type service struct {
 	adminLis net.Listener
 	reloads  []*netx.Reloader
 	// closers flush and stop the pipeline's stages after gRPC has stopped (recordings last).
-	closers []func(context.Context) error
+	closers  []func(context.Context) error
 	draining atomic.Bool
 	ready    atomic.Bool
 }
