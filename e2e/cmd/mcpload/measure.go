@@ -113,12 +113,15 @@ func echoLoad(ctx context.Context, o options, endpoint, token string) ([]time.Du
 // firstEvent measures, call by call, the time from sending tools/call slow to receiving
 // its first progress notification on the SSE response.
 func firstEvent(ctx context.Context, o options, endpoint, token string) ([]time.Duration, error) {
-	first := make(chan struct{}, 1)
+	// Progress handlers run asynchronously, so a late notification of the previous call
+	// can arrive during the next one: only a notification carrying the current call's
+	// progress token counts.
+	first := make(chan any, 64)
 	s, err := harness.Connect(ctx, harness.ClientOptions{
 		Endpoint: endpoint, Token: token, Version: o.version, DisableStandaloneSSE: true,
-		Client: &mcp.ClientOptions{ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) {
+		Client: &mcp.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
 			select {
-			case first <- struct{}{}:
+			case first <- r.Params.ProgressToken:
 			default:
 			}
 		}},
@@ -130,28 +133,32 @@ func firstEvent(ctx context.Context, o options, endpoint, token string) ([]time.
 	out := make([]time.Duration, 0, o.ttfeSamples)
 	for i := range o.ttfeSamples {
 		p := &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{"steps": 2, "delay_ms": 5}}
-		p.SetProgressToken(fmt.Sprintf("t%d", i))
-		select { // drop a late notification of the previous call
-		case <-first:
-		default:
-		}
+		want := fmt.Sprintf("t%d", i)
+		p.SetProgressToken(want)
 		done := make(chan error, 1)
 		t0 := time.Now()
 		go func() {
 			_, err := s.CallTool(ctx, p)
 			done <- err
 		}()
-		select {
-		case <-first:
-			out = append(out, time.Since(t0))
-			if err := <-done; err != nil {
-				return nil, fmt.Errorf("slow: %w", err)
+	wait:
+		for {
+			select {
+			case tok := <-first:
+				if tok != want {
+					continue
+				}
+				out = append(out, time.Since(t0))
+				if err := <-done; err != nil {
+					return nil, fmt.Errorf("slow: %w", err)
+				}
+				break wait
+			case err := <-done:
+				if err != nil {
+					return nil, fmt.Errorf("slow: %w", err)
+				}
+				return nil, errors.New("slow returned without a progress event (JSON responses carry none: use an SSE mode)")
 			}
-		case err := <-done:
-			if err != nil {
-				return nil, fmt.Errorf("slow: %w", err)
-			}
-			return nil, errors.New("slow returned without a progress event (JSON responses carry none: use an SSE mode)")
 		}
 	}
 	return out, nil
