@@ -1,0 +1,425 @@
+package policy
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/ext"
+	"gopkg.in/yaml.v3"
+
+	"github.com/mcpguard/mcpguard/mcp"
+)
+
+//go:embed default.yaml
+var defaultPolicy []byte
+
+// DefaultPolicy is the embedded policy used when no file is configured: it blocks
+// destructive SQL and shell commands and allows the rest.
+func DefaultPolicy() []byte { return defaultPolicy }
+
+// costLimit bounds one condition's evaluation, so no rule can stall the data path.
+const costLimit = 1_000_000
+
+// file is the policy file as written.
+type file struct {
+	Version    int                 `yaml:"version"`
+	Mode       string              `yaml:"mode"`
+	Default    Action              `yaml:"default"`
+	SQLDialect Dialect             `yaml:"sql_dialect"`
+	Tools      map[string]ToolSpec `yaml:"tools"`
+	Rules      []ruleSpec          `yaml:"rules"`
+}
+
+// ToolSpec says which argument of a tool carries SQL or a shell command.
+type ToolSpec struct {
+	SQL   *ArgSpec `yaml:"sql"`
+	Shell *ArgSpec `yaml:"shell"`
+}
+
+// ArgSpec names an argument (a gjson path into the arguments object) and, for SQL, its dialect.
+type ArgSpec struct {
+	Argument string  `yaml:"argument"`
+	Dialect  Dialect `yaml:"dialect"`
+}
+
+type ruleSpec struct {
+	Name        string    `yaml:"name"`
+	Description string    `yaml:"description"`
+	When        yaml.Node `yaml:"when"`
+	Action      Action    `yaml:"action"`
+	ObserveAs   Action    `yaml:"observe_as"`
+	Approvers   []string  `yaml:"approvers"`
+	Message     string    `yaml:"message"`
+}
+
+// Rule is one compiled rule.
+type Rule struct {
+	Name, Description, Message string
+	Action                     Action
+	// ObserveAs is the would-be action of an observe rule (deny unless set).
+	ObserveAs Action
+	Approvers []string
+	// Condition is the CEL source; Line is where it starts in the file.
+	Condition string
+	Line      int
+	prg       cel.Program
+}
+
+// Set is a compiled policy; it is immutable and safe for concurrent use.
+type Set struct {
+	rules    []Rule
+	def      Action
+	dryRun   bool
+	tools    map[string]ToolSpec
+}
+
+// Rules returns the compiled rules in order. The slice must not be modified.
+func (s *Set) Rules() []Rule { return s.rules }
+
+// Compile parses and compiles a policy file. The error lists every problem with its line.
+func Compile(data []byte) (*Set, error) {
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	var errs []error
+	if f.Version != 1 {
+		errs = append(errs, fmt.Errorf("version: must be 1, got %d", f.Version))
+	}
+	s := &Set{def: f.Default, tools: f.Tools}
+	switch f.Mode {
+	case "", "enforce":
+	case "observe":
+		s.dryRun = true
+	default:
+		errs = append(errs, fmt.Errorf("mode: %q is not enforce or observe", f.Mode))
+	}
+	if f.Default == "" {
+		errs = append(errs, errors.New("default: required (allow, deny or require_approval)"))
+	} else if err := f.Default.Validate(); err != nil || f.Default == Observe {
+		errs = append(errs, fmt.Errorf("default: %q is not allow, deny or require_approval", string(f.Default)))
+	}
+	if f.SQLDialect == "" {
+		f.SQLDialect = Postgres
+	}
+	if err := f.SQLDialect.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("sql_dialect: %w", err))
+	}
+	for name, t := range f.Tools {
+		if t.SQL == nil && t.Shell == nil {
+			errs = append(errs, fmt.Errorf("tools.%s: needs sql or shell", name))
+		}
+		if t.SQL != nil {
+			if t.SQL.Argument == "" {
+				errs = append(errs, fmt.Errorf("tools.%s.sql.argument: required", name))
+			}
+			if err := t.SQL.Dialect.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("tools.%s.sql.dialect: %w", name, err))
+			}
+		}
+		if t.Shell != nil {
+			if t.Shell.Argument == "" {
+				errs = append(errs, fmt.Errorf("tools.%s.shell.argument: required", name))
+			}
+			if t.Shell.Dialect != "" {
+				errs = append(errs, fmt.Errorf("tools.%s.shell.dialect: not allowed for shell", name))
+			}
+		}
+	}
+	env, err := newEnv(f.SQLDialect)
+	if err != nil {
+		return nil, fmt.Errorf("policy environment: %w", err)
+	}
+	seen := map[string]int{}
+	for i, r := range f.Rules {
+		at := fmt.Sprintf("rules[%d]", i)
+		line := r.When.Line
+		if r.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: required", at))
+		} else if prev, dup := seen[r.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s.name: %q already used by rules[%d]", at, r.Name, prev))
+		} else {
+			seen[r.Name] = i
+			at = fmt.Sprintf("rules[%d] (%s)", i, r.Name)
+		}
+		if err := r.Action.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s.action: %w", at, err))
+		}
+		obs := r.ObserveAs
+		switch {
+		case obs != "" && r.Action != Observe:
+			errs = append(errs, fmt.Errorf("%s.observe_as: only for action observe", at))
+		case obs == "":
+			obs = Deny
+		case obs != Deny && obs != RequireApproval && obs != Allow:
+			errs = append(errs, fmt.Errorf("%s.observe_as: %q is not allow, deny or require_approval", at, string(obs)))
+		}
+		if len(r.Approvers) > 0 && r.Action != RequireApproval && !(r.Action == Observe && obs == RequireApproval) {
+			errs = append(errs, fmt.Errorf("%s.approvers: only for require_approval", at))
+		}
+		if r.When.Kind != yaml.ScalarNode || strings.TrimSpace(r.When.Value) == "" {
+			errs = append(errs, fmt.Errorf("%s.when: required (a CEL expression)", at))
+			continue
+		}
+		ast, iss := env.Compile(r.When.Value)
+		if iss.Err() != nil {
+			errs = append(errs, celErrors(at, &r.When, iss.Errors())...)
+			continue
+		}
+		if !ast.OutputType().IsExactType(types.BoolType) && !ast.OutputType().IsExactType(types.DynType) {
+			errs = append(errs, fmt.Errorf("line %d: %s.when: must be a bool expression, is %s", line, at, ast.OutputType()))
+			continue
+		}
+		prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(costLimit))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %s.when: %w", line, at, err))
+			continue
+		}
+		s.rules = append(s.rules, Rule{
+			Name: r.Name, Description: r.Description, Message: r.Message, Action: r.Action,
+			ObserveAs: obs, Approvers: r.Approvers, Condition: r.When.Value, Line: line, prg: prg,
+		})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// celErrors maps CEL issue positions to lines of the policy file.
+func celErrors(at string, n *yaml.Node, issues []*cel.Error) []error {
+	out := make([]error, 0, len(issues))
+	for _, e := range issues {
+		line := n.Line
+		if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			line++ // block scalars start on the next line
+		}
+		if e.Location != nil && e.Location.Line() > 0 {
+			line += e.Location.Line() - 1
+		}
+		out = append(out, fmt.Errorf("line %d: %s.when: %s", line, at, e.Message))
+	}
+	return out
+}
+
+// newEnv declares the variables and functions conditions may use.
+func newEnv(d Dialect) (*cel.Env, error) {
+	dyn := cel.MapType(cel.StringType, cel.DynType)
+	return cel.NewEnv(
+		cel.Variable("identity", dyn),
+		cel.Variable("request", dyn),
+		cel.Variable("session", dyn),
+		cel.Variable("event", dyn),
+		cel.Variable("now", cel.TimestampType),
+		ext.Strings(),
+		cel.Function("sql",
+			cel.Overload("sql_string", []*cel.Type{cel.StringType}, dyn,
+				cel.UnaryBinding(func(v ref.Val) ref.Val {
+					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(d, v.(types.String).Value().(string)).Value())
+				})),
+			cel.Overload("sql_string_dialect", []*cel.Type{cel.StringType, cel.StringType}, dyn,
+				cel.BinaryBinding(func(v, dial ref.Val) ref.Val {
+					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(Dialect(dial.(types.String)), string(v.(types.String))).Value())
+				}))),
+		cel.Function("shell",
+			cel.Overload("shell_string", []*cel.Type{cel.StringType}, dyn,
+				cel.UnaryBinding(func(v ref.Val) ref.Val {
+					return types.DefaultTypeAdapter.NativeToValue(ClassifyShell(string(v.(types.String))).Value())
+				}))),
+		cel.Function("glob",
+			cel.Overload("glob_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(func(pat, s ref.Val) ref.Val {
+					ok, err := path.Match(string(pat.(types.String)), string(s.(types.String)))
+					if err != nil {
+						return types.NewErr("glob: %v", err)
+					}
+					return types.Bool(ok)
+				}))),
+	)
+}
+
+// Input is everything a decision depends on.
+type Input struct {
+	Identity Identity
+	// Msg is the request or notification under decision (nil for an event).
+	Msg      *mcp.Message
+	Revision mcp.Revision
+	// Headers are the HTTP request headers (credentials are never shown to conditions).
+	Headers map[string]string
+	Session Session
+	// Event, when set, is decided instead of a request (request.method is then the
+	// method of the message that revealed it, e.g. tools/list).
+	Event *Event
+	// Listing evaluates a tool's visibility for tools/list: Msg is a synthetic tools/call
+	// without arguments, and conditions that cannot be evaluated count as not matching.
+	Listing bool
+	// Now is the decision time; zero means time.Now().
+	Now time.Time
+}
+
+// Step is one rule's evaluation, for [Set.Explain].
+type Step struct {
+	Rule    string
+	Line    int
+	Action  Action
+	Matched bool
+	Err     string
+}
+
+// Decide evaluates the rules in order; the first matching allow, deny or require_approval
+// rule decides, observe rules are recorded on the way, and the default applies otherwise.
+func (s *Set) Decide(in Input) Decision {
+	d, _ := s.eval(in, false)
+	return d
+}
+
+// Explain is [Set.Decide] plus the evaluation of every rule up to the deciding one.
+func (s *Set) Explain(in Input) (Decision, []Step) {
+	return s.eval(in, true)
+}
+
+func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
+	act, sqlc, shc := s.activation(in)
+	var steps []Step
+	var observed []Observation
+	for i := range s.rules {
+		r := &s.rules[i]
+		out, _, err := r.prg.Eval(act)
+		matched, errText := false, ""
+		switch {
+		case err != nil:
+			errText = err.Error()
+		case out.Type() != types.BoolType:
+			errText = "condition is not a bool"
+		default:
+			matched = out == types.True
+		}
+		if errText != "" && !in.Listing && (r.Action == Deny || r.Action == RequireApproval) {
+			matched = true // fail closed: a refusing rule that cannot be evaluated refuses
+		}
+		if explain {
+			steps = append(steps, Step{Rule: r.Name, Line: r.Line, Action: r.Action, Matched: matched, Err: errText})
+		}
+		if !matched {
+			continue
+		}
+		reason := findings(sqlc, shc)
+		if errText != "" {
+			reason = "condition could not be evaluated: " + errText
+		}
+		if r.Action == Observe {
+			observed = append(observed, Observation{Rule: r.Name, Would: r.ObserveAs, Reason: reason})
+			continue
+		}
+		return Decision{
+			Action: r.Action, Rule: r.Name, Message: r.Message, Reason: reason,
+			Approvers: r.Approvers, Observed: observed, DryRun: s.dryRun,
+		}, steps
+	}
+	return Decision{Action: s.def, Message: "no rule matched; policy default", Observed: observed, DryRun: s.dryRun}, steps
+}
+
+func findings(q SQL, sh Shell) string {
+	return strings.Join(append(q.Reasons(), sh.Reasons()...), "; ")
+}
+
+// activation builds the CEL variables for in. The configured SQL or shell argument of the
+// tool is classified once here (request.sql, request.shell).
+func (s *Set) activation(in Input) (map[string]any, SQL, Shell) {
+	id := in.Identity
+	scopes, groups := id.Scopes, id.Groups
+	if scopes == nil {
+		scopes = []string{}
+	}
+	if groups == nil {
+		groups = []string{}
+	}
+	req := map[string]any{
+		"method": "", "tool": "", "arguments": map[string]any{}, "uri": "", "prompt": "",
+		"revision": string(in.Revision), "headers": headerMap(in.Headers), "listing": in.Listing,
+	}
+	var (
+		q  SQL
+		sh Shell
+	)
+	if m := in.Msg; m != nil {
+		req["method"], req["tool"], req["uri"], req["prompt"] = m.Method, m.Tool, m.URI, m.Prompt
+		var args map[string]any
+		if len(m.Arguments) > 0 {
+			if err := json.Unmarshal(m.Arguments, &args); err == nil && args != nil {
+				req["arguments"] = args
+			}
+		}
+		if spec, ok := s.tools[m.Tool]; ok && m.Method == "tools/call" {
+			q, sh = classifyArgs(spec, args)
+		}
+	}
+	req["sql"], req["shell"] = q.Value(), sh.Value()
+	ev := map[string]any{"kind": "", "tool": ""}
+	if in.Event != nil {
+		ev["kind"], ev["tool"] = in.Event.Kind, in.Event.Tool
+	}
+	return map[string]any{
+		"identity": map[string]any{
+			"subject": id.Subject, "client_id": id.ClientID, "issuer": id.Issuer, "scopes": scopes, "groups": groups,
+		},
+		"request": req,
+		"session": map[string]any{"id": in.Session.ID, "calls": in.Session.Calls, "tool_calls": in.Session.ToolCalls},
+		"event":   ev,
+		"now":     nowOr(in.Now),
+	}, q, sh
+}
+
+// classifyArgs classifies the tool's configured SQL and shell arguments. An argument that is
+// present but not a string is reported as unparsable, never skipped.
+func classifyArgs(spec ToolSpec, args map[string]any) (SQL, Shell) {
+	var (
+		q  SQL
+		sh Shell
+	)
+	if spec.SQL != nil {
+		if v, ok := lookup(args, spec.SQL.Argument); ok {
+			if str, isStr := v.(string); isStr {
+				q = ClassifySQL(spec.SQL.Dialect, str)
+			} else {
+				q = SQL{Present: true, Dialect: spec.SQL.Dialect, Error: "argument " + spec.SQL.Argument + " is not a string"}
+			}
+		}
+	}
+	if spec.Shell != nil {
+		if v, ok := lookup(args, spec.Shell.Argument); ok {
+			if str, isStr := v.(string); isStr {
+				sh = ClassifyShell(str)
+			} else {
+				sh = Shell{Present: true, Error: "argument " + spec.Shell.Argument + " is not a string"}
+			}
+		}
+	}
+	return q, sh
+}
+
+// lookup follows a dotted path (query, or options.sql) through decoded JSON objects.
+func lookup(args map[string]any, p string) (any, bool) {
+	var cur any = args
+	for _, k := range strings.Split(p, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
