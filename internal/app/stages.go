@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/internal/config"
+	"github.com/mcpguard/mcpguard/policy"
 )
 
 // stages builds the ext_proc pipeline in its fixed order. The protocol checks always run
@@ -16,5 +18,25 @@ import (
 // recorded is what the client received. Each feature adds its stage here, at its place.
 func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (_ []extproc.Stage, closers []func(context.Context) error, _ error) {
 	var out []extproc.Stage
+	src, err := policy.Open(cfg.Policy, log, reg)
+	if err != nil {
+		return nil, closers, fmt.Errorf("policy: %w", err)
+	}
+	pol, err := extproc.NewPolicy(src, policy.NewMemory(cfg.Policy.SessionTTL), nil, reg)
+	if err != nil {
+		return nil, closers, fmt.Errorf("policy stage: %w", err)
+	}
+	out = append(out, pol)
+	reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		src.Run(reloadCtx)
+	}()
+	closers = append(closers, func(context.Context) error {
+		stopReload()
+		<-reloadDone
+		return nil
+	})
 	return out, closers, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/internal/devissuer"
 	"github.com/mcpguard/mcpguard/internal/netx"
+	"github.com/mcpguard/mcpguard/policy"
 )
 
 //go:embed default.yaml
@@ -37,6 +38,7 @@ type Config struct {
 	Shutdown Shutdown       `yaml:"shutdown"`
 	Auth     Auth           `yaml:"auth"`
 	ExtProc  extproc.Config `yaml:"extproc"`
+	Policy   policy.Config  `yaml:"policy"`
 }
 
 // Log configures the structured log.
@@ -128,6 +130,7 @@ func Default() Config {
 			DevIssuer: devissuer.DefaultConfig(),
 		},
 		ExtProc: extproc.DefaultConfig(),
+		Policy:  policy.DefaultConfig(),
 	}
 }
 
@@ -190,6 +193,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Auth.ResourceMetadata.validate()...)
 	errs = append(errs, prefixed("extproc", c.ExtProc.Validate())...)
+	errs = append(errs, prefixed("policy", c.Policy.Validate())...)
 	if need := c.ExtProc.RecvMsgSize(); c.GRPC.MaxRecvMsgBytes < need {
 		// A BUFFERED body arrives from Envoy as one gRPC message.
 		errs = append(errs, fmt.Errorf("grpc.max_recv_msg_bytes: must be at least %d to receive the bodies extproc buffers", need))

@@ -1,0 +1,326 @@
+package extproc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpguard/mcpguard/mcp"
+	"github.com/mcpguard/mcpguard/policy"
+)
+
+// JSON-RPC error codes of policy refusals, outside the range JSON-RPC reserves
+// (-32768..-32000) so agents can tell them from protocol errors and correct themselves.
+const (
+	// CodePolicyDenied: a rule denied the message; data carries rule and reason.
+	CodePolicyDenied = -31003
+	// CodeApprovalRequired: a rule requires approval and no approval flow is configured.
+	CodeApprovalRequired = -31040
+)
+
+// Approver holds a message that policy requires approval for and returns the verdict once
+// an approver decided (Pass to let it go upstream).
+type Approver interface {
+	OnApproval(ctx context.Context, x *Exchange, d policy.Decision) (Verdict, error)
+}
+
+// PolicySource yields the policy in force; [policy.Source] implements it.
+type PolicySource interface {
+	Current() *policy.Set
+}
+
+// Policy is the policy stage: it decides every client request and notification, filters
+// tools/list results per identity and pins tool definitions per session.
+type Policy struct {
+	src      PolicySource
+	store    policy.Store
+	approver Approver
+
+	decisions *prometheus.CounterVec
+	changes   *prometheus.CounterVec
+}
+
+var (
+	_ RequestStage  = (*Policy)(nil)
+	_ ResponseStage = (*Policy)(nil)
+)
+
+// NewPolicy returns the stage. approver may be nil: require_approval is then refused.
+func NewPolicy(src PolicySource, store policy.Store, approver Approver, reg prometheus.Registerer) (*Policy, error) {
+	if src == nil || store == nil || reg == nil {
+		return nil, errors.New("policy stage: source, store and registerer are required")
+	}
+	p := &Policy{
+		src: src, store: store, approver: approver,
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpguard_policy_decisions_total",
+			Help: "Policy decisions by rule (default when no rule matched) and action.",
+		}, []string{"rule", "action"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpguard_policy_tool_changes_total",
+			Help: "Tool definitions that differ from the one pinned in the session, by resulting action.",
+		}, []string{"action"}),
+	}
+	for _, c := range []prometheus.Collector{p.decisions, p.changes} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register policy metrics: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Name implements [Stage].
+func (*Policy) Name() string { return "policy" }
+
+// element is one decided message of the request body.
+type element struct {
+	id json.RawMessage
+	d  policy.Decision
+}
+
+// OnRequest decides every request and notification of the body. One denied element denies
+// the whole body; the error lists each element's decision.
+func (p *Policy) OnRequest(ctx context.Context, x *Exchange) (Verdict, error) {
+	if x.Body == nil {
+		return Pass, nil
+	}
+	set := p.src.Current()
+	els := make([]element, 0, len(x.Body.Messages))
+	for i := range x.Body.Messages {
+		m := &x.Body.Messages[i]
+		if m.Kind != mcp.KindRequest && m.Kind != mcp.KindNotification {
+			continue // answers to server requests (sampling, elicitation) carry no method
+		}
+		in, err := p.input(ctx, x, m)
+		if err != nil {
+			return Verdict{}, err
+		}
+		d := set.Decide(in)
+		p.record(x, m, d)
+		els = append(els, element{id: m.ID, d: d})
+	}
+	var deny, hold *policy.Decision
+	for i := range els {
+		d := &els[i].d
+		switch {
+		case !d.Enforced():
+		case d.Action == policy.Deny && deny == nil:
+			deny = d
+		case d.Action == policy.RequireApproval && hold == nil:
+			hold = d
+		case d.Action != policy.Deny && d.Action != policy.RequireApproval:
+			deny = d // an unknown action is refused
+		}
+	}
+	switch {
+	case deny != nil:
+		return Verdict{Action: Deny, Err: refusal(CodePolicyDenied, deny, x.Body.Batch, els)}, nil
+	case hold != nil && p.approver == nil:
+		return Verdict{Action: Deny, Err: refusal(CodeApprovalRequired, hold, x.Body.Batch, els)}, nil
+	case hold != nil:
+		for _, e := range els {
+			if e.d.Enforced() && e.d.Action == policy.RequireApproval {
+				v, err := p.approver.OnApproval(ctx, x, e.d)
+				if err != nil {
+					return Verdict{}, fmt.Errorf("approval: %w", err)
+				}
+				if v.Action != Continue {
+					return v, nil
+				}
+			}
+		}
+	}
+	return Pass, nil
+}
+
+// refusal is the JSON-RPC error for a denied or unapprovable body.
+func refusal(code int, d *policy.Decision, batch bool, els []element) *mcp.Error {
+	msg := d.Message
+	if msg == "" {
+		msg = "denied by policy"
+	}
+	if code == CodeApprovalRequired {
+		msg = "approval required: " + msg
+	}
+	data := map[string]any{"rule": ruleLabel(d.Rule), "reason": d.Reason}
+	if len(d.Approvers) > 0 {
+		data["approvers"] = d.Approvers
+	}
+	if batch {
+		list := make([]map[string]any, 0, len(els))
+		for _, e := range els {
+			list = append(list, map[string]any{
+				"id": e.id, "action": string(e.d.Action), "rule": ruleLabel(e.d.Rule), "reason": e.d.Reason,
+			})
+		}
+		data["elements"] = list
+	}
+	return &mcp.Error{Code: code, Message: msg, Data: data}
+}
+
+func ruleLabel(r string) string {
+	if r == "" {
+		return "default"
+	}
+	return r
+}
+
+// sessionKey scopes session state: the MCP session, or the caller for stateless traffic.
+func sessionKey(x *Exchange) string {
+	if x.SessionID != "" {
+		return "s\x00" + x.SessionID
+	}
+	return "i\x00" + x.Identity.Issuer + "\x00" + x.Identity.Subject
+}
+
+func (p *Policy) input(ctx context.Context, x *Exchange, m *mcp.Message) (policy.Input, error) {
+	in := policy.Input{
+		Identity: policy.Identity{
+			Subject: x.Identity.Subject, ClientID: x.Identity.ClientID, Issuer: x.Identity.Issuer,
+			Scopes: x.Identity.Scopes, Groups: x.Identity.Groups,
+		},
+		Msg: m, Revision: x.Revision, Headers: x.Headers, Now: time.Now(),
+		Session: policy.Session{ID: x.SessionID},
+	}
+	if m.Method == "tools/call" {
+		k := sessionKey(x)
+		var err error
+		if in.Session.Calls, err = p.store.Incr(ctx, k+"\x00calls"); err != nil {
+			return in, fmt.Errorf("count calls: %w", err)
+		}
+		if in.Session.ToolCalls, err = p.store.Incr(ctx, k+"\x00calls\x00"+m.Tool); err != nil {
+			return in, fmt.Errorf("count tool calls: %w", err)
+		}
+	}
+	return in, nil
+}
+
+// record puts a decision on the metrics, the log and the exchange's notes.
+func (p *Policy) record(x *Exchange, m *mcp.Message, d policy.Decision) {
+	for _, o := range d.Observed {
+		p.decisions.WithLabelValues(o.Rule, string(policy.Observe)).Inc()
+		x.Log.Info("policy observation", "rule", o.Rule, "would", string(o.Would), "method", m.Method, "tool", m.Tool, "reason", o.Reason)
+		x.AddNote(Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{
+			"rule": o.Rule, "action": string(o.Would), "reason": o.Reason, "observe": true,
+		}})
+	}
+	p.decisions.WithLabelValues(ruleLabel(d.Rule), string(d.Action)).Inc()
+	lvl := x.Log.Debug
+	if d.Action != policy.Allow {
+		lvl = x.Log.Info
+	}
+	lvl("policy decision", "rule", ruleLabel(d.Rule), "action", string(d.Action), "observe", d.DryRun,
+		"method", m.Method, "tool", m.Tool, "reason", d.Reason)
+	x.AddNote(Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{
+		"rule": ruleLabel(d.Rule), "action": string(d.Action), "reason": d.Reason, "observe": d.DryRun,
+	}})
+}
+
+// OnResponse filters tools/list results: tools the identity may not call are removed, tools
+// whose definition changed since the session pinned them go through the policy as a
+// tool_changed event, and on revisions with result caching the list is marked private.
+func (p *Policy) OnResponse(ctx context.Context, x *Exchange, r *Response) (Verdict, error) {
+	req := p.requestFor(x, r.Msg)
+	if req == nil || req.Method != "tools/list" || r.Msg.Kind != mcp.KindResult {
+		return Pass, nil
+	}
+	var res map[string]json.RawMessage
+	if err := json.Unmarshal(r.Msg.Result, &res); err != nil {
+		return Verdict{}, fmt.Errorf("decode tools/list result: %w", err)
+	}
+	var tools []json.RawMessage
+	if err := json.Unmarshal(res["tools"], &tools); err != nil {
+		return Verdict{}, fmt.Errorf("decode tools/list tools: %w", err)
+	}
+	set := p.src.Current()
+	base, err := p.input(ctx, x, req)
+	if err != nil {
+		return Verdict{}, err
+	}
+	kept := make([]json.RawMessage, 0, len(tools))
+	for _, raw := range tools {
+		var t struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(raw, &t); err != nil || t.Name == "" {
+			x.Log.Warn("tools/list entry without a name withheld")
+			continue
+		}
+		keep, err := p.visible(ctx, x, set, base, req, t.Name, raw)
+		if err != nil {
+			return Verdict{}, err
+		}
+		if keep {
+			kept = append(kept, raw)
+		}
+	}
+	private := x.Revision == mcp.Rev20260728
+	if len(kept) == len(tools) && !private {
+		return Pass, nil
+	}
+	if res["tools"], err = json.Marshal(kept); err != nil {
+		return Verdict{}, fmt.Errorf("encode tools: %w", err)
+	}
+	if private {
+		res["cacheScope"] = json.RawMessage(`"private"`)
+	}
+	out, err := json.Marshal(struct {
+		JSONRPC string                     `json:"jsonrpc"`
+		ID      json.RawMessage            `json:"id"`
+		Result  map[string]json.RawMessage `json:"result"`
+	}{"2.0", r.Msg.ID, res})
+	if err != nil {
+		return Verdict{}, fmt.Errorf("encode tools/list result: %w", err)
+	}
+	return Verdict{Action: Replace, Message: out}, nil
+}
+
+// visible decides whether one listed tool stays: the identity may call it (rules that
+// cannot be evaluated without arguments do not hide it) and its definition is the pinned one
+// or the policy lets the change pass.
+func (p *Policy) visible(ctx context.Context, x *Exchange, set *policy.Set, base policy.Input, req *mcp.Message, name string, raw json.RawMessage) (bool, error) {
+	call := base
+	call.Msg = &mcp.Message{Kind: mcp.KindRequest, Method: "tools/call", Tool: name}
+	call.Listing = true
+	if d := set.Decide(call); d.Enforced() && d.Action == policy.Deny {
+		return false, nil
+	}
+	fp, err := policy.Fingerprint(raw)
+	if err != nil {
+		return false, fmt.Errorf("fingerprint tool: %w", err)
+	}
+	pinned, err := p.store.Pin(ctx, sessionKey(x)+"\x00pin\x00"+name, fp)
+	if err != nil {
+		return false, fmt.Errorf("pin tool: %w", err)
+	}
+	if pinned == fp {
+		return true, nil
+	}
+	ev := base
+	ev.Event = &policy.Event{Kind: "tool_changed", Tool: name}
+	d := set.Decide(ev)
+	p.record(x, req, d)
+	p.changes.WithLabelValues(string(d.Action)).Inc()
+	x.Log.Warn("tool definition changed since first listed in this session", "tool", name,
+		"rule", ruleLabel(d.Rule), "action", string(d.Action), "observe", d.DryRun)
+	return !d.Enforced(), nil
+}
+
+// requestFor finds the request of this exchange that m answers.
+func (p *Policy) requestFor(x *Exchange, m *mcp.Message) *mcp.Message {
+	if x.Body == nil || len(m.ID) == 0 {
+		return nil
+	}
+	for i := range x.Body.Messages {
+		q := &x.Body.Messages[i]
+		if q.Kind == mcp.KindRequest && bytes.Equal(q.ID, m.ID) {
+			return q
+		}
+	}
+	return nil
+}
