@@ -1,0 +1,192 @@
+package approvals
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxDepth bounds nesting so hostile arguments cannot exhaust the stack.
+const maxDepth = 64
+
+// Canonical returns the canonical form of a JSON value: object keys sorted, no
+// insignificant whitespace, strings re-encoded, numbers kept as written. Two argument
+// objects that differ only in key order or spacing have the same canonical form. Duplicate
+// keys, invalid UTF-8, trailing data and nesting deeper than 64 are errors: such input
+// could mean different things to the approver and to the upstream server.
+func Canonical(raw []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return []byte("null"), nil
+	}
+	if !utf8.Valid(raw) {
+		return nil, errors.New("canonical json: invalid utf-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var buf bytes.Buffer
+	if err := canonValue(dec, &buf, 0); err != nil {
+		return nil, fmt.Errorf("canonical json: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("canonical json: trailing data")
+	}
+	return buf.Bytes(), nil
+}
+
+func canonValue(dec *json.Decoder, buf *bytes.Buffer, depth int) error {
+	if depth > maxDepth {
+		return errors.New("nesting too deep")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("read token: %w", err)
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			return canonObject(dec, buf, depth)
+		case '[':
+			buf.WriteByte('[')
+			for i := 0; dec.More(); i++ {
+				if i > 0 {
+					buf.WriteByte(',')
+				}
+				if err := canonValue(dec, buf, depth+1); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return fmt.Errorf("read array end: %w", err)
+			}
+			buf.WriteByte(']')
+			return nil
+		}
+		return fmt.Errorf("unexpected delimiter %q", t)
+	case string:
+		writeString(buf, t)
+	case json.Number:
+		buf.WriteString(t.String())
+	case bool:
+		if t {
+			buf.WriteString("true")
+		} else {
+			buf.WriteString("false")
+		}
+	case nil:
+		buf.WriteString("null")
+	default:
+		return fmt.Errorf("unexpected token %T", tok)
+	}
+	return nil
+}
+
+func canonObject(dec *json.Decoder, buf *bytes.Buffer, depth int) error {
+	type member struct {
+		key string
+		val []byte
+	}
+	var members []member
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("read key: %w", err)
+		}
+		k, ok := tok.(string)
+		if !ok {
+			return errors.New("object key is not a string")
+		}
+		if seen[k] {
+			return fmt.Errorf("duplicate key %q", k)
+		}
+		seen[k] = true
+		var v bytes.Buffer
+		if err := canonValue(dec, &v, depth+1); err != nil {
+			return err
+		}
+		members = append(members, member{k, v.Bytes()})
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("read object end: %w", err)
+	}
+	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	buf.WriteByte('{')
+	for i, m := range members {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		writeString(buf, m.key)
+		buf.WriteByte(':')
+		buf.Write(m.val)
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+func writeString(buf *bytes.Buffer, s string) {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	buf.Truncate(buf.Len() - 1)
+}
+
+// secretKey matches argument names whose values are never shown to approvers.
+var secretKey = regexp.MustCompile(`(?i)(pass(word|wd)?|secret|token|api[_-]?key|auth|credential|private[_-]?key|cookie|session)`)
+
+// maxShown is the longest string value shown to approvers; longer ones are cut.
+const maxShown = 512
+
+// Mask returns the arguments as approvers see them: values under secret-looking names are
+// replaced, long strings are cut, and the result is canonical. It is applied before a
+// request is stored, so the store never holds those values.
+func Mask(canon []byte) json.RawMessage {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(canon))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return json.RawMessage(`"(arguments not shown)"`)
+	}
+	out, err := json.Marshal(maskValue(v, ""))
+	if err != nil {
+		return json.RawMessage(`"(arguments not shown)"`)
+	}
+	return out
+}
+
+func maskValue(v any, key string) any {
+	if key != "" && secretKey.MatchString(key) {
+		if v == nil {
+			return nil
+		}
+		return "***"
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = maskValue(e, k)
+		}
+		return t
+	case []any:
+		for i, e := range t {
+			t[i] = maskValue(e, "")
+		}
+		return t
+	case string:
+		if len(t) > maxShown {
+			cut := maxShown
+			for cut > 0 && !utf8.RuneStart(t[cut]) {
+				cut--
+			}
+			return t[:cut] + fmt.Sprintf("…(%d bytes more)", len(t)-cut)
+		}
+		return t
+	}
+	return v
+}

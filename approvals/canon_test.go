@@ -1,0 +1,71 @@
+package approvals
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCanonical(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		err            bool
+	}{
+		{name: "empty is null", in: "", want: "null"},
+		{name: "sorted keys", in: `{"b":1,"a":{"d":true,"c":null}}`, want: `{"a":{"c":null,"d":true},"b":1}`},
+		{name: "whitespace", in: " {\n \"q\" : [ 1 , 2.50 , \"x\" ] } ", want: `{"q":[1,2.50,"x"]}`},
+		{name: "escapes normalised", in: `{"s":"\u0041<>&\u00e9"}`, want: `{"s":"A<>&é"}`},
+		{name: "duplicate key", in: `{"a":1,"a":2}`, err: true},
+		{name: "nested duplicate", in: `{"x":[{"k":1,"k":1}]}`, err: true},
+		{name: "trailing data", in: `{} {}`, err: true},
+		{name: "invalid", in: `{"a":}`, err: true},
+		{name: "invalid utf8", in: "\"\xff\"", err: true},
+		{name: "too deep", in: strings.Repeat("[", 70) + strings.Repeat("]", 70), err: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Canonical([]byte(tc.in))
+			if tc.err {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, string(got))
+		})
+	}
+}
+
+func TestMask(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{name: "secret names", in: `{"password":"hunter2","apiKey":"k","query":"select 1"}`, want: `{"apiKey":"***","password":"***","query":"select 1"}`},
+		{name: "nested", in: `{"conn":{"token":{"a":1}},"list":[{"secret":"s"}]}`, want: `{"conn":{"token":"***"},"list":[{"secret":"***"}]}`},
+		{name: "long string cut", in: `{"q":"` + strings.Repeat("a", 600) + `"}`, want: `{"q":"` + strings.Repeat("a", 512) + `…(88 bytes more)"}`},
+		{name: "not json", in: `{`, want: `"(arguments not shown)"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.JSONEq(t, tc.want, string(Mask([]byte(tc.in))))
+		})
+	}
+}
+
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{`{"b":1,"a":2}`, `[1,"x",null,true]`, `{"a":{"a":{"a":[]}}}`, `"\u00e9"`, `{"a":1,"a":1}`, `1e5`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := Canonical(in)
+		if err != nil {
+			return
+		}
+		require.True(t, json.Valid(c), "canonical form is valid JSON")
+		again, err := Canonical(c)
+		require.NoError(t, err)
+		require.Equal(t, string(c), string(again), "canonical form is a fixed point")
+		require.True(t, json.Valid(Mask(c)))
+	})
+}
