@@ -1,0 +1,86 @@
+package recordings
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"regexp"
+	"time"
+)
+
+// Kind is the type of a recorded event.
+type Kind string
+
+// Event kinds.
+const (
+	KindSessionStart Kind = "session_start"
+	KindSessionEnd   Kind = "session_end"
+	KindRequest      Kind = "request"  // a client message as forwarded upstream
+	KindResponse     Kind = "response" // an upstream message as delivered (after masking)
+	KindDenial       Kind = "denial"   // the gateway answered the request itself
+	KindNote         Kind = "note"     // a policy decision, approval step or masking summary
+)
+
+// Identity is the verified caller of an exchange.
+type Identity struct {
+	Subject  string   `json:"subject"`
+	ClientID string   `json:"client_id,omitempty"`
+	Issuer   string   `json:"issuer"`
+	Groups   []string `json:"groups,omitempty"`
+}
+
+// SSE describes the server-sent event that carried a response message.
+type SSE struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name,omitempty"`
+}
+
+// Note is an audit fact attached to an exchange; it never holds secret values.
+type Note struct {
+	Stage string         `json:"stage"`
+	Kind  string         `json:"kind"`
+	Attrs map[string]any `json:"attrs,omitempty"`
+}
+
+// Event is one line of a segment. Seq orders the events of one replica (it only grows,
+// whatever the wall clock does); Time orders events of different replicas.
+type Event struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Kind    Kind      `json:"kind"`
+	Session string    `json:"session"`
+	// MCPSessionID is the raw Mcp-Session-Id (Session may be a hash of it).
+	MCPSessionID string          `json:"mcp_session_id,omitempty"`
+	RequestID    string          `json:"request_id,omitempty"`
+	Identity     *Identity       `json:"identity,omitempty"`
+	HTTP         string          `json:"http,omitempty"` // "POST /mcp"
+	Status       int             `json:"status,omitempty"`
+	Method       string          `json:"method,omitempty"` // JSON-RPC method (of the request a result answers)
+	Tool         string          `json:"tool,omitempty"`
+	Message      json.RawMessage `json:"message,omitempty"` // the JSON-RPC message as delivered
+	SSE          *SSE            `json:"sse,omitempty"`
+	Note         *Note           `json:"note,omitempty"`
+}
+
+var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// SessionKey is the storage name of a session: the Mcp-Session-Id when it is a safe path
+// element, a hash of it otherwise, and for stateless traffic a stable name derived from the
+// identity and client, so one caller's exchanges are grouped.
+func SessionKey(mcpSessionID string, id *Identity) string {
+	if mcpSessionID != "" {
+		if safeID.MatchString(mcpSessionID) && mcpSessionID != "." && mcpSessionID != ".." {
+			return mcpSessionID
+		}
+		return "h-" + digest(mcpSessionID)
+	}
+	if id == nil {
+		return "anon-unverified"
+	}
+	return "anon-" + digest(id.Issuer+"\x00"+id.Subject+"\x00"+id.ClientID)
+}
+
+func digest(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:16])
+}

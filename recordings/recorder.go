@@ -1,0 +1,614 @@
+package recordings
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrSpoolFull is returned by [Recorder.Admit] while the spool is over its bound and the
+// policy is fail_closed: the caller refuses the request.
+var ErrSpoolFull = errors.New("recording spool full")
+
+// errClosed reports use after Close.
+var errClosed = errors.New("recorder closed")
+
+// Recorder appends events to the spool, seals segments, closes chains with signed
+// manifests and uploads everything to the sink. Methods are safe for concurrent use.
+type Recorder struct {
+	cfg  Config
+	sink Sink
+	key  ed25519.PrivateKey
+	log  *slog.Logger
+	m    *metrics
+
+	mu      sync.Mutex
+	chains  map[string]*chain // open chains by session
+	closing []*chain          // ended, waiting for the next flush to be sealed and signed
+	seq     uint64            // last event sequence number handed out
+	closed  bool
+
+	ioMu    sync.Mutex // file I/O: flush, seal, close; one group commit at a time
+	durable atomic.Uint64
+	out     atomic.Uint64 // last outbox number
+	bytes   atomic.Int64  // spool size
+	dropMu  sync.Mutex
+
+	wake     chan struct{}
+	stop     chan struct{}
+	upStop   chan struct{}
+	wg       sync.WaitGroup
+	upWG     sync.WaitGroup
+	stopOnce sync.Once
+}
+
+type chain struct {
+	session, mcpID, id string
+	started            time.Time
+	identity           *Identity
+	dir                string
+
+	// guarded by Recorder.mu
+	pending    []byte
+	pendingN   int
+	lastActive time.Time
+	tools      map[string]bool
+	ending     bool
+
+	// guarded by Recorder.ioMu
+	onDisk  bool
+	f       *os.File
+	size    int64
+	opened  time.Time
+	segN    int // events in the open segment
+	seq     int // number of the open (or next) segment
+	prev    string
+	sealed  []SegmentRef
+	tooling []string
+}
+
+// chainMeta is chain.json in a chain's spool directory.
+type chainMeta struct {
+	Session  string    `json:"session"`
+	MCPID    string    `json:"mcp_session_id,omitempty"`
+	Chain    string    `json:"chain"`
+	Started  time.Time `json:"started"`
+	Identity *Identity `json:"identity,omitempty"`
+}
+
+// sealedRef is a line of sealed.log.
+type sealedRef struct {
+	SegmentRef
+	Tools []string `json:"tools,omitempty"`
+}
+
+// Open recovers whatever a previous process left in the spool (open chains are sealed
+// and closed with a manifest marked recovered) and starts uploading to sink.
+func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg prometheus.Registerer) (*Recorder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("recordings config: %w", err)
+	}
+	if sink == nil || key == nil || reg == nil {
+		return nil, errors.New("recordings: sink, key and registerer are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Recorder{
+		cfg: cfg, sink: sink, key: key, log: log,
+		chains: map[string]*chain{},
+		wake:   make(chan struct{}, 1), stop: make(chan struct{}), upStop: make(chan struct{}),
+	}
+	m, err := newMetrics(reg, func() float64 { return float64(r.bytes.Load()) })
+	if err != nil {
+		return nil, err
+	}
+	r.m = m
+	for _, d := range []string{r.outbox(), r.chainsDir()} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("create spool: %w", err)
+		}
+	}
+	if err := r.recover(); err != nil {
+		return nil, err
+	}
+	r.wg.Add(1)
+	go r.housekeep()
+	r.upWG.Add(1)
+	go r.upload()
+	return r, nil
+}
+
+func (r *Recorder) outbox() string    { return filepath.Join(r.cfg.Spool.Dir, "outbox") }
+func (r *Recorder) chainsDir() string { return filepath.Join(r.cfg.Spool.Dir, "chains") }
+
+// PublicKey returns the key that verifies this recorder's manifests.
+func (r *Recorder) PublicKey() ed25519.PublicKey {
+	pub, _ := r.key.Public().(ed25519.PublicKey)
+	return pub
+}
+
+// Admit tells whether a new request may start: under fail_closed it returns
+// [ErrSpoolFull] while the spool is over its bound; under drop_oldest it makes room.
+func (r *Recorder) Admit() error {
+	if r.bytes.Load() <= r.cfg.Spool.MaxBytes {
+		return nil
+	}
+	if r.cfg.Spool.OnFull == DropOldest {
+		r.dropOldest()
+		return nil
+	}
+	r.m.refused.Inc()
+	return ErrSpoolFull
+}
+
+// Record appends ev to its session's chain (in memory until the next [Recorder.Sync]).
+// The first event of a chain is preceded by a session_start carrying ev's identity; an
+// event of kind session_end closes the chain. Seq and Time are set here.
+func (r *Recorder) Record(ev Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errClosed
+	}
+	now := time.Now().UTC()
+	c := r.chains[ev.Session]
+	if c == nil {
+		if ev.Kind == KindSessionEnd {
+			return nil // nothing recorded on this replica for the session
+		}
+		c = &chain{
+			session: ev.Session, mcpID: ev.MCPSessionID, id: chainID(r.cfg.ReplicaID, now), started: now,
+			identity: ev.Identity, tools: map[string]bool{},
+		}
+		c.dir = filepath.Join(r.chainsDir(), c.session, c.id)
+		r.chains[ev.Session] = c
+		if err := r.appendLocked(c, Event{Kind: KindSessionStart, Session: ev.Session, MCPSessionID: ev.MCPSessionID, Identity: ev.Identity, RequestID: ev.RequestID}, now); err != nil {
+			return err
+		}
+	}
+	if err := r.appendLocked(c, ev, now); err != nil {
+		return err
+	}
+	if ev.Kind == KindSessionEnd {
+		r.endLocked(c)
+	}
+	return nil
+}
+
+func (r *Recorder) appendLocked(c *chain, ev Event, now time.Time) error {
+	r.seq++
+	ev.Seq = r.seq
+	if ev.Time.IsZero() {
+		ev.Time = now
+	}
+	ev.Session = c.session
+	b, err := json.Marshal(ev)
+	if err != nil {
+		r.seq--
+		return fmt.Errorf("encode event: %w", err)
+	}
+	c.pending = append(append(c.pending, b...), '\n')
+	c.pendingN++
+	c.lastActive = now
+	if ev.Tool != "" {
+		c.tools[ev.Tool] = true
+	}
+	r.m.events.Inc()
+	return nil
+}
+
+func (r *Recorder) endLocked(c *chain) {
+	c.ending = true
+	delete(r.chains, c.session)
+	r.closing = append(r.closing, c)
+}
+
+// Sync returns once every event recorded before the call is written and fsynced. Callers
+// arriving while a commit is running are served together by the next one (group commit).
+func (r *Recorder) Sync(ctx context.Context) error {
+	r.mu.Lock()
+	want := r.seq
+	r.mu.Unlock()
+	if r.durable.Load() >= want {
+		return nil
+	}
+	r.ioMu.Lock()
+	defer r.ioMu.Unlock()
+	if r.durable.Load() >= want {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sync recordings: %w", err)
+	}
+	return r.flushLocked(false)
+}
+
+// flushLocked writes and fsyncs all pending events, then seals full or old segments and
+// closes ended chains (all chains with final). Requires ioMu.
+func (r *Recorder) flushLocked(final bool) error {
+	start := time.Now()
+	r.mu.Lock()
+	upto := r.seq
+	type batch struct {
+		c    *chain
+		data []byte
+		n    int
+	}
+	var work []batch
+	for _, c := range r.chains {
+		if final {
+			r.appendLocked(c, Event{Kind: KindSessionEnd, Note: &Note{Stage: "recordings", Kind: "session_end", Attrs: map[string]any{"reason": "shutdown"}}}, start.UTC()) //nolint:errcheck // encoding a fixed event cannot fail
+			r.endLocked(c)
+		}
+	}
+	upto = r.seq
+	all := make([]*chain, 0, len(r.chains)+len(r.closing))
+	for _, c := range r.chains {
+		all = append(all, c)
+	}
+	ending := r.closing
+	r.closing = nil
+	all = append(all, ending...)
+	for _, c := range all {
+		if len(c.pending) > 0 {
+			work = append(work, batch{c, c.pending, c.pendingN})
+			c.pending, c.pendingN = nil, 0
+			for t := range c.tools {
+				if !slices.Contains(c.tooling, t) {
+					c.tooling = append(c.tooling, t)
+				}
+			}
+		}
+	}
+	r.mu.Unlock()
+
+	var errs []error
+	for _, w := range work {
+		if err := r.write(w.c, w.data, w.n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, w := range work {
+		if w.c.f != nil {
+			if err := w.c.f.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("fsync segment: %w", err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.durable.Store(upto)
+	r.m.commit.Observe(time.Since(start).Seconds())
+
+	now := time.Now()
+	for _, w := range work {
+		if c := w.c; !c.ending && c.f != nil && c.size >= r.cfg.Segment.MaxBytes {
+			if err := r.sealLocked(c); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	r.mu.Lock()
+	var aged []*chain
+	for _, c := range r.chains {
+		aged = append(aged, c)
+	}
+	r.mu.Unlock()
+	for _, c := range aged {
+		if c.f != nil && now.Sub(c.opened) >= r.cfg.Segment.MaxAge {
+			if err := r.sealLocked(c); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, c := range ending {
+		if err := r.closeChainLocked(c, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// write appends lines to the chain's open segment, creating the chain on disk and the
+// segment (with its header) as needed.
+func (r *Recorder) write(c *chain, data []byte, n int) error {
+	if !c.onDisk {
+		if err := os.MkdirAll(c.dir, 0o750); err != nil {
+			return fmt.Errorf("create chain dir: %w", err)
+		}
+		meta, _ := json.Marshal(chainMeta{Session: c.session, MCPID: c.mcpID, Chain: c.id, Started: c.started, Identity: c.identity})
+		if err := writeFileSync(filepath.Join(c.dir, "chain.json"), meta, 0o640); err != nil {
+			return fmt.Errorf("write chain meta: %w", err)
+		}
+		if err := syncDir(filepath.Dir(c.dir)); err != nil {
+			return fmt.Errorf("sync chain dir: %w", err)
+		}
+		c.onDisk, c.seq = true, 1
+	}
+	if c.f == nil {
+		f, err := os.OpenFile(filepath.Join(c.dir, "current.jsonl"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("open segment: %w", err)
+		}
+		h, _ := json.Marshal(Header{Type: "segment", Session: c.session, Chain: c.id, Seq: c.seq, Prev: c.prev, Created: time.Now().UTC()})
+		h = append(h, '\n')
+		if _, err := f.Write(h); err != nil {
+			f.Close()
+			return fmt.Errorf("write segment header: %w", err)
+		}
+		if err := syncDir(c.dir); err != nil {
+			f.Close()
+			return fmt.Errorf("sync chain dir: %w", err)
+		}
+		c.f, c.size, c.opened, c.segN = f, int64(len(h)), time.Now(), 0
+		r.bytes.Add(int64(len(h)))
+	}
+	if _, err := c.f.Write(data); err != nil {
+		return fmt.Errorf("append segment: %w", err)
+	}
+	c.size += int64(len(data))
+	c.segN += n
+	r.bytes.Add(int64(len(data)))
+	return nil
+}
+
+// sealLocked turns the open segment into a gzip object in the outbox and records its hash.
+func (r *Recorder) sealLocked(c *chain) error {
+	if c.f == nil {
+		return nil
+	}
+	if err := c.f.Close(); err != nil {
+		return fmt.Errorf("close segment: %w", err)
+	}
+	c.f = nil
+	cur := filepath.Join(c.dir, "current.jsonl")
+	lines, err := os.ReadFile(cur)
+	if err != nil {
+		return fmt.Errorf("read segment: %w", err)
+	}
+	ref, err := r.sealBytes(c, lines, c.seq, c.segN, c.tooling)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(cur); err != nil {
+		return fmt.Errorf("remove sealed segment: %w", err)
+	}
+	r.bytes.Add(-int64(len(lines)))
+	c.prev = ref.SHA256
+	c.sealed = append(c.sealed, ref)
+	c.seq++
+	return nil
+}
+
+func (r *Recorder) sealBytes(c *chain, lines []byte, seq, events int, tools []string) (SegmentRef, error) {
+	obj, sum, err := seal(lines)
+	if err != nil {
+		return SegmentRef{}, fmt.Errorf("compress segment: %w", err)
+	}
+	key := chainPrefix(r.cfg.Sink.Prefix, c.started, c.session, c.id) + "/" + segmentName(seq)
+	if err := r.enqueue(key, obj, "seg"); err != nil {
+		return SegmentRef{}, err
+	}
+	ref := SegmentRef{Seq: seq, SHA256: sum, Size: int64(len(obj)), Events: events}
+	line, _ := json.Marshal(sealedRef{SegmentRef: ref, Tools: tools})
+	f, err := os.OpenFile(filepath.Join(c.dir, "sealed.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return SegmentRef{}, fmt.Errorf("open sealed log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		return SegmentRef{}, fmt.Errorf("append sealed log: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return SegmentRef{}, fmt.Errorf("fsync sealed log: %w", err)
+	}
+	return ref, nil
+}
+
+// closeChainLocked seals the last segment, signs the manifest and retires the chain.
+func (r *Recorder) closeChainLocked(c *chain, recovered bool) error {
+	if err := r.sealLocked(c); err != nil {
+		return err
+	}
+	if len(c.sealed) > 0 {
+		m := &Manifest{
+			Version: 1, Session: c.session, MCPSessionID: c.mcpID, Chain: c.id, Replica: r.cfg.ReplicaID,
+			Started: c.started, Ended: time.Now().UTC(), Recovered: recovered, Identity: c.identity,
+			Tools: c.tooling, Segments: c.sealed,
+		}
+		sort.Strings(m.Tools)
+		for _, s := range c.sealed {
+			m.Events += s.Events
+		}
+		data, err := signManifest(m, r.key)
+		if err != nil {
+			return err
+		}
+		if err := r.enqueue(chainPrefix(r.cfg.Sink.Prefix, c.started, c.session, c.id)+"/"+manifestName, data, "man"); err != nil {
+			return err
+		}
+	}
+	if c.onDisk {
+		if err := os.RemoveAll(c.dir); err != nil {
+			return fmt.Errorf("remove closed chain: %w", err)
+		}
+		_ = os.Remove(filepath.Dir(c.dir)) // the session dir, when empty
+	}
+	return nil
+}
+
+// enqueue puts an object into the outbox for upload: "key\n" then the bytes.
+func (r *Recorder) enqueue(key string, data []byte, kind string) error {
+	n := r.out.Add(1)
+	name := filepath.Join(r.outbox(), fmt.Sprintf("%020d.%s", n, kind))
+	buf := make([]byte, 0, len(key)+1+len(data))
+	buf = append(append(append(buf, key...), '\n'), data...)
+	if err := writeFileSync(name, buf, 0o640); err != nil {
+		return fmt.Errorf("spool object: %w", err)
+	}
+	r.bytes.Add(int64(len(buf)))
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// housekeep periodically commits, seals old segments and ends idle sessions.
+func (r *Recorder) housekeep() {
+	defer r.wg.Done()
+	every := min(r.cfg.Segment.MaxAge, r.cfg.IdleTimeout) / 4
+	every = max(min(every, 5*time.Second), 20*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UTC()
+		r.mu.Lock()
+		for _, c := range r.chains {
+			if now.Sub(c.lastActive) >= r.cfg.IdleTimeout {
+				r.appendLocked(c, Event{Kind: KindSessionEnd, Note: &Note{Stage: "recordings", Kind: "session_end", Attrs: map[string]any{"reason": "idle"}}}, now) //nolint:errcheck // fixed event
+				r.endLocked(c)
+			}
+		}
+		r.mu.Unlock()
+		r.ioMu.Lock()
+		if err := r.flushLocked(false); err != nil {
+			r.log.Error("recordings commit failed", "err", err.Error())
+		}
+		r.ioMu.Unlock()
+	}
+}
+
+// Close ends every session (flushing and signing), then uploads what the spool holds
+// until ctx ends; what is left is uploaded by the next start.
+func (r *Recorder) Close(ctx context.Context) error {
+	var err error
+	r.stopOnce.Do(func() {
+		close(r.stop)
+		r.wg.Wait()
+		r.ioMu.Lock()
+		err = r.flushLocked(true)
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		r.ioMu.Unlock()
+		close(r.upStop)
+		r.upWG.Wait()
+		if uerr := r.drain(ctx); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+	})
+	return err
+}
+
+// recover closes the chains a previous process left open and counts the outbox.
+func (r *Recorder) recover() error {
+	ents, err := os.ReadDir(r.outbox())
+	if err != nil {
+		return fmt.Errorf("read outbox: %w", err)
+	}
+	for _, e := range ents {
+		var n uint64
+		if _, err := fmt.Sscanf(e.Name(), "%020d.", &n); err == nil && n > r.out.Load() {
+			r.out.Store(n)
+		}
+		if info, err := e.Info(); err == nil {
+			r.bytes.Add(info.Size())
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(r.chainsDir(), "*", "*"))
+	for _, d := range dirs {
+		if err := r.recoverChain(d); err != nil {
+			return fmt.Errorf("recover chain %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func (r *Recorder) recoverChain(dir string) error {
+	meta, err := os.ReadFile(filepath.Join(dir, "chain.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return os.RemoveAll(dir) // crashed before anything was committed
+		}
+		return err
+	}
+	var cm chainMeta
+	if err := json.Unmarshal(meta, &cm); err != nil {
+		return fmt.Errorf("chain meta: %w", err)
+	}
+	c := &chain{session: cm.Session, mcpID: cm.MCPID, id: cm.Chain, started: cm.Started, identity: cm.Identity, dir: dir, onDisk: true, seq: 1}
+	if log, err := os.ReadFile(filepath.Join(dir, "sealed.log")); err == nil {
+		for _, line := range bytes.Split(log, []byte("\n")) {
+			var s sealedRef
+			if json.Unmarshal(line, &s) != nil || s.Seq != len(c.sealed)+1 {
+				continue // a torn last line, or a duplicate from a crash mid-seal
+			}
+			c.sealed = append(c.sealed, s.SegmentRef)
+			c.prev, c.seq = s.SHA256, s.Seq+1
+			for _, t := range s.Tools {
+				if !slices.Contains(c.tooling, t) {
+					c.tooling = append(c.tooling, t)
+				}
+			}
+		}
+	}
+	cur := filepath.Join(dir, "current.jsonl")
+	if lines, err := os.ReadFile(cur); err == nil {
+		orig := int64(len(lines))
+		r.bytes.Add(orig)
+		if i := bytes.LastIndexByte(lines, '\n'); i >= 0 {
+			lines = lines[:i+1] // drop a torn last line
+		} else {
+			lines = nil
+		}
+		var h Header
+		sc := bufio.NewScanner(bytes.NewReader(lines))
+		sc.Buffer(nil, maxSegment)
+		n := -1
+		var tools []string
+		for sc.Scan() {
+			n++
+			if n == 0 {
+				_ = json.Unmarshal(sc.Bytes(), &h)
+				continue
+			}
+			var ev Event
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Tool != "" && !slices.Contains(c.tooling, ev.Tool) {
+				tools = append(tools, ev.Tool)
+			}
+		}
+		if n > 0 && h.Seq == c.seq {
+			c.tooling = append(c.tooling, tools...)
+			ref, err := r.sealBytes(c, lines, c.seq, n, c.tooling)
+			if err != nil {
+				return err
+			}
+			c.sealed = append(c.sealed, ref)
+		}
+		r.bytes.Add(-orig)
+	}
+	r.log.Warn("recording chain recovered from the spool after an unclean stop", "session", c.session, "chain", c.id, "segments", len(c.sealed))
+	return r.closeChainLocked(c, true)
+}

@@ -1,0 +1,58 @@
+package recordings_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpguard/mcpguard/recordings"
+)
+
+func TestRecordUploadVerifyPlay(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Segment.MaxBytes = 1 << 10 // several segments
+	sink, err := recordings.NewDir(cfg.Sink.Dir.Path)
+	require.NoError(t, err)
+	key := testKey(t)
+	r := openRecorder(t, cfg, sink, key)
+	for i := range 10 {
+		exchange(t, r, "sess-1", i)
+	}
+	require.NoError(t, r.Record(recordings.Event{Kind: recordings.KindSessionEnd, Session: "sess-1"}))
+	require.NoError(t, r.Sync(t.Context()))
+	require.NoError(t, r.Close(t.Context()))
+
+	v := verify(t, sink, "", "sess-1", key.Public().(ed25519.PublicKey))
+	require.True(t, v.OK(), v.String())
+	require.Greater(t, v.Segments, 1)
+	require.Equal(t, 32, v.Events) // start + 10*3 + end
+
+	a := recordings.NewArchive(sink, "")
+	s, err := a.Find(t.Context(), "sess-1")
+	require.NoError(t, err)
+	require.Len(t, s.Chains, 1)
+	require.Equal(t, []string{"echo"}, s.Chains[0].Manifest.Tools)
+	require.Equal(t, "agent-1", s.Chains[0].Manifest.Identity.Subject)
+	evs, err := a.Events(t.Context(), s)
+	require.NoError(t, err)
+	require.Len(t, evs, 32)
+	require.Equal(t, recordings.KindSessionStart, evs[0].Kind)
+	require.Equal(t, recordings.KindSessionEnd, evs[len(evs)-1].Kind)
+	for i := 1; i < len(evs); i++ {
+		require.Greater(t, evs[i].Seq, evs[i-1].Seq)
+	}
+}
+
+func TestVerifyOtherKeyFails(t *testing.T) {
+	cfg := testConfig(t)
+	sink, err := recordings.NewDir(cfg.Sink.Dir.Path)
+	require.NoError(t, err)
+	r := openRecorder(t, cfg, sink, testKey(t))
+	exchange(t, r, "s", 0)
+	require.NoError(t, r.Close(context.Background()))
+	v := verify(t, sink, "", "s", testKey(t).Public().(ed25519.PublicKey))
+	require.False(t, v.OK())
+	require.Contains(t, v.String(), "signature invalid")
+}
