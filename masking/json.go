@@ -1,0 +1,449 @@
+package masking
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxDepth bounds the nesting the JSON walker follows.
+const maxDepth = 1000
+
+// seg is one step of a field path: a key, or any element (#), or any member (*).
+type seg struct {
+	key string
+	any bool // # or *
+}
+
+// parsePath reads the subset of gjson paths that field rules use.
+func parsePath(p string) ([]seg, error) {
+	if p == "" {
+		return nil, errors.New("required")
+	}
+	var out []seg
+	var cur strings.Builder
+	flush := func() error {
+		k := cur.String()
+		cur.Reset()
+		if k == "" {
+			return errors.New("empty segment")
+		}
+		if strings.ContainsAny(k, "|@?()=<>!%") {
+			return fmt.Errorf("segment %q: only keys, # and * are supported", k)
+		}
+		out = append(out, seg{key: k, any: k == "#" || k == "*"})
+		return nil
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\' && i+1 < len(p):
+			i++
+			cur.WriteByte(p[i])
+		case c == '.':
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// step is one level of the walker's current path.
+type step struct {
+	key []byte // member name, nil for an array element
+	idx int
+}
+
+// walker rewrites a JSON document, copying unchanged bytes lazily.
+type walker struct {
+	m      *Masker
+	src    []byte
+	pos    int
+	out    []byte
+	last   int
+	path   []step
+	skip   int // inside a value a field rule replaces
+	counts Counts
+	fs     []finding
+	buf    []byte
+}
+
+var errSyntax = errors.New("invalid JSON")
+
+// JSON masks every string value of the JSON document src (keys are kept) and applies the
+// field rules. It returns src itself and nil counts when nothing was masked, and an error
+// for input that is not JSON.
+func (m *Masker) JSON(src []byte) ([]byte, Counts, error) {
+	w := walker{m: m, src: src}
+	if err := w.value(0); err != nil {
+		return nil, nil, err
+	}
+	if w.ws(); w.pos != len(src) {
+		return nil, nil, fmt.Errorf("mask json at %d: %w", w.pos, errSyntax)
+	}
+	if w.out == nil {
+		return src, nil, nil
+	}
+	return append(w.out, src[w.last:]...), w.counts, nil
+}
+
+func (w *walker) ws() {
+	for w.pos < len(w.src) {
+		switch w.src[w.pos] {
+		case ' ', '\t', '\n', '\r':
+			w.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (w *walker) fail() error { return fmt.Errorf("mask json at %d: %w", w.pos, errSyntax) }
+
+// emit replaces src[a:b] with r in the output.
+func (w *walker) emit(a, b int, r []byte) {
+	if w.out == nil {
+		w.out = make([]byte, 0, len(w.src)+64)
+	}
+	w.out = append(w.out, w.src[w.last:a]...)
+	w.out = append(w.out, r...)
+	w.last = b
+}
+
+func (w *walker) value(depth int) error {
+	if depth > maxDepth {
+		return w.fail()
+	}
+	w.ws()
+	if w.pos >= len(w.src) {
+		return w.fail()
+	}
+	if typ := w.field(); typ >= 0 && w.skip == 0 {
+		a := w.pos
+		w.skip++
+		err := w.value(depth)
+		w.skip--
+		if err != nil {
+			return err
+		}
+		v := w.src[a:w.pos]
+		if v[0] == '"' {
+			if v, err = w.decode(a, w.pos); err != nil {
+				return err
+			}
+		}
+		if !isMasked(v) {
+			r := appendQuoted(nil, w.m.replace(nil, v, typ))
+			w.emit(a, w.pos, r)
+			w.count(typ)
+		}
+		return nil
+	}
+	switch c := w.src[w.pos]; c {
+	case '{':
+		w.pos++
+		w.ws()
+		if w.pos < len(w.src) && w.src[w.pos] == '}' {
+			w.pos++
+			return nil
+		}
+		for {
+			w.ws()
+			if w.pos >= len(w.src) || w.src[w.pos] != '"' {
+				return w.fail()
+			}
+			a := w.pos
+			b, esc, err := w.str()
+			if err != nil {
+				return err
+			}
+			key := w.src[a+1 : b-1]
+			if esc {
+				if key, err = w.decode(a, b); err != nil {
+					return err
+				}
+				key = bytes.Clone(key)
+			}
+			w.ws()
+			if w.pos >= len(w.src) || w.src[w.pos] != ':' {
+				return w.fail()
+			}
+			w.pos++
+			w.path = append(w.path, step{key: key})
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+			w.path = w.path[:len(w.path)-1]
+			w.ws()
+			if w.pos >= len(w.src) {
+				return w.fail()
+			}
+			switch w.src[w.pos] {
+			case ',':
+				w.pos++
+			case '}':
+				w.pos++
+				return nil
+			default:
+				return w.fail()
+			}
+		}
+	case '[':
+		w.pos++
+		w.ws()
+		if w.pos < len(w.src) && w.src[w.pos] == ']' {
+			w.pos++
+			return nil
+		}
+		for i := 0; ; i++ {
+			w.path = append(w.path, step{idx: i})
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+			w.path = w.path[:len(w.path)-1]
+			w.ws()
+			if w.pos >= len(w.src) {
+				return w.fail()
+			}
+			switch w.src[w.pos] {
+			case ',':
+				w.pos++
+			case ']':
+				w.pos++
+				return nil
+			default:
+				return w.fail()
+			}
+		}
+	case '"':
+		a := w.pos
+		b, esc, err := w.str()
+		if err != nil {
+			return err
+		}
+		if w.skip == 0 {
+			return w.maskString(a, b, esc)
+		}
+		return nil
+	case 't', 'f', 'n':
+		for _, lit := range []string{"true", "false", "null"} {
+			if bytes.HasPrefix(w.src[w.pos:], []byte(lit)) {
+				w.pos += len(lit)
+				return nil
+			}
+		}
+		return w.fail()
+	default:
+		return w.number()
+	}
+}
+
+func (w *walker) number() error {
+	a := w.pos
+	if w.pos < len(w.src) && w.src[w.pos] == '-' {
+		w.pos++
+	}
+	for w.pos < len(w.src) {
+		c := w.src[w.pos]
+		if isDigit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-' {
+			w.pos++
+			continue
+		}
+		break
+	}
+	if _, err := strconv.ParseFloat(string(w.src[a:w.pos]), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+		w.pos = a
+		return w.fail()
+	}
+	return nil
+}
+
+// str moves past the string at w.pos and returns its end and whether it has escapes.
+func (w *walker) str() (int, bool, error) {
+	s := w.src
+	i := w.pos + 1
+	q := bytes.IndexByte(s[i:], '"')
+	if q < 0 {
+		return 0, false, w.fail()
+	}
+	if bytes.IndexByte(s[i:i+q], '\\') < 0 {
+		w.pos = i + q + 1
+		return w.pos, false, nil
+	}
+	for i < len(s) {
+		switch s[i] {
+		case '\\':
+			i += 2
+		case '"':
+			w.pos = i + 1
+			return w.pos, true, nil
+		default:
+			i++
+		}
+	}
+	return 0, false, w.fail()
+}
+
+// decode returns the content of the string token src[a:b] with escapes resolved, in a
+// scratch buffer that the next decode overwrites.
+func (w *walker) decode(a, b int) ([]byte, error) {
+	s := w.src[a+1 : b-1]
+	out := w.buf[:0]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i >= len(s) {
+			return nil, w.fail()
+		}
+		switch s[i] {
+		case '"', '\\', '/':
+			out = append(out, s[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, n := hex4(s[i+1:])
+			if n < 0 {
+				return nil, w.fail()
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2, n2 := rune(-1), -1
+				if i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
+					r2, n2 = hex4(s[i+3:])
+				}
+				if n2 < 0 {
+					r = utf8.RuneError
+				} else if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					r = d
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return nil, w.fail()
+		}
+	}
+	w.buf = out
+	return out, nil
+}
+
+func hex4(b []byte) (rune, int) {
+	if len(b) < 4 {
+		return 0, -1
+	}
+	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	if err != nil {
+		return 0, -1
+	}
+	return rune(v), 4
+}
+
+// appendQuoted appends s as a JSON string.
+func appendQuoted(dst, s []byte) []byte {
+	const hexd = "0123456789abcdef"
+	dst = append(dst, '"')
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
+
+// maskString masks the string token src[a:b].
+func (w *walker) maskString(a, b int, esc bool) error {
+	v := w.src[a+1 : b-1]
+	if esc {
+		var err error
+		if v, err = w.decode(a, b); err != nil {
+			return err
+		}
+	}
+	w.fs = w.m.find(v, w.key(), false, w.fs)
+	if len(w.fs) == 0 {
+		return nil
+	}
+	masked := w.m.apply(nil, v, w.fs, &w.counts)
+	w.emit(a, b, appendQuoted(make([]byte, 0, len(masked)+2), masked))
+	return nil
+}
+
+// key is the nearest member name on the path: the context of the current value.
+func (w *walker) key() []byte {
+	for i := len(w.path) - 1; i >= 0; i-- {
+		if w.path[i].key != nil {
+			return w.path[i].key
+		}
+	}
+	return []byte{}
+}
+
+// field returns the type of the first field rule matching the current path, or -1.
+func (w *walker) field() int {
+	for _, f := range w.m.fields {
+		if len(f.path) != len(w.path) {
+			continue
+		}
+		ok := true
+		for i, sg := range f.path {
+			st := w.path[i]
+			switch {
+			case sg.key == "#":
+				ok = st.key == nil
+			case sg.key == "*":
+			case st.key != nil:
+				ok = string(st.key) == sg.key
+			default:
+				ok = sg.key == strconv.Itoa(st.idx)
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			return f.typ
+		}
+	}
+	return -1
+}
+
+func (w *walker) count(typ int) {
+	if w.counts == nil {
+		w.counts = Counts{}
+	}
+	w.counts[w.m.types[typ]]++
+}

@@ -1,0 +1,406 @@
+package masking
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Counts is the number of findings per type.
+type Counts map[string]int
+
+// Masker applies a compiled [Config]. It is safe for concurrent use.
+type Masker struct {
+	types    []string   // builtins, then custom detectors, then field names
+	strat    []Strategy // per type
+	on       [numBuiltin]bool
+	kws      []keyword
+	first    [256][]int    // keyword indexes by lower-cased first byte
+	pair     []bool        // lower-cased first two bytes of some keyword
+	custom   []customDet   // by index into types - numBuiltin
+	fields   []fieldRule
+	hashKey  []byte
+	holdback int
+}
+
+type customDet struct {
+	re     *regexp.Regexp
+	check  func([]byte) bool
+	typ    int
+	maxLen int
+	global bool // no keywords: run over every text
+}
+
+type fieldRule struct {
+	path []seg
+	typ  int
+}
+
+// New compiles c. c.HashKey must be set when a strategy is hash (see [Config.HashKeyFile]).
+func New(c Config) (*Masker, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Masker{pair: make([]bool, 1<<16), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext}
+	if slices.Contains(append(stratsOf(c), c.Strategy), Hash) && len(m.hashKey) == 0 {
+		return nil, fmt.Errorf("hash_key: not loaded (hash_key_file %q must be read into hash_key)", c.HashKeyFile)
+	}
+	for _, n := range builtins {
+		m.addType(n, c)
+	}
+	for _, d := range c.Detectors {
+		m.on[slices.Index(builtins[:], d)] = true
+	}
+	m.builtinKeywords()
+	for _, d := range c.Custom {
+		typ := m.addType(d.Name, c)
+		re := regexp.MustCompile(d.Pattern) // validated
+		cd := customDet{re: re, check: validators[d.Validator], typ: typ, maxLen: d.MaxLen}
+		if cd.maxLen == 0 {
+			cd.maxLen = defaultCustomLen
+		}
+		m.holdback = max(m.holdback, 2*cd.maxLen+leftContext)
+		cd.global = len(d.Keywords) == 0
+		idx := len(m.custom)
+		m.custom = append(m.custom, cd)
+		for _, k := range d.Keywords {
+			m.keyword(strings.ToLower(k), false, func(sc *scan, i int, kw *keyword) { sc.customAt(idx, i, kw) })
+		}
+	}
+	for _, f := range c.Fields {
+		p, _ := parsePath(f.Path) // validated
+		name := f.Name
+		if name == "" {
+			name = "FIELD"
+		}
+		typ := slices.Index(m.types, name)
+		if typ < 0 {
+			typ = m.addType(name, c)
+		}
+		if f.Strategy != "" {
+			m.strat[typ] = f.Strategy
+		}
+		m.fields = append(m.fields, fieldRule{path: p, typ: typ})
+	}
+	return m, nil
+}
+
+func stratsOf(c Config) []Strategy {
+	var out []Strategy
+	for _, s := range c.Strategies {
+		out = append(out, s)
+	}
+	for _, f := range c.Fields {
+		out = append(out, f.Strategy)
+	}
+	return out
+}
+
+func (m *Masker) addType(name string, c Config) int {
+	s := c.Strategy
+	if o, ok := c.Strategies[name]; ok {
+		s = o
+	}
+	m.types = append(m.types, name)
+	m.strat = append(m.strat, s)
+	return len(m.types) - 1
+}
+
+// keyword registers a trigger; exact keywords must match case too.
+func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
+	lo := []byte(strings.ToLower(k))
+	kw := keyword{lo: lo, fn: fn}
+	if exact {
+		kw.exact = []byte(k)
+	}
+	m.kws = append(m.kws, kw)
+	m.first[lo[0]] = append(m.first[lo[0]], len(m.kws)-1)
+	if len(lo) > 1 {
+		m.pair[int(lo[0])<<8|int(lo[1])] = true
+	} else {
+		for c := range 256 {
+			m.pair[int(lo[0])<<8|c] = true
+		}
+	}
+}
+
+func (m *Masker) builtinKeywords() {
+	if m.on[tAWSAccessKey] {
+		for _, p := range []string{"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"} {
+			m.keyword(p, true, awsAccessKey)
+		}
+	}
+	if m.on[tAWSSecretKey] {
+		for _, k := range []string{"aws_secret", "secret_access_key", "secretaccesskey", "aws secret"} {
+			m.keyword(k, false, awsSecret)
+		}
+	}
+	if m.on[tGitHub] {
+		for _, p := range []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"} {
+			m.keyword(p, true, fixedToken(tGitHub, 36, 36, isAlnum, 3.0))
+		}
+		m.keyword("github_pat_", true, fixedToken(tGitHub, 60, 255, isWord, 3.0))
+	}
+	if m.on[tGitLab] {
+		m.keyword("glpat-", true, fixedToken(tGitLab, 20, 50, isB64URL, 3.0))
+	}
+	if m.on[tSlack] {
+		m.keyword("xox", true, slackToken)
+		m.keyword("hooks.slack.com/services/", false, slackWebhook)
+		m.keyword("hooks.slack.com/workflows/", false, slackWebhook)
+	}
+	if m.on[tStripe] {
+		for _, p := range []string{"sk_live_", "sk_test_", "rk_live_", "rk_test_"} {
+			m.keyword(p, true, fixedToken(tStripe, 16, 247, isAlnum, 3.0))
+		}
+	}
+	if m.on[tGoogle] {
+		m.keyword("AIza", true, fixedToken(tGoogle, 35, 35, isB64URL, 3.0))
+	}
+	if m.on[tOpenAI] || m.on[tAnthropic] {
+		m.keyword("sk-", true, func(sc *scan, i int, kw *keyword) {
+			skToken(sc, i, kw)
+		})
+	}
+	if m.on[tOkta] {
+		m.keyword("okta", false, okta)
+		m.keyword("ssws", false, okta)
+	}
+	if m.on[tJWT] {
+		m.keyword("eyJ", true, jwt)
+	}
+	if m.on[tPrivateKey] {
+		m.keyword("-----BEGIN ", true, pem)
+	}
+	if m.on[tConnPassword] {
+		m.keyword("://", true, connPassword)
+	}
+	if m.on[tGeneric] {
+		for _, k := range []string{"password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "token", "access_key", "access-key", "private_key", "private-key", "credential"} {
+			m.keyword(k, false, generic)
+		}
+	}
+}
+
+// byte classes of the main loop
+const (
+	cNone = iota
+	cKey
+	cNum
+	cAt
+)
+
+var class = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= '0' && c <= '9', c == '+', c == '(':
+			t[c] = cNum
+		case c == '@':
+			t[c] = cAt
+		default:
+			t[c] = cKey
+		}
+	}
+	return t
+}()
+
+// find returns the findings in s, sorted and merged. key is the JSON member name whose
+// value s is (nil outside JSON); raw marks undecoded JSON text.
+func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
+	sc := scan{m: m, s: s, key: key, raw: raw, out: out[:0]}
+	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
+	n := len(s)
+	for i := 0; i < n; i++ {
+		c := s[i]
+		switch class[c] {
+		case cKey:
+			if i+1 < n && m.pair[int(lower(c))<<8|int(lower(s[i+1]))] {
+				for _, k := range m.first[lower(c)] {
+					kw := &m.kws[k]
+					if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
+						kw.fn(&sc, i, kw)
+					}
+				}
+			}
+		case cAt:
+			if m.on[tEmail] {
+				email(&sc, i)
+			}
+		case cNum:
+			if !nums {
+				continue
+			}
+			if c != '+' && c != '(' && i >= 2 && isUpper(s[i-1]) && isUpper(s[i-2]) && m.on[tIBAN] {
+				sc.iban(i)
+			}
+			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.' || s[i-1] == '_') {
+				continue
+			}
+			if (c == '+' || c == '(') && (i+1 >= n || !isDigit(s[i+1])) {
+				continue
+			}
+			i = max(i, sc.number(i)-1)
+		}
+	}
+	if key != nil {
+		sc.keyContext()
+	}
+	for _, cd := range m.custom {
+		if cd.global {
+			for _, loc := range cd.re.FindAllIndex(s, -1) {
+				sc.custom(cd, loc[0], loc[1])
+			}
+		}
+	}
+	return merge(sc.out, m)
+}
+
+// keyContext masks whole values whose member name says they are secrets.
+func (sc *scan) keyContext() {
+	k := sc.key
+	if len(k) > 40 || len(sc.s) == 0 || len(sc.s) > 4096 {
+		return
+	}
+	var nk [40]byte
+	n := 0
+	for _, c := range k {
+		if c != '_' && c != '-' && c != ' ' {
+			nk[n] = lower(c)
+			n++
+		}
+	}
+	name := string(nk[:n])
+	m := sc.m
+	switch {
+	case m.on[tAWSSecretKey] && (name == "awssecretaccesskey" || name == "secretaccesskey"):
+		sc.add(0, len(sc.s), tAWSSecretKey)
+	case m.on[tOkta] && strings.Contains(name, "okta"):
+		okta(sc, 0, &keyword{})
+	case m.on[tGeneric] && secretKeys[name]:
+		sc.add(0, len(sc.s), tGeneric)
+	}
+}
+
+var secretKeys = map[string]bool{
+	"password": true, "passwd": true, "pwd": true, "pass": true, "secret": true, "clientsecret": true,
+	"apikey": true, "apitoken": true, "token": true, "accesstoken": true, "refreshtoken": true,
+	"idtoken": true, "authtoken": true, "privatekey": true, "secretkey": true, "sessiontoken": true,
+	"credentials": true, "credential": true, "dbpassword": true,
+}
+
+// customAt runs custom detector idx around a keyword at i.
+func (sc *scan) customAt(idx, i int, kw *keyword) {
+	cd := sc.m.custom[idx]
+	lo, hi := max(0, i-cd.maxLen), min(len(sc.s), i+len(kw.lo)+cd.maxLen)
+	for _, loc := range cd.re.FindAllIndex(sc.s[lo:hi], -1) {
+		if lo+loc[0] <= i+len(kw.lo) && lo+loc[1] >= i {
+			sc.custom(cd, lo+loc[0], lo+loc[1])
+		}
+	}
+}
+
+func (sc *scan) custom(cd customDet, a, b int) {
+	if b-a > cd.maxLen || a == b || (cd.check != nil && !cd.check(sc.s[a:b])) {
+		return
+	}
+	sc.add(a, b, cd.typ)
+}
+
+// merge sorts findings and joins overlapping ones; the joined span keeps the type of
+// higher priority (lower index).
+func merge(fs []finding, _ *Masker) []finding {
+	if len(fs) < 2 {
+		return fs
+	}
+	slices.SortFunc(fs, func(a, b finding) int {
+		if a.start != b.start {
+			return a.start - b.start
+		}
+		return b.end - a.end
+	})
+	out := fs[:1]
+	for _, f := range fs[1:] {
+		l := &out[len(out)-1]
+		if f.start < l.end {
+			l.end = max(l.end, f.end)
+			l.typ = min(l.typ, f.typ)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// replace appends the masked form of v (of type typ) to dst.
+func (m *Masker) replace(dst, v []byte, typ int) []byte {
+	switch m.strat[typ] {
+	case Partial:
+		// Every letter and digit but the last four becomes *; the rest of the shape stays.
+		n := 0
+		for _, c := range v {
+			if isAlnum(c) {
+				n++
+			}
+		}
+		keep := 4
+		if n < 8 {
+			keep = 0
+		}
+		k := 0
+		for _, c := range v {
+			switch {
+			case isAlnum(c):
+				k++
+				if k <= n-keep {
+					c = '*'
+				}
+			case c < ' ' || c >= 0x80 || c == '"' || c == '\\':
+				c = '*'
+			}
+			dst = append(dst, c)
+		}
+		return dst
+	case Hash:
+		h := hmac.New(sha256.New, m.hashKey)
+		h.Write(v)
+		var sum [32]byte
+		dst = append(dst, "tok_"...)
+		return hex.AppendEncode(dst, h.Sum(sum[:0])[:8])
+	default:
+		dst = append(dst, "[REDACTED:"...)
+		dst = append(dst, m.types[typ]...)
+		return append(dst, ']')
+	}
+}
+
+// apply appends s with every finding replaced to dst and counts the findings.
+func (m *Masker) apply(dst, s []byte, fs []finding, counts *Counts) []byte {
+	last := 0
+	for _, f := range fs {
+		dst = append(dst, s[last:f.start]...)
+		dst = m.replace(dst, s[f.start:f.end], f.typ)
+		last = f.end
+		if *counts == nil {
+			*counts = Counts{}
+		}
+		(*counts)[m.types[f.typ]]++
+	}
+	return append(dst, s[last:]...)
+}
+
+// Text masks plain text. It returns s itself and nil counts when nothing was found.
+func (m *Masker) Text(s []byte) ([]byte, Counts) {
+	fs := m.find(s, nil, false, nil)
+	if len(fs) == 0 {
+		return s, nil
+	}
+	var c Counts
+	return m.apply(make([]byte, 0, len(s)+32), s, fs, &c), c
+}
+
+// Types returns every type name the masker can report.
+func (m *Masker) Types() []string { return slices.Clone(m.types) }
