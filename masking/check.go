@@ -114,7 +114,6 @@ func ibanOK(b []byte) bool {
 	return rem == 1
 }
 
-
 // entropy is the Shannon entropy of b in bits per byte.
 func entropy(b []byte) float64 {
 	if len(b) == 0 {

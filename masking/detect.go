@@ -517,7 +517,9 @@ func (sc *scan) number(i int) int {
 		return boundary(len(want) - 1)
 	}
 	// SSN: 123-45-6789 always; spaced or unformatted only with context.
-	ssnCtx := func() bool { return sc.context(start, "ssn", "social security", "social_security", "ss#", "socialsecurity") }
+	ssnCtx := func() bool {
+		return sc.context(start, "ssn", "social security", "social_security", "ss#", "socialsecurity")
+	}
 	switch {
 	case !paren && lens(3, 2, 4) && same(2, "-") && ssnOK(collect(2)):
 		sc.add(start, gs[2].end, tSSN)

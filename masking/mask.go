@@ -19,9 +19,9 @@ type Masker struct {
 	strat    []Strategy // per type
 	on       [numBuiltin]bool
 	kws      []keyword
-	first    [256][]int    // keyword indexes by lower-cased first byte
-	pair     []bool        // lower-cased first two bytes of some keyword
-	custom   []customDet   // by index into types - numBuiltin
+	first    [256][]int  // keyword indexes by lower-cased first byte
+	pair     []bool      // lower-cased first two bytes of some keyword
+	custom   []customDet // by index into types - numBuiltin
 	fields   []fieldRule
 	hashKey  []byte
 	holdback int
