@@ -73,6 +73,7 @@ type stream struct {
 	dec      mcp.Decoder
 	acc      []byte
 	accOver  bool
+	frag     []Filter // filters of the oversized event streaming through (maskstream.go)
 }
 
 func newStream(s *Server, srv extprocv3.ExternalProcessor_ProcessServer) *stream {
@@ -426,7 +427,12 @@ func (st *stream) events(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3
 	var out []byte
 	for _, ev := range st.dec.Feed(b.GetBody()) {
 		if ev.Oversize {
-			return nil, status.Error(codes.ResourceExhausted, "server-sent event over max_event_bytes")
+			o, err := st.oversize(ev)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, o...)
+			continue
 		}
 		o, err := st.inspectEvent(ctx, ev)
 		if err != nil {

@@ -75,6 +75,7 @@ type walker struct {
 	counts Counts
 	fs     []finding
 	buf    []byte
+	only   []byte // Member: the top-level member masked; the rest is copied
 }
 
 var errSyntax = errors.New("invalid JSON")
@@ -83,7 +84,20 @@ var errSyntax = errors.New("invalid JSON")
 // field rules. It returns src itself and nil counts when nothing was masked, and an error
 // for input that is not JSON.
 func (m *Masker) JSON(src []byte) ([]byte, Counts, error) {
-	w := walker{m: m, src: src}
+	return m.walk(walker{m: m, src: src})
+}
+
+// Member is [Masker.JSON] restricted to the value of the top-level member name of the
+// object doc (field rule paths are relative to that value); the rest is copied unchanged.
+func (m *Masker) Member(doc []byte, name string) ([]byte, Counts, error) {
+	return m.walk(walker{m: m, src: doc, only: []byte(name)})
+}
+
+func (m *Masker) walk(w walker) ([]byte, Counts, error) {
+	src := w.src
+	if w.only != nil {
+		w.skip = 1
+	}
 	if err := w.value(0); err != nil {
 		return nil, nil, err
 	}
@@ -178,11 +192,26 @@ func (w *walker) value(depth int) error {
 				return w.fail()
 			}
 			w.pos++
-			w.path = append(w.path, step{key: key})
-			if err := w.value(depth + 1); err != nil {
-				return err
+			if depth == 0 && w.only != nil {
+				// Member: only the named member is masked, with paths relative to it.
+				in := string(key) == string(w.only)
+				if in {
+					w.skip--
+				}
+				err := w.value(depth + 1)
+				if in {
+					w.skip++
+				}
+				if err != nil {
+					return err
+				}
+			} else {
+				w.path = append(w.path, step{key: key})
+				if err := w.value(depth + 1); err != nil {
+					return err
+				}
+				w.path = w.path[:len(w.path)-1]
 			}
-			w.path = w.path[:len(w.path)-1]
 			w.ws()
 			if w.pos >= len(w.src) {
 				return w.fail()

@@ -25,6 +25,7 @@ type Masker struct {
 	fields   []fieldRule
 	hashKey  []byte
 	holdback int
+	batch    int
 }
 
 type customDet struct {
@@ -45,7 +46,7 @@ func New(c Config) (*Masker, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Masker{pair: make([]bool, 1<<16), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext}
+	m := &Masker{pair: make([]bool, 1<<16), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
 	if slices.Contains(append(stratsOf(c), c.Strategy), Hash) && len(m.hashKey) == 0 {
 		return nil, fmt.Errorf("hash_key: not loaded (hash_key_file %q must be read into hash_key)", c.HashKeyFile)
 	}

@@ -39,7 +39,7 @@ func (m *Masker) Holdback() int { return m.holdback }
 // p is not retained.
 func (s *Stream) Write(p []byte) []byte {
 	s.pend = append(s.pend, p...)
-	if len(s.pend)-s.ctx < s.m.holdback+batch {
+	if len(s.pend)-s.ctx < s.m.holdback+s.m.batch {
 		return nil
 	}
 	return s.process(false)
