@@ -48,7 +48,7 @@ func NewRedisStore(ctx context.Context, c redis.UniversalClient, prefix string, 
 	return s, nil
 }
 
-func (s *RedisStore) channel() string       { return s.prefix + "changed" }
+func (s *RedisStore) channel() string         { return s.prefix + "changed" }
 func (s *RedisStore) reqKey(id string) string { return s.prefix + "req:" + id }
 func (s *RedisStore) idxKey(k string) string  { return s.prefix + "key:" + k }
 func (s *RedisStore) orderKey() string        { return s.prefix + "order" }

@@ -1,0 +1,57 @@
+package approvals
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Events counted by mcpguard_approvals_events_total.
+const (
+	evRequested    = "requested"
+	evNotified     = "notified"
+	evNotifyFailed = "notify_failed"
+	evNotifyDrop   = "notify_dropped"
+	evApproved     = "approved"
+	evDenied       = "denied"
+	evExpired      = "expired"
+	evDeferred     = "deferred"
+	evConsumed     = "consumed"
+	evGranted      = "granted"
+)
+
+type metrics struct {
+	events  *prometheus.CounterVec
+	held    prometheus.Gauge
+	release prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		return nil, errors.New("approvals: a prometheus registerer is required")
+	}
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpguard_approvals_events_total",
+			Help: "Approval steps: requested, notified, notify_failed, notify_dropped, approved, denied, expired, deferred, consumed, granted.",
+		}, []string{"event"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcpguard_approvals_held_calls",
+			Help: "Calls held right now waiting for a decision.",
+		}),
+		release: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mcpguard_approvals_release_seconds",
+			Help:    "Time from a decision to the held call being released.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.events, m.held, m.release} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register approvals metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) event(name string) { m.events.WithLabelValues(name).Inc() }

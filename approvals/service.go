@@ -1,0 +1,407 @@
+package approvals
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpguard/mcpguard/identity"
+)
+
+// ErrArguments reports call arguments that cannot be put in canonical form.
+var ErrArguments = errors.New("arguments are not canonical JSON")
+
+// listLimit bounds what List reads from the store.
+const listLimit = 500
+
+// Notifier tells approvers about a new request. Notify must not block the data path.
+type Notifier interface {
+	Notify(r Request)
+}
+
+// Service creates requests, waits for decisions and applies them. It is safe for
+// concurrent use; all state is in the [Store], so replicas sharing one agree.
+type Service struct {
+	cfg    Config
+	store  Store
+	log    *slog.Logger
+	met    *metrics
+	notify Notifier
+	now    func() time.Time
+}
+
+// Option changes a Service.
+type Option func(*Service)
+
+// WithNotifier sends new requests to n.
+func WithNotifier(n Notifier) Option { return func(s *Service) { s.notify = n } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// New validates cfg and returns a Service over store. A nil log discards.
+func New(cfg Config, store Store, log *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("approvals config: %w", err)
+	}
+	if store == nil {
+		return nil, errors.New("approvals: a store is required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, store: store, log: log, met: m, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Hold is the configured hold.
+func (s *Service) Hold() time.Duration { return s.cfg.Hold }
+
+// RetryAfter is the retry hint for deferred calls.
+func (s *Service) RetryAfter() time.Duration { return s.cfg.RetryAfter }
+
+// Link is where an approver decides request id.
+func (s *Service) Link(id string) string {
+	return s.cfg.PublicURL + "#" + url.PathEscape(id)
+}
+
+// Call is a tool call that policy says needs approval.
+type Call struct {
+	Requester identity.Identity
+	Tool      string
+	// Arguments are the raw call arguments; only their canonical digest and masked form are kept.
+	Arguments json.RawMessage
+	Rule      string
+	Reason    string
+	// Approvers are the rule's approver groups; empty uses Config.Approvers.
+	Approvers []string
+	RequestID string
+	SessionID string
+}
+
+// Outcome is what happens to a call.
+type Outcome uint8
+
+// Outcomes of [Service.Begin] and [Service.Wait].
+const (
+	// Waiting: the request is pending; hold the call or defer it.
+	Waiting Outcome = iota
+	// Granted: the call may proceed.
+	Granted
+	// Refused: an approver denied the call; Request.Decision has the reason.
+	Refused
+	// Lapsed: the request expired, or its one-time grant was used by another call.
+	Lapsed
+)
+
+// String names the outcome for notes and logs.
+func (o Outcome) String() string {
+	return [...]string{"waiting", "granted", "refused", "lapsed"}[o]
+}
+
+// Result is an outcome and the request behind it.
+type Result struct {
+	Outcome Outcome
+	Request Request
+	// Created is set when Begin opened a new request (approvers were notified).
+	Created bool
+}
+
+// Begin looks for a grant covering c: a live time-scoped grant for the tool, or an approved
+// one-time grant for exactly this call, which it consumes. Otherwise it reuses the pending
+// request for this call or opens a new one and notifies approvers. A denial the requester
+// has not heard of yet (the call was deferred) is returned once.
+func (s *Service) Begin(ctx context.Context, c Call) (Result, error) {
+	canon, err := Canonical(c.Arguments)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrArguments, err)
+	}
+	p := PartyOf(c.Requester)
+	if p.Subject == "" || p.Issuer == "" || c.Tool == "" {
+		return Result{}, errors.New("begin approval: requester and tool required")
+	}
+	ck, tk := callKey(p, c.Tool, canon), toolKey(p, c.Tool)
+	now := s.now()
+
+	r, err := s.store.Lookup(ctx, tk)
+	switch {
+	case err == nil && r.State == Approved && now.Before(r.GrantUntil):
+		s.met.event(evGranted)
+		return Result{Outcome: Granted, Request: r}, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return Result{}, fmt.Errorf("look up tool grant: %w", err)
+	}
+
+	r, err = s.store.Lookup(ctx, ck)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Result{}, fmt.Errorf("look up call grant: %w", err)
+	}
+	if err == nil {
+		switch r.Effective(now) {
+		case Pending:
+			return Result{Outcome: Waiting, Request: r}, nil
+		case Approved:
+			if r.GrantFor > 0 && now.Before(r.GrantUntil) {
+				s.met.event(evGranted)
+				return Result{Outcome: Granted, Request: r}, nil
+			}
+			if r.GrantFor == 0 {
+				got, err := s.consume(ctx, r.ID)
+				if err == nil {
+					return Result{Outcome: Granted, Request: got}, nil
+				}
+				if !errors.Is(err, ErrConflict) {
+					return Result{}, err
+				}
+			}
+		case Denied:
+			if r.DeliveredAt.IsZero() {
+				got, err := s.deliverDenial(ctx, r.ID)
+				if err == nil {
+					return Result{Outcome: Refused, Request: got}, nil
+				}
+				if !errors.Is(err, ErrConflict) {
+					return Result{}, err
+				}
+			}
+		case Expired:
+			s.expire(ctx, r.ID)
+		}
+	}
+	return s.open(ctx, c, p, canon, ck, now)
+}
+
+func (s *Service) open(ctx context.Context, c Call, p Party, canon []byte, ck string, now time.Time) (Result, error) {
+	approvers := c.Approvers
+	if len(approvers) == 0 {
+		approvers = s.cfg.Approvers
+	}
+	if len(approvers) == 0 {
+		return Result{}, errors.New("open approval: no approver groups for this rule")
+	}
+	r := Request{
+		ID: rand.Text(), State: Pending, Requester: p, Tool: c.Tool, Arguments: Mask(canon),
+		Rule: c.Rule, Reason: c.Reason, Approvers: slices.Clone(approvers), GrantFor: s.cfg.grantFor(c.Rule),
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(s.cfg.Expiry).UTC(), Keys: []string{ck},
+		RequestID: c.RequestID, SessionID: c.SessionID,
+	}
+	if err := s.store.Create(ctx, r); err != nil {
+		return Result{}, fmt.Errorf("open approval: %w", err)
+	}
+	s.met.event(evRequested)
+	s.log.Info("approval requested", "approval_id", r.ID, "tool", r.Tool, "rule", r.Rule,
+		"requester", r.Requester.Subject, "approvers", r.Approvers)
+	if s.notify != nil {
+		s.notify.Notify(r)
+	}
+	return Result{Outcome: Waiting, Request: r, Created: true}, nil
+}
+
+// Wait waits up to d for request id to be decided. Approved: a one-time grant is consumed
+// and the outcome is Granted. Denied: Refused. Still pending after d: Waiting, and the
+// request is marked deferred. It returns early with ctx's error.
+func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (Result, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed, err := s.store.Watch(wctx, id)
+	if err != nil {
+		return Result{}, fmt.Errorf("watch approval: %w", err)
+	}
+	s.met.held.Inc()
+	defer s.met.held.Dec()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	poll := time.NewTicker(s.cfg.Poll)
+	defer poll.Stop()
+	for {
+		r, err := s.store.Get(ctx, id)
+		if err != nil {
+			return Result{}, fmt.Errorf("read approval: %w", err)
+		}
+		switch r.Effective(s.now()) {
+		case Approved:
+			s.observeRelease(r)
+			if r.GrantFor > 0 {
+				return Result{Outcome: Granted, Request: r}, nil
+			}
+			got, err := s.consume(ctx, id)
+			if errors.Is(err, ErrConflict) {
+				return Result{Outcome: Lapsed, Request: r}, nil
+			}
+			if err != nil {
+				return Result{}, err
+			}
+			return Result{Outcome: Granted, Request: got}, nil
+		case Denied:
+			s.observeRelease(r)
+			got, err := s.deliverDenial(ctx, id)
+			if err != nil && !errors.Is(err, ErrConflict) {
+				return Result{}, err
+			}
+			if err != nil {
+				got = r
+			}
+			return Result{Outcome: Refused, Request: got}, nil
+		case Expired, Consumed:
+			s.expire(ctx, id)
+			return Result{Outcome: Lapsed, Request: r}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-changed:
+		case <-poll.C:
+		case <-timer.C:
+			got, err := s.store.Update(ctx, id, func(q *Request) error { q.Deferred = true; return nil })
+			if err != nil {
+				return Result{}, fmt.Errorf("defer approval: %w", err)
+			}
+			if got.State != Pending {
+				continue // decided at the last moment: apply it
+			}
+			s.met.event(evDeferred)
+			return Result{Outcome: Waiting, Request: got}, nil
+		}
+	}
+}
+
+func (s *Service) observeRelease(r Request) {
+	if r.Decision != nil {
+		s.met.release.Observe(max(0, s.now().Sub(r.Decision.At).Seconds()))
+	}
+}
+
+// consume turns an approved one-time grant into consumed; [ErrConflict] if it is not approved.
+func (s *Service) consume(ctx context.Context, id string) (Request, error) {
+	now := s.now()
+	r, err := s.store.Update(ctx, id, func(q *Request) error {
+		if q.State != Approved || q.GrantFor != 0 {
+			return ErrConflict
+		}
+		q.State, q.DeliveredAt = Consumed, now.UTC()
+		return nil
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("consume grant: %w", err)
+	}
+	s.met.event(evConsumed)
+	s.log.Info("approval consumed", "approval_id", id, "tool", r.Tool)
+	return r, nil
+}
+
+func (s *Service) deliverDenial(ctx context.Context, id string) (Request, error) {
+	now := s.now()
+	r, err := s.store.Update(ctx, id, func(q *Request) error {
+		if q.State != Denied || !q.DeliveredAt.IsZero() {
+			return ErrConflict
+		}
+		q.DeliveredAt = now.UTC()
+		return nil
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("deliver denial: %w", err)
+	}
+	return r, nil
+}
+
+// expire records the expiry of a pending request past its time (once, wherever it is noticed).
+func (s *Service) expire(ctx context.Context, id string) {
+	now := s.now()
+	_, err := s.store.Update(ctx, id, func(q *Request) error {
+		if q.State != Pending || now.Before(q.ExpiresAt) {
+			return ErrConflict
+		}
+		q.State = Expired
+		return nil
+	})
+	if err == nil {
+		s.met.event(evExpired)
+		s.log.Info("approval expired", "approval_id", id)
+	}
+}
+
+// Decide records an approver's decision on a pending request. The approver must be in one
+// of its approver groups and must not be its requester ([ErrForbidden]); a request that
+// is no longer pending is [ErrConflict].
+func (s *Service) Decide(ctx context.Context, id string, by identity.Identity, approve bool, reason string) (Request, error) {
+	now := s.now()
+	r, err := s.store.Update(ctx, id, func(q *Request) error {
+		if q.Effective(now) != Pending {
+			return ErrConflict
+		}
+		if err := q.CanApprove(by); err != nil {
+			return err
+		}
+		q.Decision = &Decision{Approved: approve, By: PartyOf(by), At: now.UTC(), Reason: reason}
+		q.State = Denied
+		if approve {
+			q.State = Approved
+			if q.GrantFor > 0 {
+				q.GrantUntil = now.Add(q.GrantFor).UTC()
+				q.Keys = append(q.Keys, toolKey(q.Requester, q.Tool))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			s.expire(ctx, id)
+		}
+		return Request{}, fmt.Errorf("decide approval %s: %w", id, err)
+	}
+	ev := evDenied
+	if approve {
+		ev = evApproved
+	}
+	s.met.event(ev)
+	s.log.Info("approval decided", "approval_id", id, "decision", ev, "approver", by.Subject, "tool", r.Tool)
+	return r, nil
+}
+
+// Get returns request id as it stands now (a pending request past expiry reads as expired).
+func (s *Service) Get(ctx context.Context, id string) (Request, error) {
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return Request{}, fmt.Errorf("get approval: %w", err)
+	}
+	r.State = r.Effective(s.now())
+	return r, nil
+}
+
+// List returns the requests viewer may see (those they may decide or asked for), newest
+// first, in the given state ("" for all).
+func (s *Service) List(ctx context.Context, viewer identity.Identity, state State) ([]Request, error) {
+	all, err := s.store.List(ctx, listLimit)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	now := s.now()
+	out := []Request{}
+	me := PartyOf(viewer)
+	for _, r := range all {
+		r.State = r.Effective(now)
+		if state != "" && r.State != state {
+			continue
+		}
+		if !me.Same(r.Requester) && !slices.ContainsFunc(viewer.Groups, func(g string) bool { return slices.Contains(r.Approvers, g) }) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
