@@ -223,7 +223,8 @@ func (p *Policy) record(x *Exchange, m *mcp.Message, d policy.Decision) {
 
 // OnResponse filters tools/list results: tools the identity may not call are removed, tools
 // whose definition changed since the session pinned them go through the policy as a
-// tool_changed event, and on revisions with result caching the list is marked private.
+// tool_changed event, and on revisions with result caching a list that depends on the
+// caller is marked private.
 func (p *Policy) OnResponse(ctx context.Context, x *Exchange, r *Response) (Verdict, error) {
 	req := p.requestFor(x, r.Msg)
 	if req == nil || req.Method != "tools/list" || r.Msg.Kind != mcp.KindResult {
@@ -259,7 +260,8 @@ func (p *Policy) OnResponse(ctx context.Context, x *Exchange, r *Response) (Verd
 			kept = append(kept, raw)
 		}
 	}
-	private := x.Revision == mcp.Rev20260728
+	// A list that depends on the caller must not be served to another caller from a cache.
+	private := x.Revision == mcp.Rev20260728 && (len(kept) != len(tools) || set.PerIdentity())
 	if len(kept) == len(tools) && !private {
 		return Pass, nil
 	}

@@ -82,6 +82,17 @@ type Set struct {
 	tools    map[string]ToolSpec
 }
 
+// PerIdentity reports whether a refusing rule depends on the caller (mentions identity), so
+// that what one identity is shown (tools/list) may differ from what another is shown.
+func (s *Set) PerIdentity() bool {
+	for _, r := range s.rules {
+		if (r.Action == Deny || r.Action == RequireApproval) && strings.Contains(r.Condition, "identity") {
+			return true
+		}
+	}
+	return s.def != Allow
+}
+
 // Rules returns the compiled rules in order. The slice must not be modified.
 func (s *Set) Rules() []Rule { return s.rules }
 
