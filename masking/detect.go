@@ -111,6 +111,18 @@ func isMasked(v []byte) bool {
 // before reports whether the w bytes before i contain one of words (lower case).
 func (sc *scan) before(i, w int, words ...string) bool {
 	win := sc.s[max(0, i-w):i]
+	if nl := bytes.LastIndexByte(win, '\n'); nl >= 0 {
+		win = win[nl+1:] // context is on the same line
+	}
+	if k := bytes.LastIndexByte(win, ']'); k >= 0 {
+		j := k - 1
+		for j >= 0 && (isUpper(win[j]) || isDigit(win[j]) || win[j] == '_') {
+			j--
+		}
+		if j < 0 || win[j] == ':' {
+			win = win[k+1:] // a type name in an earlier token is no context
+		}
+	}
 	for _, x := range words {
 		if containsFold(win, []byte(x)) {
 			return true
@@ -154,8 +166,8 @@ func (sc *scan) column(i int) []byte {
 	col := bytes.Count(line, []byte{sep})
 	he := bytes.IndexByte(s, '\n')
 	hdr := s[:he]
-	if len(hdr) > 4096 || bytes.IndexByte(hdr, sep) < 0 {
-		return nil
+	if len(hdr) > 1024 || bytes.Count(hdr, []byte{sep}) < col || bytes.ContainsAny(hdr, "0123456789") {
+		return nil // not a header row
 	}
 	for k := 0; k < col; k++ {
 		j := bytes.IndexByte(hdr, sep)
@@ -332,7 +344,7 @@ func connPassword(sc *scan, i int, _ *keyword) {
 		return c > ' ' && c != '/' && c != '@' && c != '"' && c != '\'' && c != '<' && c != '>' && c != '\\' && c != '?' && c != '#'
 	}
 	u := run(s, i+3, 128, func(c byte) bool { return stop(c) && c != ':' })
-	if u == i+3 || u >= len(s) || s[u] != ':' {
+	if u >= len(s) || s[u] != ':' {
 		return
 	}
 	p := run(s, u+1, 129, stop)
@@ -381,7 +393,7 @@ func email(sc *scan, at int) {
 	for b < at && s[b] == '.' {
 		b++
 	}
-	if b == at || (b > 0 && (s[b-1] == ':' || s[b-1] == '/') && bytes.Contains(s[max(0, b-140):b], []byte("://"))) {
+	if b == at || inUserinfo(s, b) {
 		return // empty local part, or the user:password@ of a URL
 	}
 	e := run(s, at+1, 255, func(c byte) bool { return isAlnum(c) || c == '.' || c == '-' })
@@ -399,6 +411,19 @@ func email(sc *scan, at int) {
 		}
 	}
 	sc.add(b, e, tEmail)
+}
+
+// inUserinfo reports whether position b follows scheme:// within the same token.
+func inUserinfo(s []byte, b int) bool {
+	for j := b - 1; j >= 2 && b-j < 300; j-- {
+		switch c := s[j]; {
+		case c <= ' ' || c == '"' || c == '\'':
+			return false
+		case c == '/' && s[j-1] == '/' && s[j-2] == ':':
+			return true
+		}
+	}
+	return false
 }
 
 // group is one run of digits in a number.

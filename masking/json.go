@@ -141,7 +141,7 @@ func (w *walker) value(depth int) error {
 	if w.pos >= len(w.src) {
 		return w.fail()
 	}
-	if typ := w.field(); typ >= 0 && w.skip == 0 {
+	if f := w.field(); f != nil && w.skip == 0 {
 		a := w.pos
 		w.skip++
 		err := w.value(depth)
@@ -150,15 +150,20 @@ func (w *walker) value(depth int) error {
 			return err
 		}
 		v := w.src[a:w.pos]
+		st := f.strat
 		if v[0] == '"' {
 			if v, err = w.decode(a, w.pos); err != nil {
 				return err
 			}
+		} else if st == Partial {
+			st, v = Redact, nil // no last four of a number or an object: stars only
 		}
-		if !isMasked(v) {
-			r := appendQuoted(nil, w.m.replace(nil, v, typ))
-			w.emit(a, w.pos, r)
-			w.count(typ)
+		if v == nil {
+			w.emit(a, w.pos, []byte(`"********"`))
+			w.count(f.typ)
+		} else if !isMasked(v) {
+			w.emit(a, w.pos, appendQuoted(nil, w.m.rewrite(nil, v, f.typ, st)))
+			w.count(f.typ)
 		}
 		return nil
 	}
@@ -441,9 +446,10 @@ func (w *walker) key() []byte {
 	return []byte{}
 }
 
-// field returns the type of the first field rule matching the current path, or -1.
-func (w *walker) field() int {
-	for _, f := range w.m.fields {
+// field returns the first field rule matching the current path, or nil.
+func (w *walker) field() *fieldRule {
+	for i := range w.m.fields {
+		f := &w.m.fields[i]
 		if len(f.path) != len(w.path) {
 			continue
 		}
@@ -464,10 +470,10 @@ func (w *walker) field() int {
 			}
 		}
 		if ok {
-			return f.typ
+			return f
 		}
 	}
-	return -1
+	return nil
 }
 
 func (w *walker) count(typ int) {

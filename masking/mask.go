@@ -37,8 +37,9 @@ type customDet struct {
 }
 
 type fieldRule struct {
-	path []seg
-	typ  int
+	path  []seg
+	typ   int
+	strat Strategy
 }
 
 // New compiles c. c.HashKey must be set when a strategy is hash (see [Config.HashKeyFile]).
@@ -82,10 +83,11 @@ func New(c Config) (*Masker, error) {
 		if typ < 0 {
 			typ = m.addType(name, c)
 		}
-		if f.Strategy != "" {
-			m.strat[typ] = f.Strategy
+		st := f.Strategy
+		if st == "" {
+			st = m.strat[typ]
 		}
-		m.fields = append(m.fields, fieldRule{path: p, typ: typ})
+		m.fields = append(m.fields, fieldRule{path: p, typ: typ, strat: st})
 	}
 	return m, nil
 }
@@ -338,7 +340,12 @@ func merge(fs []finding, _ *Masker) []finding {
 
 // replace appends the masked form of v (of type typ) to dst.
 func (m *Masker) replace(dst, v []byte, typ int) []byte {
-	switch m.strat[typ] {
+	return m.rewrite(dst, v, typ, m.strat[typ])
+}
+
+// rewrite appends v masked with strategy st to dst.
+func (m *Masker) rewrite(dst, v []byte, typ int, st Strategy) []byte {
+	switch st {
 	case Partial:
 		// Every letter and digit but the last four becomes *; the rest of the shape stays.
 		n := 0
