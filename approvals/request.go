@@ -93,7 +93,7 @@ type Request struct {
 	DeliveredAt time.Time `json:"delivered_at,omitzero"`
 	// Keys index the request for grant lookups: the call key, and the tool key once a
 	// time-scoped grant is approved. Stores map each key to the newest request holding it.
-	Keys      []string `json:"keys"`
+	Keys      []string `json:"keys,omitempty"`
 	RequestID string   `json:"request_id,omitempty"`
 	SessionID string   `json:"session_id,omitempty"`
 }
