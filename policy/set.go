@@ -76,10 +76,10 @@ type Rule struct {
 
 // Set is a compiled policy; it is immutable and safe for concurrent use.
 type Set struct {
-	rules    []Rule
-	def      Action
-	dryRun   bool
-	tools    map[string]ToolSpec
+	rules  []Rule
+	def    Action
+	dryRun bool
+	tools  map[string]ToolSpec
 }
 
 // PerIdentity reports whether a refusing rule depends on the caller (mentions identity), so

@@ -46,9 +46,9 @@ var errShellDepth = errors.New("sh -c nested too deeply")
 func (s Shell) Dangerous() bool {
 	return !s.Parsed || s.PipeToInterpreter || s.RecursiveDelete || s.DiskWrite || s.ForkBomb ||
 		s.DynamicCommand || s.DeviceRedirect || slices.ContainsFunc(s.SQL, func(q SQL) bool {
-			v := q.Value()
-			return !q.Parsed || v["destructive"].(bool) || v["unbounded"].(bool) || v["privilege"].(bool) || v["program"].(bool)
-		})
+		v := q.Value()
+		return !q.Parsed || v["destructive"].(bool) || v["unbounded"].(bool) || v["privilege"].(bool) || v["program"].(bool)
+	})
 }
 
 // Reasons are short findings for denial messages; no command text.
