@@ -182,8 +182,11 @@ func (sc *scan) column(i int) []byte {
 	return hdr
 }
 
-// leftOK reports whether a token may start at i (not glued to a preceding word).
-func (sc *scan) leftOK(i int) bool { return i == 0 || !isWord(sc.s[i-1]) }
+// leftOK reports whether a token may start at i: not glued to a preceding word, nor to a
+// token this package wrote (so masking stays idempotent).
+func (sc *scan) leftOK(i int) bool { return i == 0 || !glued(sc.s[i-1]) }
+
+func glued(c byte) bool { return isWord(c) || c == ']' }
 
 // run returns the end of the run of bytes from i matching ok, at most limit bytes long.
 func run(s []byte, i, limit int, ok func(byte) bool) int {

@@ -240,7 +240,7 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 			if c != '+' && c != '(' && i >= 2 && isUpper(s[i-1]) && isUpper(s[i-2]) && m.on[tIBAN] {
 				sc.iban(i)
 			}
-			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.' || s[i-1] == '_') {
+			if i > 0 && (glued(s[i-1]) || s[i-1] == '.') {
 				continue
 			}
 			if (c == '+' || c == '(') && (i+1 >= n || !isDigit(s[i+1])) {

@@ -1,0 +1,128 @@
+package masking
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+func fuzzMasker(f *testing.F) *Masker {
+	f.Helper()
+	c := DefaultConfig()
+	c.Fields = []Field{{Path: "rows.#.ssn"}}
+	m, err := New(c)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return m
+}
+
+// shape replaces every string of a decoded JSON value with "" so two documents can be
+// compared for structure and types.
+func shape(v any) any {
+	switch x := v.(type) {
+	case string:
+		return ""
+	case []any:
+		for i := range x {
+			x[i] = shape(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = shape(x[k])
+		}
+	}
+	return v
+}
+
+// FuzzJSON: valid JSON in gives valid JSON out with the same structure and types (field
+// rules aside), masking the output again changes nothing, and nothing panics.
+func FuzzJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"content":[{"type":"text","text":"card 4111 1111 1111 1111 key AKIAZ3MHQX7RBN2KLD4P"}]}`,
+		`{"structuredContent":{"users":[{"ssn":"123-45-6788","email":"a.b@example.com","password":"hunter22"}]}}`,
+		`["\u0041KIAZ3MHQX7RBN2KLD4P","\ud83d\ude00 +44 20 7946 0958",1e400,-0.5,true,null]`,
+		`{"a":"-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----","b":{"c":[[]]}}`,
+		`"postgres://u:Tr0ub4dorXx3@db/x eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2ln"`,
+		`{"rows":[{"ssn":123456789},{"ssn":{"x":1}}]}`, `{"bad":"\ud800"}`, `{`, `"\x"`,
+	} {
+		f.Add([]byte(s))
+	}
+	m := fuzzMasker(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, _, err := m.JSON(in)
+		if !json.Valid(in) {
+			return // only "no panic" is asked of invalid input
+		}
+		if err != nil {
+			t.Fatalf("valid JSON refused: %v", err)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("invalid output %q from %q", out, in)
+		}
+		again, c, err := m.JSON(out)
+		if err != nil || !bytes.Equal(again, out) || len(c) > 0 {
+			t.Fatalf("not idempotent: %q -> %q (%v, %v)", out, again, c, err)
+		}
+		var a, b any
+		if json.Unmarshal(in, &a) != nil || json.Unmarshal(out, &b) != nil {
+			return // numbers out of float range: encoding/json refuses both alike
+		}
+		if !bytes.Contains(in, []byte(`"ssn"`)) {
+			ja, _ := json.Marshal(shape(a))
+			jb, _ := json.Marshal(shape(b))
+			if !bytes.Equal(ja, jb) {
+				t.Fatalf("structure changed: %s -> %s", ja, jb)
+			}
+		}
+	})
+}
+
+// FuzzText: text masking is idempotent, and a stream split anywhere produces exactly what
+// masking the whole wire text produces.
+func FuzzText(f *testing.F) {
+	for _, s := range []string{
+		"card 4111 1111 1111 1111 ssn 123-45-6788 call (415) 555-0132",
+		"data: {\"t\":\"AKIAZ3MHQX7RBN2KLD4P \\u0041KIA \\rk_live_4eC39HqLyjWDarjtT1zdp7dc\"}\n\n",
+		"-----BEGIN EC PRIVATE KEY-----\nabc", "mail a@b.co DE89 3704 0044 0532 0130 00",
+		"password=Xk9#mP2$qLw7Zr token: sk-proj-Z3k9Q2x7Lm4Np8Rt1Wc6Hd0Jf5Gs3Bv9Yq2Xe7Lm4Np8Rt1Wc",
+	} {
+		f.Add([]byte(s), uint16(7))
+	}
+	m := fuzzMasker(f)
+	small := *m
+	small.holdback, small.batch = 300, 8
+	f.Fuzz(func(t *testing.T, in []byte, cut uint16) {
+		out, _ := m.Text(in)
+		if again, c := m.Text(out); !bytes.Equal(again, out) || len(c) > 0 {
+			t.Fatalf("text not idempotent: %q -> %q -> %q", in, out, again)
+		}
+		want, _ := small.Wire(in)
+		k := int(cut) % (len(in) + 1)
+		if got := collect(small.NewStream(), in[:k], in[k:]); !bytes.Equal(got, want) {
+			t.Fatalf("stream split at %d: %q, whole: %q", k, got, want)
+		}
+	})
+}
+
+// FuzzConfig: custom detector patterns and field paths from configuration never panic the
+// compiler or the masker.
+func FuzzConfig(f *testing.F) {
+	f.Add("EMP-[0-9]{6}", "emp-", "rows.#.ssn", "EMP-123456 rows")
+	f.Add("(a|b)*c", "", "a\\.b.*", "abc")
+	f.Add("[", "x", "..", "")
+	f.Fuzz(func(t *testing.T, pattern, kw, path, text string) {
+		c := DefaultConfig()
+		c.Custom = []Custom{{Name: "CUSTOM", Pattern: pattern, Keywords: []string{kw}, MaxLen: 64}}
+		c.Fields = []Field{{Path: path}}
+		m, err := New(c)
+		if err != nil {
+			return
+		}
+		m.Text([]byte(text))
+		doc, _ := json.Marshal(map[string]any{"rows": []any{map[string]any{"ssn": text}}, "a.b": text})
+		if _, _, err := m.JSON(doc); err != nil {
+			t.Fatalf("valid JSON refused: %v", err)
+		}
+	})
+}
