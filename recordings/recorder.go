@@ -283,13 +283,21 @@ func (r *Recorder) flushLocked(final bool) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, w := range work {
-		if w.c.f != nil {
-			if err := w.c.f.Sync(); err != nil {
-				errs = append(errs, fmt.Errorf("fsync segment: %w", err))
-			}
+	// The chains' files are fsynced concurrently: the filesystem folds them into one
+	// journal commit instead of one per file.
+	syncErrs := make([]error, len(work))
+	var wg sync.WaitGroup
+	for i, w := range work {
+		if f := w.c.f; f != nil {
+			wg.Go(func() {
+				if err := f.Sync(); err != nil {
+					syncErrs[i] = fmt.Errorf("fsync segment: %w", err)
+				}
+			})
 		}
 	}
+	wg.Wait()
+	errs = append(errs, syncErrs...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -47,7 +48,7 @@ func NewS3(cfg S3Config) (*S3, error) {
 // Put uploads the object with its retention and encryption settings.
 func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	o := minio.PutObjectOptions{ContentType: "application/octet-stream", SendContentMd5: true}
-	if key[len(key)-len(manifestName):] == manifestName {
+	if strings.HasSuffix(key, manifestName) {
 		o.ContentType = "application/json"
 	}
 	if m := s.cfg.ObjectLock.Mode; m != "" {

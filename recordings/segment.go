@@ -219,7 +219,7 @@ func ParseKey(prefix, key string) (ObjectKey, bool) {
 		}
 	}
 	k := ObjectKey{Day: strings.Join(parts[:3], "/"), Session: parts[3], Chain: parts[4]}
-	if !safeID.MatchString(k.Session) || !strings.Contains(k.Chain, "~") {
+	if !safeID.MatchString(k.Session) || k.Session == "." || k.Session == ".." || !strings.Contains(k.Chain, "~") {
 		return ObjectKey{}, false
 	}
 	switch name := parts[5]; {

@@ -1,0 +1,77 @@
+package recordings_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpguard/mcpguard/recordings"
+)
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(c *recordings.Config)
+		want []string
+	}{
+		{"defaults are valid", func(*recordings.Config) {}, nil},
+		{"every problem at once", func(c *recordings.Config) {
+			c.ReplicaID = "a/b"
+			c.Spool.Dir = ""
+			c.Spool.OnFull = "ignore"
+			c.Segment.MaxAge = 0
+			c.Sink.Type = "ftp"
+			c.PublicKey = "nope"
+		}, []string{"replica_id:", "public_key:", "spool.dir: required", "spool.on_full:", "segment.max_age:", "sink.type:"}},
+		{"s3 fields", func(c *recordings.Config) {
+			c.Sink.Type = "s3"
+			c.Sink.S3 = recordings.S3Config{Endpoint: "http://x/", AccessKey: "a", ObjectLock: recordings.ObjectLock{Mode: "FOREVER"}, SSE: "kms"}
+		}, []string{"sink.s3.endpoint:", "sink.s3.bucket: required", "sink.s3: access_key and secret_key", "sink.s3.object_lock.mode:", "sink.s3.kms_key_id:"}},
+		{"object lock needs days", func(c *recordings.Config) {
+			c.Sink.Type = "s3"
+			c.Sink.S3 = recordings.S3Config{Endpoint: "s3.example:443", Bucket: "b", ObjectLock: recordings.ObjectLock{Mode: "GOVERNANCE"}}
+		}, []string{"sink.s3.object_lock.days: must be positive"}},
+		{"prefix escaping", func(c *recordings.Config) { c.Sink.Prefix = "../x" }, []string{"sink.prefix:"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := recordings.DefaultConfig()
+			c.edit(&cfg)
+			err := cfg.Validate()
+			if c.want == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			lines := strings.Split(err.Error(), "\n")
+			require.Len(t, lines, len(c.want), err.Error())
+			for i, w := range c.want {
+				require.True(t, strings.HasPrefix(lines[i], w), "line %q should start with %q", lines[i], w)
+			}
+		})
+	}
+}
+
+func TestSessionKey(t *testing.T) {
+	cases := []struct {
+		name, mcp string
+		id        *recordings.Identity
+		want      string
+	}{
+		{"safe session id kept", "abc-123_X.y", alice, "abc-123_X.y"},
+		{"unsafe session id hashed", "../../etc", alice, "h-"},
+		{"dot-dot hashed", "..", alice, "h-"},
+		{"stateless grouped by identity", "", alice, "anon-"},
+		{"no identity", "", nil, "anon-unverified"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := recordings.SessionKey(c.mcp, c.id)
+			require.True(t, strings.HasPrefix(got, c.want), got)
+			require.NotContains(t, got, "/")
+		})
+	}
+	require.Equal(t, recordings.SessionKey("", alice), recordings.SessionKey("", alice))
+	require.NotEqual(t, recordings.SessionKey("", alice), recordings.SessionKey("", &recordings.Identity{Subject: "other", Issuer: alice.Issuer}))
+}
