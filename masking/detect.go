@@ -68,6 +68,8 @@ type scan struct {
 	key []byte // JSON member name of the string, nil outside JSON
 	raw bool   // s is raw JSON text (escapes not decoded): stream mode
 	out []finding
+	gs  [8]group // number scratch
+	dg  [48]byte
 }
 
 func (sc *scan) add(start, end, typ int) {
@@ -434,8 +436,7 @@ type group struct{ start, end int }
 
 // groups splits the number at i into digit groups joined by single separators (space, -, .),
 // with an optional (area) opening; sep is the separator after each group but the last.
-func groups(s []byte, i int) (gs []group, seps []byte, paren bool) {
-	gs = make([]group, 0, 8)
+func groups(s []byte, i int, gs []group, seps []byte) (_ []group, _ []byte, paren bool) {
 	j := i
 	if s[j] == '(' {
 		e := run(s, j+1, 4, isDigit)
@@ -478,7 +479,8 @@ func (sc *scan) number(i int) int {
 	if intl {
 		i++
 	}
-	gs, seps, paren := groups(s, i)
+	var sepBuf [8]byte
+	gs, seps, paren := groups(s, i, sc.gs[:0], sepBuf[:0])
 	if len(gs) == 0 {
 		return i
 	}
@@ -490,7 +492,7 @@ func (sc *scan) number(i int) int {
 	if nd < 9 || (intl && paren) {
 		return next
 	}
-	digits := make([]byte, 0, 40)
+	digits := sc.dg[:0]
 	boundary := func(k int) bool { e := gs[k].end; return e >= len(s) || !isAlnum(s[e]) }
 	collect := func(k int) []byte {
 		digits = digits[:0]

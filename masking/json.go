@@ -75,6 +75,7 @@ type walker struct {
 	counts Counts
 	fs     []finding
 	buf    []byte
+	tmp    []byte
 	only   []byte // Member: the top-level member masked; the rest is copied
 }
 
@@ -313,18 +314,26 @@ func (w *walker) str() (int, bool, error) {
 		w.pos = i + q + 1
 		return w.pos, false, nil
 	}
-	for i < len(s) {
-		switch s[i] {
-		case '\\':
-			i += 2
-		case '"':
-			w.pos = i + 1
-			return w.pos, true, nil
-		default:
-			i++
+	for {
+		q := bytes.IndexByte(s[i:], '"')
+		if q < 0 {
+			return 0, false, w.fail()
 		}
+		q += i
+		j := i
+		for {
+			k := bytes.IndexByte(s[j:q], '\\')
+			if k < 0 {
+				w.pos = q + 1
+				return w.pos, true, nil
+			}
+			j += k + 2 // past the escaped byte
+			if j > q {
+				break // the quote at q was escaped: look for the next one
+			}
+		}
+		i = j
 	}
-	return 0, false, w.fail()
 }
 
 // decode returns the content of the string token src[a:b] with escapes resolved, in a
@@ -332,11 +341,17 @@ func (w *walker) str() (int, bool, error) {
 func (w *walker) decode(a, b int) ([]byte, error) {
 	s := w.src[a+1 : b-1]
 	out := w.buf[:0]
+	if cap(out) < len(s) {
+		out = make([]byte, 0, len(s)+len(s)/4)
+	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
+		if k := bytes.IndexByte(s[i:], '\\'); k != 0 {
+			if k < 0 {
+				out = append(out, s[i:]...)
+				break
+			}
+			out = append(out, s[i:i+k]...)
+			i += k
 		}
 		i++
 		if i >= len(s) {
@@ -399,7 +414,17 @@ func hex4(b []byte) (rune, int) {
 func appendQuoted(dst, s []byte) []byte {
 	const hexd = "0123456789abcdef"
 	dst = append(dst, '"')
-	for _, c := range s {
+	for len(s) > 0 {
+		k := 0
+		for k < len(s) && s[k] >= 0x20 && s[k] != '"' && s[k] != '\\' {
+			k++
+		}
+		dst = append(dst, s[:k]...)
+		if k == len(s) {
+			break
+		}
+		c := s[k]
+		s = s[k+1:]
 		switch {
 		case c == '"' || c == '\\':
 			dst = append(dst, '\\', c)
@@ -431,8 +456,13 @@ func (w *walker) maskString(a, b int, esc bool) error {
 	if len(w.fs) == 0 {
 		return nil
 	}
-	masked := w.m.apply(nil, v, w.fs, &w.counts)
-	w.emit(a, b, appendQuoted(make([]byte, 0, len(masked)+2), masked))
+	w.tmp = w.m.apply(w.tmp[:0], v, w.fs, &w.counts)
+	if w.out == nil {
+		w.out = make([]byte, 0, len(w.src)+len(w.src)/8)
+	}
+	w.out = append(w.out, w.src[w.last:a]...)
+	w.out = appendQuoted(w.out, w.tmp)
+	w.last = b
 	return nil
 }
 

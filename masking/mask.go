@@ -58,6 +58,7 @@ func New(c Config) (*Masker, error) {
 		m.on[slices.Index(builtins[:], d)] = true
 	}
 	m.builtinKeywords()
+	m.triggers()
 	for _, d := range c.Custom {
 		typ := m.addType(d.Name, c)
 		re := regexp.MustCompile(d.Pattern) // validated
@@ -122,12 +123,57 @@ func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
 	}
 	m.kws = append(m.kws, kw)
 	m.first[lo[0]] = append(m.first[lo[0]], len(m.kws)-1)
-	if len(lo) > 1 {
-		m.pair[int(lo[0])<<8|int(lo[1])] = true
-	} else {
-		for c := range 256 {
-			m.pair[int(lo[0])<<8|c] = true
+	// Every spelling of the first two bytes that can start the keyword.
+	variants := func(c byte) []byte {
+		if exact || lower(c) == upperOf(c) {
+			return []byte{c}
 		}
+		return []byte{lower(c), upperOf(c)}
+	}
+	b0 := lo[0]
+	if exact {
+		b0 = kw.exact[0]
+	}
+	for _, x := range variants(b0) {
+		if len(lo) == 1 {
+			for c := range 256 {
+				m.pair[int(x)<<8|c] = true
+			}
+			continue
+		}
+		b1 := lo[1]
+		if exact {
+			b1 = kw.exact[1]
+		}
+		for _, y := range variants(b1) {
+			m.pair[int(x)<<8|int(y)] = true
+		}
+	}
+}
+
+func upperOf(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 0x20
+	}
+	return c
+}
+
+// triggers marks the byte pairs where the number and email checks start.
+func (m *Masker) triggers() {
+	set := func(a byte) {
+		for c := range 256 {
+			m.pair[int(a)<<8|c] = true
+		}
+	}
+	if m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN] {
+		for d := byte('0'); d <= '9'; d++ {
+			set(d)
+			m.pair['+'<<8|int(d)] = true
+			m.pair['('<<8|int(d)] = true
+		}
+	}
+	if m.on[tEmail] {
+		set('@')
 	}
 }
 
@@ -217,16 +263,18 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 	sc := scan{m: m, s: s, key: key, raw: raw, out: out[:0]}
 	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
 	n := len(s)
-	for i := 0; i < n; i++ {
+	pair := m.pair
+	for i := 0; i+1 < n; i++ {
+		if !pair[int(s[i])<<8|int(s[i+1])] {
+			continue
+		}
 		c := s[i]
 		switch class[c] {
 		case cKey:
-			if i+1 < n && m.pair[int(lower(c))<<8|int(lower(s[i+1]))] {
-				for _, k := range m.first[lower(c)] {
-					kw := &m.kws[k]
-					if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
-						kw.fn(&sc, i, kw)
-					}
+			for _, k := range m.first[lower(c)] {
+				kw := &m.kws[k]
+				if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
+					kw.fn(&sc, i, kw)
 				}
 			}
 		case cAt:
@@ -241,9 +289,12 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 				sc.iban(i)
 			}
 			if i > 0 && (glued(s[i-1]) || s[i-1] == '.') {
+				for i+1 < n && isDigit(s[i+1]) {
+					i++
+				}
 				continue
 			}
-			if (c == '+' || c == '(') && (i+1 >= n || !isDigit(s[i+1])) {
+			if (c == '+' || c == '(') && !isDigit(s[i+1]) {
 				continue
 			}
 			i = max(i, sc.number(i)-1)
