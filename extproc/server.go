@@ -26,6 +26,7 @@ type Server struct {
 	m    *metrics
 	req  []RequestStage
 	resp []ResponseStage
+	obs  []Observer // see record.go
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -64,6 +65,9 @@ func NewServer(cfg Config, log *slog.Logger, reg prometheus.Registerer, stages .
 		if okResp {
 			s.resp = append(s.resp, rs)
 		}
+		if o, ok := st.(Observer); ok {
+			s.obs = append(s.obs, o)
+		}
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -86,6 +90,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	defer s.m.active.Dec()
 
 	st := newStream(s, srv)
+	defer st.ended()
 	for {
 		req, err := srv.Recv()
 		if errors.Is(err, io.EOF) {
@@ -104,6 +109,12 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 				err = status.Error(codes.Internal, err.Error())
 			}
 			return err
+		}
+		if st.phase == finished {
+			if err := st.completing(srv.Context(), resp); err != nil {
+				st.log.Warn("exchange not completed", "err", err)
+				return status.Error(codes.Unavailable, "exchange could not be completed")
+			}
 		}
 		if err := srv.Send(resp); err != nil {
 			return fmt.Errorf("send processing response: %w", err)
