@@ -56,3 +56,38 @@ func redisBackend(t *testing.T) approvalstest.Backend {
 func TestRedisStore(t *testing.T) {
 	approvalstest.Run(t, redisBackend(t), approvalstest.Options{Shared: true})
 }
+
+func TestRedisSessions(t *testing.T) {
+	addr := approvalstest.StartRedis(t)
+	newHandle := func() *approvals.RedisSessions {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { _ = c.Close() })
+		return approvals.NewRedisSessions(c, "sess:", time.Hour)
+	}
+	a, b := newHandle(), newHandle()
+	ctx := t.Context()
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{name: "counters shared across replicas", run: func(t *testing.T) {
+			n, err := a.Incr(ctx, "s1\x00calls")
+			require.NoError(t, err)
+			require.EqualValues(t, 1, n)
+			n, err = b.Incr(ctx, "s1\x00calls")
+			require.NoError(t, err)
+			require.EqualValues(t, 2, n)
+		}},
+		{name: "first pin wins everywhere", run: func(t *testing.T) {
+			got, err := a.Pin(ctx, "s1\x00pin\x00echo", "fp-1")
+			require.NoError(t, err)
+			require.Equal(t, "fp-1", got)
+			got, err = b.Pin(ctx, "s1\x00pin\x00echo", "fp-2")
+			require.NoError(t, err)
+			require.Equal(t, "fp-1", got)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, tc.run)
+	}
+}
