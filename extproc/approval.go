@@ -1,0 +1,160 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mcpguard/mcpguard/approvals"
+	"github.com/mcpguard/mcpguard/mcp"
+	"github.com/mcpguard/mcpguard/policy"
+)
+
+// JSON-RPC error codes of the approval flow (next to [CodeApprovalRequired]).
+const (
+	// CodeApprovalDeferred: no decision within the hold. data carries approval_id,
+	// approve_url, retry_after_seconds and expires_at; retry the same call once approved.
+	CodeApprovalDeferred = -31041
+	// CodeApprovalDenied: an approver denied the call; data carries approval_id and reason.
+	CodeApprovalDenied = -31042
+	// CodeApprovalLapsed: the request expired, or its one-time grant was used by another call.
+	CodeApprovalLapsed = -31043
+)
+
+// holdMargin is added to the wait when extending Envoy's timer, so the answer reaches
+// Envoy before its timer fires.
+const holdMargin = 5 * time.Second
+
+// Approvals implements [Approver] with an [approvals.Service]: it opens a request (or
+// redeems a grant), holds the call while approvers decide, and defers it when the hold ends.
+type Approvals struct {
+	svc *approvals.Service
+}
+
+var _ Approver = (*Approvals)(nil)
+
+// NewApprovals returns the approver for the policy stage.
+func NewApprovals(svc *approvals.Service) (*Approvals, error) {
+	if svc == nil {
+		return nil, errors.New("approvals: a service is required")
+	}
+	return &Approvals{svc: svc}, nil
+}
+
+// OnApproval implements [Approver].
+func (a *Approvals) OnApproval(ctx context.Context, x *Exchange, d policy.Decision) (Verdict, error) {
+	// One hold per message phase: a batch cannot wait for several decisions.
+	if x.Body == nil || x.Body.Batch || len(x.Body.Messages) != 1 {
+		return Refuse(CodeApprovalRequired, "approval required: calls that need approval cannot be batched"), nil
+	}
+	m := &x.Body.Messages[0]
+	call := approvals.Call{
+		Requester: x.Identity, Tool: target(m), Arguments: m.Arguments,
+		Rule: ruleLabel(d.Rule), Reason: d.Reason, Approvers: d.Approvers,
+		RequestID: x.RequestID, SessionID: x.SessionID,
+	}
+	if m.Method != "tools/call" {
+		call.Arguments = m.Params
+	}
+	res, err := a.svc.Begin(ctx, call)
+	if errors.Is(err, approvals.ErrArguments) {
+		return Verdict{Action: Deny, Err: &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params: arguments must be JSON without duplicate keys"}}, nil
+	}
+	if err != nil {
+		return Verdict{}, fmt.Errorf("begin approval: %w", err)
+	}
+	if res.Created {
+		note(x, "requested", res.Request)
+	}
+	if res.Outcome == approvals.Waiting {
+		res, err = a.hold(ctx, x, res.Request)
+		if err != nil {
+			return Verdict{}, err
+		}
+	}
+	return a.verdict(x, res), nil
+}
+
+// hold extends Envoy's timer and waits; if the timer cannot be extended the call is
+// deferred at once rather than risk Envoy timing out mid-wait.
+func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) (approvals.Result, error) {
+	wait := a.svc.Hold()
+	got, err := x.Hold(wait + holdMargin)
+	if err != nil {
+		x.Log.Warn("cannot hold call for approval; deferring", "approval_id", r.ID, "err", err)
+		wait = 0
+	} else {
+		wait = min(wait, got-holdMargin)
+	}
+	if wait <= 0 {
+		return approvals.Result{Outcome: approvals.Waiting, Request: r}, nil
+	}
+	x.Log.Info("call held for approval", "approval_id", r.ID, "hold", wait.String())
+	res, err := a.svc.Wait(ctx, r.ID, wait)
+	if err != nil {
+		return approvals.Result{}, fmt.Errorf("wait for approval: %w", err)
+	}
+	return res, nil
+}
+
+func (a *Approvals) verdict(x *Exchange, res approvals.Result) Verdict {
+	r := res.Request
+	switch res.Outcome {
+	case approvals.Granted:
+		note(x, "granted", r)
+		return Pass
+	case approvals.Refused:
+		note(x, "denied", r)
+		reason := ""
+		if r.Decision != nil {
+			reason = r.Decision.Reason
+		}
+		msg := "denied by approver"
+		if reason != "" {
+			msg += ": " + reason
+		}
+		return Verdict{Action: Deny, Err: &mcp.Error{Code: CodeApprovalDenied, Message: msg, Data: map[string]any{
+			"approval_id": r.ID, "reason": reason,
+		}}}
+	case approvals.Waiting:
+		note(x, "deferred", r)
+		retry := a.svc.RetryAfter()
+		return Verdict{Action: Deny, Err: &mcp.Error{
+			Code:    CodeApprovalDeferred,
+			Message: fmt.Sprintf("approval pending: retry this call after it is approved (id %s)", r.ID),
+			Data: map[string]any{
+				"approval_id": r.ID, "approve_url": a.svc.Link(r.ID),
+				"retry_after_seconds": int(retry.Seconds()), "expires_at": r.ExpiresAt.UTC().Format(time.RFC3339),
+			},
+		}}
+	default:
+		note(x, "lapsed", r)
+		return Verdict{Action: Deny, Err: &mcp.Error{Code: CodeApprovalLapsed, Message: "approval expired or already used; call again to request a new one",
+			Data: map[string]any{"approval_id": r.ID}}}
+	}
+}
+
+// target is what the approval is about: the tool, or the method and its object.
+func target(m *mcp.Message) string {
+	switch {
+	case m.Method == "tools/call":
+		return m.Tool
+	case m.URI != "":
+		return m.Method + " " + m.URI
+	case m.Prompt != "":
+		return m.Method + " " + m.Prompt
+	}
+	return m.Method
+}
+
+// note records an approval step on the exchange for the recording.
+func note(x *Exchange, step string, r approvals.Request) {
+	attrs := map[string]any{"id": r.ID, "step": step, "state": string(r.State), "tool": r.Tool, "rule": r.Rule}
+	if r.Decision != nil {
+		attrs["approver"] = r.Decision.By.Subject
+		attrs["decided_at"] = r.Decision.At.UTC().Format(time.RFC3339Nano)
+		attrs["reason"] = r.Decision.Reason
+	}
+	x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: attrs})
+}
