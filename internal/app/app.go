@@ -28,7 +28,9 @@ Usage:
   mcpguard serve [--config FILE]        run the service (no --config: embedded development defaults)
   mcpguard config validate FILE         check a config file; prints every problem, exits 1 if any
   mcpguard config default               print the embedded default config (a starting point)
+  mcpguard recordings ls|play|verify|export   read session recordings back (see recordings --help)
   mcpguard token [flags]                mint a token from the development issuer (see token --help)
+  mcpguard policy test|explain ...      check a policy file against cases, or explain one decision
   mcpguard version                      print the version
 
 First run:
@@ -51,8 +53,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stderr)
 	case "config":
 		return configCmd(rest, stdout, stderr)
+	case "recordings":
+		return recordingsCmd(ctx, rest, stdout, stderr)
 	case "token":
 		return token(rest, stdout, stderr)
+	case "policy":
+		return policyCmd(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "mcpguard %s\n", Version)
 		return nil

@@ -1,0 +1,234 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mcpguard/mcpguard/mcp"
+	"github.com/mcpguard/mcpguard/policy"
+)
+
+const policyUsage = `Usage:
+  mcpguard policy test POLICY CASES.yaml
+      decide every case (identity, JSON-RPC message, expected action); prints a table and
+      exits 1 on any mismatch
+  mcpguard policy explain POLICY --message FILE [--sub S] [--groups a,b] [--scopes x,y] [--revision R]
+      show which rules matched a message and why
+`
+
+func policyCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+		fmt.Fprint(stderr, policyUsage)
+		return ErrUsage
+	}
+	switch args[0] {
+	case "test":
+		if len(args) != 3 {
+			fmt.Fprint(stderr, policyUsage)
+			return ErrUsage
+		}
+		return policyTest(args[1], args[2], stdout, stderr)
+	case "explain":
+		return policyExplain(args[1], args[2:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "mcpguard policy: unknown subcommand %q\n\n%s", args[0], policyUsage)
+		return ErrUsage
+	}
+}
+
+func loadPolicy(path string, stderr io.Writer) (*policy.Set, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	set, err := policy.Compile(data)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid\n", path)
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  %s\n", line)
+		}
+		return nil, errors.New("policy has problems")
+	}
+	return set, nil
+}
+
+// policyCase is one entry of a CASES.yaml file.
+type policyCase struct {
+	Name     string `yaml:"name"`
+	Identity struct {
+		Subject  string   `yaml:"subject"`
+		ClientID string   `yaml:"client_id"`
+		Issuer   string   `yaml:"issuer"`
+		Scopes   []string `yaml:"scopes"`
+		Groups   []string `yaml:"groups"`
+	} `yaml:"identity"`
+	// Message is the JSON-RPC message, as a JSON string or as YAML.
+	Message  yaml.Node         `yaml:"message"`
+	Revision string            `yaml:"revision"`
+	Headers  map[string]string `yaml:"headers"`
+	Session  struct {
+		ID        string `yaml:"id"`
+		Calls     int64  `yaml:"calls"`
+		ToolCalls int64  `yaml:"tool_calls"`
+	} `yaml:"session"`
+	Expect policy.Action `yaml:"expect"`
+}
+
+func (c policyCase) input() (policy.Input, error) {
+	var raw []byte
+	if c.Message.Kind == yaml.ScalarNode {
+		raw = []byte(c.Message.Value)
+	} else {
+		var v any
+		if err := c.Message.Decode(&v); err != nil {
+			return policy.Input{}, fmt.Errorf("decode message: %w", err)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return policy.Input{}, fmt.Errorf("encode message: %w", err)
+		}
+		raw = b
+	}
+	body, err := mcp.Parse(raw)
+	if err != nil {
+		return policy.Input{}, fmt.Errorf("parse message: %w", err)
+	}
+	if body.Batch || len(body.Messages) != 1 {
+		return policy.Input{}, errors.New("message: one JSON-RPC message expected")
+	}
+	id := c.Identity
+	return policy.Input{
+		Identity: policy.Identity{Subject: id.Subject, ClientID: id.ClientID, Issuer: id.Issuer, Scopes: id.Scopes, Groups: id.Groups},
+		Msg:      &body.Messages[0], Revision: mcp.Revision(c.Revision), Headers: c.Headers,
+		Session: policy.Session{ID: c.Session.ID, Calls: c.Session.Calls, ToolCalls: c.Session.ToolCalls},
+	}, nil
+}
+
+func policyTest(polPath, casesPath string, stdout, stderr io.Writer) error {
+	set, err := loadPolicy(polPath, stderr)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(casesPath)
+	if err != nil {
+		return fmt.Errorf("read cases: %w", err)
+	}
+	var cases []policyCase
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cases); err != nil {
+		return fmt.Errorf("decode cases: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CASE\tEXPECT\tGOT\tRULE\tRESULT")
+	failed := 0
+	for i, c := range cases {
+		name := c.Name
+		if name == "" {
+			name = fmt.Sprintf("#%d", i+1)
+		}
+		in, err := c.input()
+		got, rule, result := "", "", "ok"
+		switch {
+		case err != nil:
+			got, result = "error", "FAIL: "+err.Error()
+		case c.Expect.Validate() != nil || c.Expect == policy.Observe:
+			result = fmt.Sprintf("FAIL: expect %q is not allow, deny or require_approval", c.Expect)
+		default:
+			d := set.Decide(in)
+			got, rule = string(d.Action), d.Rule
+			if rule == "" {
+				rule = "(default)"
+			}
+			if d.Action != c.Expect {
+				result = "FAIL"
+			}
+		}
+		if result != "ok" {
+			failed++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, c.Expect, got, rule, result)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	fmt.Fprintf(stdout, "%d cases, %d failed\n", len(cases), failed)
+	if failed > 0 {
+		return fmt.Errorf("%d of %d policy cases failed", failed, len(cases))
+	}
+	return nil
+}
+
+func policyExplain(polPath string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
+	msgPath := fs.String("message", "", "file with the JSON-RPC message (required)")
+	sub := fs.String("sub", "", "identity subject")
+	groups := fs.String("groups", "", "identity groups, comma-separated")
+	scopes := fs.String("scopes", "", "identity scopes, comma-separated")
+	rev := fs.String("revision", "", "MCP protocol revision")
+	if err := parseFlags(fs, args, stderr, "policy explain POLICY --message FILE [flags]"); err != nil {
+		return helpOK(err)
+	}
+	if *msgPath == "" {
+		fmt.Fprint(stderr, policyUsage)
+		return ErrUsage
+	}
+	set, err := loadPolicy(polPath, stderr)
+	if err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(*msgPath)
+	if err != nil {
+		return fmt.Errorf("read message: %w", err)
+	}
+	c := policyCase{Revision: *rev}
+	c.Identity.Subject, c.Identity.Groups, c.Identity.Scopes = *sub, split(*groups), split(*scopes)
+	c.Message = yaml.Node{Kind: yaml.ScalarNode, Value: string(raw)}
+	in, err := c.input()
+	if err != nil {
+		return err
+	}
+	d, steps := set.Explain(in)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tLINE\tACTION\tMATCHED\tNOTE")
+	for _, s := range steps {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%t\t%s\n", s.Rule, s.Line, s.Action, s.Matched, s.Err)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	rule := d.Rule
+	if rule == "" {
+		rule = "(default)"
+	}
+	fmt.Fprintf(stdout, "\ndecision: %s by %s", d.Action, rule)
+	if d.DryRun {
+		fmt.Fprint(stdout, " (observe mode: not enforced)")
+	}
+	fmt.Fprintln(stdout)
+	if d.Message != "" {
+		fmt.Fprintf(stdout, "message:  %s\n", d.Message)
+	}
+	if d.Reason != "" {
+		fmt.Fprintf(stdout, "reason:   %s\n", d.Reason)
+	}
+	for _, o := range d.Observed {
+		fmt.Fprintf(stdout, "observed: %s would %s\n", o.Rule, o.Would)
+	}
+	return nil
+}
+
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
