@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Build stage: a static binary (no cgo yet), reproducible paths, version stamped.
+# Build stage: cgo is on because the Postgres SQL classifier (pg_query_go) links the Postgres
+# parser; reproducible paths, version stamped.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -7,12 +8,12 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath \
+    CGO_ENABLED=1 go build -trimpath \
       -ldflags "-s -w -X github.com/mcpguard/mcpguard/internal/app.Version=${VERSION}" \
       -o /out/mcpguard ./cmd/mcpguard
 
-# Runtime stage: distroless, no shell, non-root (uid 65532).
-FROM gcr.io/distroless/static-debian12:nonroot
+# Runtime stage: distroless with glibc (the binary is dynamically linked), no shell, non-root (uid 65532).
+FROM gcr.io/distroless/base-debian12:nonroot
 COPY --from=build /out/mcpguard /usr/local/bin/mcpguard
 WORKDIR /var/lib/mcpguard
 USER 65532:65532
