@@ -49,7 +49,8 @@ type Config struct {
 
 // SpoolConfig is the local durable spool.
 type SpoolConfig struct {
-	Dir      string     `yaml:"dir"`
+	Dir string `yaml:"dir"` // empty: DATA_DIR/spool, filled in by the service
+
 	MaxBytes int64      `yaml:"max_bytes"`
 	OnFull   FullPolicy `yaml:"on_full"`
 }
@@ -76,7 +77,7 @@ type SinkConfig struct {
 
 // DirConfig is the directory sink.
 type DirConfig struct {
-	Path string `yaml:"path"`
+	Path string `yaml:"path"` // empty: DATA_DIR/recordings, filled in by the service
 }
 
 // S3Config is an S3-compatible bucket. Credentials left empty come from the standard
@@ -109,10 +110,10 @@ func DefaultConfig() Config {
 		Enabled:     true,
 		ReplicaID:   sanitize(host),
 		IdleTimeout: 5 * time.Minute,
-		Spool:       SpoolConfig{Dir: "./data/spool", MaxBytes: 1 << 30, OnFull: FailClosed},
+		Spool:       SpoolConfig{MaxBytes: 1 << 30, OnFull: FailClosed},
 		Segment:     SegmentConfig{MaxBytes: 4 << 20, MaxAge: time.Minute},
 		Upload:      UploadConfig{MinBackoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second},
-		Sink:        SinkConfig{Type: "dir", Dir: DirConfig{Path: "./data/recordings"}},
+		Sink:        SinkConfig{Type: "dir"},
 	}
 }
 
@@ -144,9 +145,6 @@ func (c Config) Validate() error {
 	if c.IdleTimeout <= 0 {
 		add("session_idle_timeout: must be positive")
 	}
-	if c.Spool.Dir == "" {
-		add("spool.dir: required")
-	}
 	if c.Spool.MaxBytes < 1<<20 {
 		add("spool.max_bytes: must be at least 1MiB")
 	}
@@ -167,9 +165,6 @@ func (c Config) Validate() error {
 	}
 	switch c.Sink.Type {
 	case "dir":
-		if c.Sink.Dir.Path == "" {
-			add("sink.dir.path: required")
-		}
 	case "s3":
 		errs = append(errs, c.Sink.S3.validate()...)
 	default:

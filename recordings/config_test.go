@@ -18,12 +18,12 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults are valid", func(*recordings.Config) {}, nil},
 		{"every problem at once", func(c *recordings.Config) {
 			c.ReplicaID = "a/b"
-			c.Spool.Dir = ""
+			c.Spool.MaxBytes = 1
 			c.Spool.OnFull = "ignore"
 			c.Segment.MaxAge = 0
 			c.Sink.Type = "ftp"
 			c.PublicKey = "nope"
-		}, []string{"replica_id:", "public_key:", "spool.dir: required", "spool.on_full:", "segment.max_age:", "sink.type:"}},
+		}, []string{"replica_id:", "public_key:", "spool.max_bytes:", "spool.on_full:", "segment.max_age:", "sink.type:"}},
 		{"s3 fields", func(c *recordings.Config) {
 			c.Sink.Type = "s3"
 			c.Sink.S3 = recordings.S3Config{Endpoint: "http://x/", AccessKey: "a", ObjectLock: recordings.ObjectLock{Mode: "FOREVER"}, SSE: "kms"}

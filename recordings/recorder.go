@@ -102,6 +102,9 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("recordings config: %w", err)
 	}
+	if cfg.Spool.Dir == "" {
+		return nil, errors.New("recordings: spool dir required")
+	}
 	if sink == nil || key == nil || reg == nil {
 		return nil, errors.New("recordings: sink, key and registerer are required")
 	}

@@ -38,5 +38,14 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 		<-reloadDone
 		return nil
 	})
+	// Recording stays the last stage: it records what the client received.
+	if cfg.Recordings.Enabled {
+		rec, err := openRecorder(cfg, log, reg)
+		if err != nil {
+			return nil, closers, fmt.Errorf("recordings: %w", err)
+		}
+		out = append(out, extproc.NewRecording(rec))
+		closers = append(closers, rec.Close)
+	}
 	return out, closers, nil
 }

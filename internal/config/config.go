@@ -21,6 +21,7 @@ import (
 	"github.com/mcpguard/mcpguard/internal/devissuer"
 	"github.com/mcpguard/mcpguard/internal/netx"
 	"github.com/mcpguard/mcpguard/policy"
+	"github.com/mcpguard/mcpguard/recordings"
 )
 
 //go:embed default.yaml
@@ -31,14 +32,15 @@ func DefaultYAML() []byte { return defaultYAML }
 
 // Config is the whole service configuration.
 type Config struct {
-	DataDir  string         `yaml:"data_dir"`
-	Log      Log            `yaml:"log"`
-	GRPC     GRPC           `yaml:"grpc"`
-	Admin    Admin          `yaml:"admin"`
-	Shutdown Shutdown       `yaml:"shutdown"`
-	Auth     Auth           `yaml:"auth"`
-	ExtProc  extproc.Config `yaml:"extproc"`
-	Policy   policy.Config  `yaml:"policy"`
+	DataDir    string            `yaml:"data_dir"`
+	Log        Log               `yaml:"log"`
+	GRPC       GRPC              `yaml:"grpc"`
+	Admin      Admin             `yaml:"admin"`
+	Shutdown   Shutdown          `yaml:"shutdown"`
+	Auth       Auth              `yaml:"auth"`
+	ExtProc    extproc.Config    `yaml:"extproc"`
+	Policy     policy.Config     `yaml:"policy"`
+	Recordings recordings.Config `yaml:"recordings"`
 }
 
 // Log configures the structured log.
@@ -129,8 +131,9 @@ func Default() Config {
 			Config:    authz.DefaultConfig(),
 			DevIssuer: devissuer.DefaultConfig(),
 		},
-		ExtProc: extproc.DefaultConfig(),
-		Policy:  policy.DefaultConfig(),
+		ExtProc:    extproc.DefaultConfig(),
+		Policy:     policy.DefaultConfig(),
+		Recordings: recordings.DefaultConfig(),
 	}
 }
 
@@ -194,6 +197,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Auth.ResourceMetadata.validate()...)
 	errs = append(errs, prefixed("extproc", c.ExtProc.Validate())...)
 	errs = append(errs, prefixed("policy", c.Policy.Validate())...)
+	errs = append(errs, prefixed("recordings", c.Recordings.Validate())...)
 	if need := c.ExtProc.RecvMsgSize(); c.GRPC.MaxRecvMsgBytes < need {
 		// A BUFFERED body arrives from Envoy as one gRPC message.
 		errs = append(errs, fmt.Errorf("grpc.max_recv_msg_bytes: must be at least %d to receive the bodies extproc buffers", need))
