@@ -93,6 +93,9 @@ func ibanOK(b []byte) bool {
 	if len(c) < 15 || len(c) > 34 || !isUpper(c[0]) || !isUpper(c[1]) || !isDigit(c[2]) || !isDigit(c[3]) {
 		return false
 	}
+	if cd := string(c[2:4]); cd < "02" || cd > "98" {
+		return false // ISO 13616 check digits are 02-98
+	}
 	rem := 0
 	step := func(v int) {
 		if v >= 10 {

@@ -186,7 +186,13 @@ func (sc *scan) column(i int) []byte {
 
 // leftOK reports whether a token may start at i: not glued to a preceding word, nor to a
 // token this package wrote (so masking stays idempotent).
-func (sc *scan) leftOK(i int) bool { return i == 0 || !glued(sc.s[i-1]) }
+func (sc *scan) leftOK(i int) bool { return !sc.gluedAt(i) }
+
+// gluedAt reports whether s[i-1] joins s[i] to a preceding word. In wire text the letter
+// of an escape sequence (the n of \n) separates like the character it stands for.
+func (sc *scan) gluedAt(i int) bool {
+	return i > 0 && glued(sc.s[i-1]) && !(sc.raw && escaped(sc.s, i-1))
+}
 
 func glued(c byte) bool { return isWord(c) || c == ']' }
 
@@ -377,8 +383,8 @@ func generic(sc *scan, i int, _ *keyword) {
 
 // placeholder recognises template values that are not secrets.
 func placeholder(v []byte) bool {
-	if v[0] == '$' || v[0] == '<' || v[0] == '{' || v[0] == '%' {
-		return true
+	if v[0] == '$' || v[0] == '<' || v[0] == '{' || (v[0] == '%' && (v[1] == 's' || v[1] == '(' || v[1] == '{')) {
+		return true // ${VAR}, <value>, {{ var }}, %s, %(name)s
 	}
 	for _, p := range []string{"xxxx", "example", "redacted", "placeholder", "your_", "your-", "changeme"} {
 		if containsFold(v, []byte(p)) {
@@ -392,7 +398,7 @@ func placeholder(v []byte) bool {
 func email(sc *scan, at int) {
 	s := sc.s
 	b := at
-	for b > 0 && at-b < 64 && (isAlnum(s[b-1]) || bytes.IndexByte([]byte("._%+-"), s[b-1]) >= 0) {
+	for b > 0 && at-b < 64 && (isAlnum(s[b-1]) || bytes.IndexByte([]byte("._%+-"), s[b-1]) >= 0) && !(sc.raw && escaped(s, b-1)) {
 		b--
 	}
 	for b < at && s[b] == '.' {
@@ -591,7 +597,7 @@ func (sc *scan) notCard(i int) bool {
 func (sc *scan) iban(i int) {
 	s := sc.s
 	b := i - 2
-	if b > 0 && isAlnum(s[b-1]) {
+	if sc.gluedAt(b) || (sc.raw && escaped(s, b)) {
 		return
 	}
 	ok := func(c byte) bool { return isUpper(c) || isDigit(c) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -94,8 +95,25 @@ func (m *Masker) Member(doc []byte, name string) ([]byte, Counts, error) {
 	return m.walk(walker{m: m, src: doc, only: []byte(name)})
 }
 
+// scratch holds a walker's reusable buffers between calls.
+type scratch struct {
+	buf, tmp []byte
+	fs       []finding
+	path     []step
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
 func (m *Masker) walk(w walker) ([]byte, Counts, error) {
 	src := w.src
+	sp := scratchPool.Get().(*scratch)
+	w.buf, w.tmp, w.fs, w.path = sp.buf, sp.tmp, sp.fs, sp.path[:0]
+	defer func() {
+		if cap(w.buf) <= 1<<20 && cap(w.tmp) <= 1<<20 {
+			sp.buf, sp.tmp, sp.fs, sp.path = w.buf[:0], w.tmp[:0], w.fs[:0], w.path[:0]
+			scratchPool.Put(sp)
+		}
+	}()
 	if w.only != nil {
 		w.skip = 1
 	}

@@ -19,9 +19,9 @@ type Masker struct {
 	strat    []Strategy // per type
 	on       [numBuiltin]bool
 	kws      []keyword
-	first    [256][]int  // keyword indexes by lower-cased first byte
-	pair     []bool      // lower-cased first two bytes of some keyword
-	custom   []customDet // by index into types - numBuiltin
+	first    [256][]int     // keyword indexes by lower-cased first byte
+	pair     *[1 << 16]bool // byte pairs where some check starts
+	custom   []customDet    // by index into types - numBuiltin
 	fields   []fieldRule
 	hashKey  []byte
 	holdback int
@@ -47,7 +47,7 @@ func New(c Config) (*Masker, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Masker{pair: make([]bool, 1<<16), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
+	m := &Masker{pair: new([1 << 16]bool), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
 	if slices.Contains(append(stratsOf(c), c.Strategy), Hash) && len(m.hashKey) == 0 {
 		return nil, fmt.Errorf("hash_key: not loaded (hash_key_file %q must be read into hash_key)", c.HashKeyFile)
 	}
@@ -265,10 +265,10 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 	n := len(s)
 	pair := m.pair
 	for i := 0; i+1 < n; i++ {
-		if !pair[int(s[i])<<8|int(s[i+1])] {
+		c := s[i]
+		if !pair[uint16(c)<<8|uint16(s[i+1])] {
 			continue
 		}
-		c := s[i]
 		switch class[c] {
 		case cKey:
 			for _, k := range m.first[lower(c)] {
@@ -288,13 +288,19 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 			if c != '+' && c != '(' && i >= 2 && isUpper(s[i-1]) && isUpper(s[i-2]) && m.on[tIBAN] {
 				sc.iban(i)
 			}
-			if i > 0 && (glued(s[i-1]) || s[i-1] == '.') {
+			if sc.gluedAt(i) || (i > 0 && s[i-1] == '.') {
 				for i+1 < n && isDigit(s[i+1]) {
 					i++
 				}
 				continue
 			}
 			if (c == '+' || c == '(') && !isDigit(s[i+1]) {
+				continue
+			}
+			if !enoughDigits(s[i:]) {
+				for i+1 < n && isDigit(s[i+1]) {
+					i++
+				}
 				continue
 			}
 			i = max(i, sc.number(i)-1)
@@ -311,6 +317,24 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 		}
 	}
 	return merge(sc.out, m)
+}
+
+// enoughDigits is the cheap guard before the number checks: every card, SSN and phone
+// number has at least 8 digits within its first 24 bytes (digits and separators).
+func enoughDigits(s []byte) bool {
+	d := 0
+	for _, c := range s[:min(len(s), 24)] {
+		switch {
+		case isDigit(c):
+			if d++; d >= 8 {
+				return true
+			}
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '+':
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // keyContext masks whole values whose member name says they are secrets.

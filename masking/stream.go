@@ -2,7 +2,7 @@ package masking
 
 // batch is how many new bytes a [Stream] collects before it scans again, so that tiny
 // chunks do not cause a rescan each.
-const batch = 16 << 10
+const batch = 64 << 10
 
 // Wire masks wire text: a JSON or SSE body as sent, escapes not decoded. It is what a
 // [Stream] produces for the same bytes however they are split, and returns s itself with
