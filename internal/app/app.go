@@ -31,6 +31,7 @@ Usage:
   mcpguard recordings ls|play|verify|export   read session recordings back (see recordings --help)
   mcpguard token [flags]                mint a token from the development issuer (see token --help)
   mcpguard policy test|explain ...      check a policy file against cases, or explain one decision
+  mcpguard approvals ls|approve|deny    list and decide held calls (see approvals --help)
   mcpguard version                      print the version
 
 First run:
@@ -57,6 +58,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return recordingsCmd(ctx, rest, stdout, stderr)
 	case "token":
 		return token(rest, stdout, stderr)
+	case "approvals":
+		return approvalsCmd(ctx, rest, stdout, stderr)
 	case "policy":
 		return policyCmd(rest, stdout, stderr)
 	case "version", "--version":

@@ -93,7 +93,7 @@ func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *
 	if err != nil {
 		return nil, fmt.Errorf("start token verifier: %w", err)
 	}
-	pipeline, closers, err := stages(ctx, cfg, log, reg)
+	pipeline, closers, err := stages(ctx, cfg, log, reg, s.verifier, extra)
 	s.closers = closers
 	if err != nil {
 		return nil, fmt.Errorf("build pipeline: %w", err)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpguard/mcpguard/authz"
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/internal/config"
 	"github.com/mcpguard/mcpguard/policy"
@@ -16,13 +19,20 @@ import (
 // first inside extproc. Request path: policy decides, approvals hold. Response path:
 // policy (tools/list visibility, tool pinning), then masking, then recording, so what is
 // recorded is what the client received. Each feature adds its stage here, at its place.
-func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (_ []extproc.Stage, closers []func(context.Context) error, _ error) {
+func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, v *authz.Verifier, admin map[string]http.Handler) (_ []extproc.Stage, closers []func(context.Context) error, _ error) {
 	var out []extproc.Stage
 	src, err := policy.Open(cfg.Policy, log, reg)
 	if err != nil {
 		return nil, closers, fmt.Errorf("policy: %w", err)
 	}
-	pol, err := extproc.NewPolicy(src, policy.NewMemory(cfg.Policy.SessionTTL), nil, reg)
+	// Approvals hold what policy says needs a human; their API and page go on the admin port.
+	ap, err := openApprovals(ctx, cfg, log, reg, v)
+	closers = append(closers, ap.closers...)
+	if err != nil {
+		return nil, closers, fmt.Errorf("approvals: %w", err)
+	}
+	maps.Copy(admin, ap.routes)
+	pol, err := extproc.NewPolicy(src, ap.sessions, ap.approver, reg)
 	if err != nil {
 		return nil, closers, fmt.Errorf("policy stage: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpguard/mcpguard/approvals"
 	"github.com/mcpguard/mcpguard/authz"
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/internal/devissuer"
@@ -41,6 +42,7 @@ type Config struct {
 	ExtProc    extproc.Config    `yaml:"extproc"`
 	Policy     policy.Config     `yaml:"policy"`
 	Recordings recordings.Config `yaml:"recordings"`
+	Approvals  approvals.Config  `yaml:"approvals"`
 }
 
 // Log configures the structured log.
@@ -134,6 +136,7 @@ func Default() Config {
 		ExtProc:    extproc.DefaultConfig(),
 		Policy:     policy.DefaultConfig(),
 		Recordings: recordings.DefaultConfig(),
+		Approvals:  approvals.DefaultConfig(),
 	}
 }
 
@@ -198,6 +201,7 @@ func (c Config) Validate() error {
 	errs = append(errs, prefixed("extproc", c.ExtProc.Validate())...)
 	errs = append(errs, prefixed("policy", c.Policy.Validate())...)
 	errs = append(errs, prefixed("recordings", c.Recordings.Validate())...)
+	errs = append(errs, prefixed("approvals", c.Approvals.Validate())...)
 	if need := c.ExtProc.RecvMsgSize(); c.GRPC.MaxRecvMsgBytes < need {
 		// A BUFFERED body arrives from Envoy as one gRPC message.
 		errs = append(errs, fmt.Errorf("grpc.max_recv_msg_bytes: must be at least %d to receive the bodies extproc buffers", need))

@@ -1,0 +1,133 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpguard/mcpguard/approvals"
+	"github.com/mcpguard/mcpguard/authz"
+	"github.com/mcpguard/mcpguard/extproc"
+	"github.com/mcpguard/mcpguard/identity"
+	"github.com/mcpguard/mcpguard/internal/config"
+	"github.com/mcpguard/mcpguard/policy"
+)
+
+// approvalParts is what the approvals feature contributes to a running service.
+type approvalParts struct {
+	approver extproc.Approver
+	// sessions is the policy's session state: in Redis when approvals use Redis, so
+	// replicas agree on call counts and pinned tools.
+	sessions policy.Store
+	routes   map[string]http.Handler
+	closers  []func(context.Context) error
+}
+
+// approverAuth authenticates approvers with the service's token verifier.
+type approverAuth struct {
+	v   *authz.Verifier
+	aud string
+}
+
+func (a approverAuth) Authenticate(ctx context.Context, token string) (identity.Identity, error) {
+	return a.v.Authenticate(ctx, token, a.aud)
+}
+
+// openApprovals opens the configured store, the service, its webhook notifier and the
+// approver routes. On error everything opened so far is closed by the returned closers.
+func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, v *authz.Verifier) (p approvalParts, err error) {
+	ac := cfg.Approvals
+	log = log.With("component", "approvals")
+	var store approvals.Store
+	switch ac.Store.Kind {
+	case "redis":
+		rc, err := redisClient(ctx, ac.Store.Redis)
+		if err != nil {
+			return p, err
+		}
+		p.closers = append(p.closers, func(context.Context) error { return rc.Close() })
+		rs, err := approvals.NewRedisStore(ctx, rc, ac.Store.Redis.Prefix, ac.Store.Redis.Retention)
+		if err != nil {
+			return p, err
+		}
+		store = rs
+		p.sessions = approvals.NewRedisSessions(rc, ac.Store.Redis.Prefix+"sessions:", cfg.Policy.SessionTTL)
+	default:
+		path := ac.Store.File.Path
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, "approvals.db")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return p, fmt.Errorf("approvals directory: %w", err)
+		}
+		fs, err := approvals.OpenFile(path)
+		if err != nil {
+			return p, err
+		}
+		store = fs
+		p.sessions = policy.NewMemory(cfg.Policy.SessionTTL)
+	}
+	// Held calls end with gRPC's stop, before the store closes (closers run in order).
+	p.closers = append([]func(context.Context) error{func(context.Context) error { return store.Close() }}, p.closers...)
+
+	var svc *approvals.Service
+	hooks, err := approvals.NewWebhooks(ac.Notify, func(id string) string { return svc.Link(id) }, nil, log, reg)
+	if err != nil {
+		return p, err
+	}
+	svc, err = approvals.New(ac, store, log, reg, approvals.WithNotifier(hooks))
+	if err != nil {
+		return p, err
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hooks.Run(runCtx)
+	}()
+	p.closers = append([]func(context.Context) error{func(context.Context) error {
+		stop()
+		<-done
+		return nil
+	}}, p.closers...)
+
+	if p.approver, err = extproc.NewApprovals(svc); err != nil {
+		return p, err
+	}
+	aud := ac.API.Audience
+	if aud == "" {
+		aud = cfg.Auth.Audience
+	}
+	p.routes = svc.Routes(approverAuth{v: v, aud: aud}, log)
+	return p, nil
+}
+
+func redisClient(ctx context.Context, c approvals.RedisConfig) (*redis.Client, error) {
+	o := &redis.Options{Addr: c.Addr, Username: c.Username, DB: c.DB, DialTimeout: c.DialTimeout}
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read redis password: %w", err)
+		}
+		o.Password = strings.TrimSpace(string(b))
+	}
+	if c.TLS {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	rc := redis.NewClient(o)
+	pctx, cancel := context.WithTimeout(ctx, c.DialTimeout)
+	defer cancel()
+	if err := rc.Ping(pctx).Err(); err != nil {
+		_ = rc.Close()
+		return nil, fmt.Errorf("connect to redis %s: %w", c.Addr, err)
+	}
+	return rc, nil
+}
