@@ -9,8 +9,8 @@ import (
 
 // FragmentStage is a response stage that can also process a server-sent event too large
 // to parse (over Config.MaxEventBytes) as raw bytes while it streams through. Such an event
-// passes only when every response stage is a FragmentStage; otherwise the stream ends with
-// an error, as an uninspectable event must not pass unseen.
+// passes only when there is at least one response stage and every one is a FragmentStage;
+// otherwise the stream ends with an error, as an uninspectable event must not pass unseen.
 type FragmentStage interface {
 	ResponseStage
 	// Fragments returns the filter for one oversized event of x.
@@ -29,6 +29,9 @@ type Filter interface {
 // each filter's output feeding the next.
 func (st *stream) oversize(ev mcp.Event) ([]byte, error) {
 	if st.frag == nil {
+		if len(st.s.resp) == 0 {
+			return nil, status.Error(codes.ResourceExhausted, "server-sent event over max_event_bytes")
+		}
 		st.frag = make([]Filter, 0, len(st.s.resp))
 		for _, stg := range st.s.resp {
 			fs, ok := stg.(FragmentStage)
