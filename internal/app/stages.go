@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpguard/mcpguard/authz"
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/internal/config"
+	"github.com/mcpguard/mcpguard/masking"
 	"github.com/mcpguard/mcpguard/policy"
 )
 
@@ -48,6 +51,26 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 		<-reloadDone
 		return nil
 	})
+	// Masking rewrites secrets and personal data in what comes back, before it is recorded.
+	if cfg.Masking.Enabled {
+		mc := cfg.Masking
+		if mc.HashKeyFile != "" {
+			key, err := os.ReadFile(mc.HashKeyFile)
+			if err != nil {
+				return nil, closers, fmt.Errorf("masking: read hash_key_file: %w", err)
+			}
+			mc.HashKey, mc.HashKeyFile = strings.TrimSpace(string(key)), ""
+		}
+		m, err := masking.New(mc)
+		if err != nil {
+			return nil, closers, fmt.Errorf("masking: %w", err)
+		}
+		ms, err := extproc.NewMasking(m, reg)
+		if err != nil {
+			return nil, closers, fmt.Errorf("masking stage: %w", err)
+		}
+		out = append(out, ms)
+	}
 	// Recording stays the last stage: it records what the client received.
 	if cfg.Recordings.Enabled {
 		rec, err := openRecorder(cfg, log, reg)

@@ -21,6 +21,7 @@ import (
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/internal/devissuer"
 	"github.com/mcpguard/mcpguard/internal/netx"
+	"github.com/mcpguard/mcpguard/masking"
 	"github.com/mcpguard/mcpguard/policy"
 	"github.com/mcpguard/mcpguard/recordings"
 )
@@ -43,6 +44,7 @@ type Config struct {
 	Policy     policy.Config     `yaml:"policy"`
 	Recordings recordings.Config `yaml:"recordings"`
 	Approvals  approvals.Config  `yaml:"approvals"`
+	Masking    masking.Config    `yaml:"masking"`
 }
 
 // Log configures the structured log.
@@ -137,6 +139,7 @@ func Default() Config {
 		Policy:     policy.DefaultConfig(),
 		Recordings: recordings.DefaultConfig(),
 		Approvals:  approvals.DefaultConfig(),
+		Masking:    masking.DefaultConfig(),
 	}
 }
 
@@ -202,6 +205,7 @@ func (c Config) Validate() error {
 	errs = append(errs, prefixed("policy", c.Policy.Validate())...)
 	errs = append(errs, prefixed("recordings", c.Recordings.Validate())...)
 	errs = append(errs, prefixed("approvals", c.Approvals.Validate())...)
+	errs = append(errs, prefixed("masking", c.Masking.Validate())...)
 	if need := c.ExtProc.RecvMsgSize(); c.GRPC.MaxRecvMsgBytes < need {
 		// A BUFFERED body arrives from Envoy as one gRPC message.
 		errs = append(errs, fmt.Errorf("grpc.max_recv_msg_bytes: must be at least %d to receive the bodies extproc buffers", need))
