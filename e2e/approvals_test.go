@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/require"
@@ -255,4 +257,62 @@ func TestApprovalsReplicas(t *testing.T) {
 	require.NoError(t, r.err)
 	require.Equal(t, "across replicas", text(t, r.res))
 	t.Logf("approval (replica b) to result (replica a): %v", r.at.Sub(approved))
+}
+
+// TestApprovalsPage drives the approvals page in headless Chromium: sign in by pasting a
+// token, see the pending request, approve it with a reason, and the held call completes.
+func TestApprovalsPage(t *testing.T) {
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		browser, err = exec.LookPath("chromium-browser")
+	}
+	require.NoError(t, err, "chromium is required (apt-get install chromium)")
+	env := approvalGuard(t, map[string]any{"hold": "25s"}, "")
+
+	s := connect(t, env.url, env.agent, "2025-06-18", nil)
+	done := echoAsync(t, s, "from the browser")
+	id := pending(t, env.g, env.rm)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	ctx, cancel := context.WithTimeout(bctx, wait)
+	defer cancel()
+
+	page := "http://" + env.g.Admin + "/approvals"
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SetValue(chromedp.ID("token"), env.rm),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("who")),
+	))
+	who, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("who")))
+	require.NoError(t, err)
+	require.Equal(t, "rm-1", who)
+	row, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("req-"+id)))
+	require.NoError(t, err)
+	require.Contains(t, row, "agent-7", "who asked")
+	require.Contains(t, row, "echo", "the tool")
+	require.Contains(t, row, "from the browser", "the arguments")
+	require.Contains(t, row, "echo-needs-release", "the rule")
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`#req-`+id+` input[name="reason"]`), "checked in the browser"),
+		chromedp.Click(chromedp.CSS(`#req-`+id+` button[value="approve"]`)),
+		chromedp.WaitVisible(chromedp.ID("message")),
+	))
+	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("message")))
+	require.NoError(t, err)
+	require.Contains(t, msg, "Approved "+id)
+
+	r := <-done
+	require.NoError(t, r.err)
+	require.Equal(t, "from the browser", text(t, r.res))
+	code, body := api(t, env.g, "GET", "/v1/approvals/"+id, env.rm, "")
+	require.Equal(t, 200, code)
+	require.Equal(t, "checked in the browser", body["decision"].(map[string]any)["reason"])
 }
