@@ -1,0 +1,112 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpguard/mcpguard/e2e/harness"
+	"github.com/mcpguard/mcpguard/e2e/mcpserver"
+)
+
+const (
+	leakCard = "4111 1111 1111 1111"
+	leakAWS  = "AKIAZ3MHQX7RBN2KLD4P"
+)
+
+// leakyUpstream is an MCP server whose report tool returns a card number and an AWS key in
+// its text block and again in structuredContent, and logs an email to the client first.
+func leakyUpstream(t *testing.T, jsonResponses bool) *httptest.Server {
+	t.Helper()
+	s := mcp.NewServer(&mcp.Implementation{Name: "leaky", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "report", Description: "Return the billing report."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if !jsonResponses {
+				// A progress notification on the response stream, carrying an email.
+				_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+					ProgressToken: req.Params.GetProgressToken(), Progress: 1, Total: 2, Message: "mailing ann@example.com",
+				})
+			}
+			text := "paid with card " + leakCard + "; deploy key " + leakAWS
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}},
+				map[string]any{"card": leakCard, "aws_key": leakAWS, "note": text}, nil
+		})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
+		JSONResponse: jsonResponses, DisableLocalhostProtection: true,
+	})
+	mux := http.NewServeMux()
+	mux.Handle(mcpserver.Path, h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestMaskingThroughGateway: a tool result with a card number and an AWS key arrives
+// masked in both the text block and structuredContent, for JSON and SSE responses; a
+// progress message is masked on the SSE stream; the values never reach mcpguard's log.
+func TestMaskingThroughGateway(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		json bool
+	}{{"json responses", true}, {"sse responses", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, suite.err, "the suite could not start mcpguard")
+			mark := suite.guard.Logs().Len()
+			up := leakyUpstream(t, tc.json)
+			gw, err := harness.StartGateway(t.Context(), harness.GatewayOptions{
+				Root: suite.root, GRPC: suite.guard.GRPC, Admin: suite.guard.Admin, Upstream: up.Listener.Addr().String(),
+			})
+			require.NoError(t, err)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 5*time.Second)
+				defer cancel()
+				_ = gw.Close(ctx)
+			})
+			progress := make(chan string, 4)
+			opts := &mcp.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+				select {
+				case progress <- r.Params.Message:
+				default:
+				}
+			}}
+			s, err := harness.Connect(t.Context(), harness.ClientOptions{Endpoint: "http://" + gw.Addr() + mcpserver.Path,
+				Token: suite.token, Version: harness.V20250618, Client: opts})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			direct, err := harness.Connect(t.Context(), harness.ClientOptions{Endpoint: up.URL + mcpserver.Path, Version: harness.V20250618})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = direct.Close() })
+
+			params := &mcp.CallToolParams{Name: "report", Arguments: map[string]any{}}
+			params.SetProgressToken("p1")
+			raw, err := direct.CallTool(t.Context(), params)
+			require.NoError(t, err)
+			require.Contains(t, asJSON(t, raw), leakAWS, "the upstream does leak")
+
+			r, err := s.CallTool(t.Context(), params)
+			require.NoError(t, err)
+			want := "paid with card [REDACTED:CREDIT_CARD]; deploy key [REDACTED:AWS_ACCESS_KEY]"
+			require.Equal(t, want, text(t, r))
+			sc, err := json.Marshal(r.StructuredContent)
+			require.NoError(t, err)
+			require.JSONEq(t, `{"card":"[REDACTED:CREDIT_CARD]","aws_key":"[REDACTED:AWS_ACCESS_KEY]","note":"`+want+`"}`, string(sc))
+			if !tc.json {
+				select {
+				case msg := <-progress:
+					require.Equal(t, "mailing [REDACTED:EMAIL]", msg)
+				case <-time.After(wait):
+					t.Fatal("no progress notification")
+				}
+			}
+			logs := suite.guard.Logs().Since(mark)
+			require.NotContains(t, logs, leakAWS)
+			require.NotContains(t, logs, "4111")
+		})
+	}
+}
