@@ -211,6 +211,29 @@ func TestApprovals(t *testing.T) {
 		require.NoError(t, (<-done).err)
 	})
 
+	t.Run("mcpguard approvals ls and approve", func(t *testing.T) {
+		s := connect(t, env.url, env.agent, "2025-06-18", nil)
+		done := echoAsync(t, s, "via the cli")
+		id := pending(t, g, env.rm)
+		tokFile := filepath.Join(t.TempDir(), "token")
+		require.NoError(t, os.WriteFile(tokFile, []byte(env.rm), 0o600))
+		bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
+		cli := func(args ...string) string {
+			t.Helper()
+			args = append(args, "--url", "http://"+g.Admin, "--token-file", tokFile)
+			out, err := exec.CommandContext(t.Context(), bin, append([]string{"approvals"}, args...)...).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			return string(out)
+		}
+		ls := cli("ls")
+		require.Contains(t, ls, id)
+		require.Contains(t, ls, "agent-7")
+		require.Contains(t, ls, "echo-needs-release")
+		require.Contains(t, cli("approve", id, "--reason", "from the terminal"), id+" approved by rm-1")
+		require.NoError(t, (<-done).err)
+		require.NotContains(t, cli("ls"), id, "no longer pending")
+	})
+
 	t.Run("hold timeout defers; approved retry passes once", func(t *testing.T) {
 		s := connect(t, env.url, env.agent, "2025-06-18", nil)
 		args := map[string]any{"text": "later"}
