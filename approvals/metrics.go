@@ -9,16 +9,13 @@ import (
 
 // Events counted by mcpguard_approvals_events_total.
 const (
-	evRequested    = "requested"
-	evNotified     = "notified"
-	evNotifyFailed = "notify_failed"
-	evNotifyDrop   = "notify_dropped"
-	evApproved     = "approved"
-	evDenied       = "denied"
-	evExpired      = "expired"
-	evDeferred     = "deferred"
-	evConsumed     = "consumed"
-	evGranted      = "granted"
+	evRequested = "requested"
+	evApproved  = "approved"
+	evDenied    = "denied"
+	evExpired   = "expired"
+	evDeferred  = "deferred"
+	evConsumed  = "consumed"
+	evGranted   = "granted"
 )
 
 type metrics struct {
@@ -34,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpguard_approvals_events_total",
-			Help: "Approval steps: requested, notified, notify_failed, notify_dropped, approved, denied, expired, deferred, consumed, granted.",
+			Help: "Approval steps: requested, approved, denied, expired, deferred, consumed, granted (notifications: mcpguard_approvals_notifications_total).",
 		}, []string{"event"}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mcpguard_approvals_held_calls",
