@@ -2,8 +2,10 @@ package masking
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +79,7 @@ type walker struct {
 	fs     []finding
 	buf    []byte
 	tmp    []byte
+	esc    []escape
 	only   []byte // Member: the top-level member masked; the rest is copied
 }
 
@@ -98,6 +101,7 @@ func (m *Masker) Member(doc []byte, name string) ([]byte, Counts, error) {
 // scratch holds a walker's reusable buffers between calls.
 type scratch struct {
 	buf, tmp []byte
+	esc      []escape
 	fs       []finding
 	path     []step
 }
@@ -107,10 +111,10 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 func (m *Masker) walk(w walker) ([]byte, Counts, error) {
 	src := w.src
 	sp := scratchPool.Get().(*scratch)
-	w.buf, w.tmp, w.fs, w.path = sp.buf, sp.tmp, sp.fs, sp.path[:0]
+	w.buf, w.tmp, w.fs, w.path, w.esc = sp.buf, sp.tmp, sp.fs, sp.path[:0], sp.esc[:0]
 	defer func() {
 		if cap(w.buf) <= 1<<20 && cap(w.tmp) <= 1<<20 {
-			sp.buf, sp.tmp, sp.fs, sp.path = w.buf[:0], w.tmp[:0], w.fs[:0], w.path[:0]
+			sp.buf, sp.tmp, sp.fs, sp.path, sp.esc = w.buf[:0], w.tmp[:0], w.fs[:0], w.path[:0], w.esc[:0]
 			scratchPool.Put(sp)
 		}
 	}()
@@ -371,6 +375,7 @@ func (w *walker) decode(a, b int) ([]byte, error) {
 			out = append(out, s[i:i+k]...)
 			i += k
 		}
+		esc := escape{dec: len(out), raw: i}
 		i++
 		if i >= len(s) {
 			return nil, w.fail()
@@ -412,9 +417,33 @@ func (w *walker) decode(a, b int) ([]byte, error) {
 		default:
 			return nil, w.fail()
 		}
+		esc.decLen, esc.rawLen = len(out)-esc.dec, i+1-esc.raw
+		w.esc = append(w.esc, esc)
 	}
 	w.buf = out
 	return out, nil
+}
+
+// escape maps one escape sequence of a string token to the bytes it decoded to.
+type escape struct{ dec, decLen, raw, rawLen int }
+
+// rawOffset maps an offset in the decoded string to one in the raw token content: a start
+// inside an escape's output rounds down to the backslash, an end rounds up past the escape.
+func (w *walker) rawOffset(d int, end bool) int {
+	k, _ := slices.BinarySearchFunc(w.esc, d, func(e escape, d int) int { return cmp.Compare(e.dec, d+1) })
+	if k == 0 {
+		return d
+	}
+	e := w.esc[k-1] // the last escape starting at or before d
+	switch {
+	case d == e.dec:
+		return e.raw
+	case d < e.dec+e.decLen && !end:
+		return e.raw
+	case d < e.dec+e.decLen:
+		return e.raw + e.rawLen
+	}
+	return e.raw + e.rawLen + d - e.dec - e.decLen
 }
 
 func hex4(b []byte) (rune, int) {
@@ -464,6 +493,7 @@ func appendQuoted(dst, s []byte) []byte {
 // maskString masks the string token src[a:b].
 func (w *walker) maskString(a, b int, esc bool) error {
 	v := w.src[a+1 : b-1]
+	w.esc = w.esc[:0]
 	if esc {
 		var err error
 		if v, err = w.decode(a, b); err != nil {
@@ -474,13 +504,18 @@ func (w *walker) maskString(a, b int, esc bool) error {
 	if len(w.fs) == 0 {
 		return nil
 	}
-	w.tmp = w.m.apply(w.tmp[:0], v, w.fs, &w.counts)
 	if w.out == nil {
 		w.out = make([]byte, 0, len(w.src)+len(w.src)/8)
 	}
-	w.out = append(w.out, w.src[w.last:a]...)
-	w.out = appendQuoted(w.out, w.tmp)
-	w.last = b
+	// Findings are spliced into the raw token: other escapes stay as sent, and the tokens
+	// every strategy writes need no escaping.
+	for _, f := range w.fs {
+		rs, re := a+1+w.rawOffset(f.start, false), a+1+w.rawOffset(f.end, true)
+		w.out = append(w.out, w.src[w.last:rs]...)
+		w.out = w.m.replace(w.out, v[f.start:f.end], f.typ)
+		w.last = re
+		w.count(f.typ)
+	}
 	return nil
 }
 

@@ -19,9 +19,9 @@ type Masker struct {
 	strat    []Strategy // per type
 	on       [numBuiltin]bool
 	kws      []keyword
-	first    [256][]int     // keyword indexes by lower-cased first byte
-	pair     *[1 << 16]bool // byte pairs where some check starts
-	custom   []customDet    // by index into types - numBuiltin
+	first    [256][]int  // keyword indexes by lower-cased first byte
+	pair     *pairSet    // byte pairs where some check starts
+	custom   []customDet // by index into types - numBuiltin
 	fields   []fieldRule
 	hashKey  []byte
 	holdback int
@@ -47,7 +47,7 @@ func New(c Config) (*Masker, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Masker{pair: new([1 << 16]bool), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
+	m := &Masker{pair: new(pairSet), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
 	if slices.Contains(append(stratsOf(c), c.Strategy), Hash) && len(m.hashKey) == 0 {
 		return nil, fmt.Errorf("hash_key: not loaded (hash_key_file %q must be read into hash_key)", c.HashKeyFile)
 	}
@@ -137,7 +137,7 @@ func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
 	for _, x := range variants(b0) {
 		if len(lo) == 1 {
 			for c := range 256 {
-				m.pair[int(x)<<8|c] = true
+				m.pair.add(int(x), c)
 			}
 			continue
 		}
@@ -146,10 +146,15 @@ func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
 			b1 = kw.exact[1]
 		}
 		for _, y := range variants(b1) {
-			m.pair[int(x)<<8|int(y)] = true
+			m.pair.add(int(x), int(y))
 		}
 	}
 }
+
+// pairSet is a set of byte pairs as a bitmap small enough for the L1 cache.
+type pairSet [256][4]uint64
+
+func (p *pairSet) add(a, b int) { p[a][b>>6] |= 1 << (b & 63) }
 
 func upperOf(c byte) byte {
 	if c >= 'a' && c <= 'z' {
@@ -162,14 +167,14 @@ func upperOf(c byte) byte {
 func (m *Masker) triggers() {
 	set := func(a byte) {
 		for c := range 256 {
-			m.pair[int(a)<<8|c] = true
+			m.pair.add(int(a), c)
 		}
 	}
 	if m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN] {
 		for d := byte('0'); d <= '9'; d++ {
 			set(d)
-			m.pair['+'<<8|int(d)] = true
-			m.pair['('<<8|int(d)] = true
+			m.pair.add('+', int(d))
+			m.pair.add('(', int(d))
 		}
 	}
 	if m.on[tEmail] {
@@ -264,9 +269,12 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
 	n := len(s)
 	pair := m.pair
+	if n > 0 {
+		_ = s[n-1]
+	}
 	for i := 0; i+1 < n; i++ {
 		c := s[i]
-		if !pair[uint16(c)<<8|uint16(s[i+1])] {
+		if pair[c][s[i+1]>>6]&(1<<(s[i+1]&63)) == 0 {
 			continue
 		}
 		switch class[c] {
