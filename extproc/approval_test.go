@@ -1,6 +1,7 @@
 package extproc_test
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -102,11 +103,28 @@ func TestApprovalHeldThenDecided(t *testing.T) {
 	}
 }
 
+// notesSeen is a request stage after policy that keeps the approval notes it saw.
+type notesSeen struct{ got chan []extproc.Note }
+
+func (notesSeen) Name() string { return "notes" }
+
+func (n notesSeen) OnRequest(_ context.Context, x *extproc.Exchange) (extproc.Verdict, error) {
+	var out []extproc.Note
+	for _, nt := range x.Notes() {
+		if nt.Stage == "approvals" {
+			out = append(out, nt)
+		}
+	}
+	n.got <- out
+	return extproc.Pass, nil
+}
+
 func TestApprovalDeferredRetry(t *testing.T) {
 	svc := approvalService(t, 50*time.Millisecond)
 	ap, err := extproc.NewApprovals(svc)
 	require.NoError(t, err)
-	h := start(t, extproc.DefaultConfig(), policyStage(t, ap))
+	seen := notesSeen{got: make(chan []extproc.Note, 1)}
+	h := start(t, extproc.DefaultConfig(), policyStage(t, ap), seen)
 	post := func(body string) *envoy {
 		e := h.open(t, t.Context())
 		e.post(body, "mcp-protocol-version", "2025-06-18")
@@ -129,6 +147,13 @@ func TestApprovalDeferredRetry(t *testing.T) {
 	// Key order differs: the same canonical call passes once, without a hold.
 	e = post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{"version":"1.2.3","env":"prod"},"name":"deploy"}}`)
 	e.passed()
+	notes := <-seen.got
+	require.Len(t, notes, 1)
+	require.Equal(t, "approval", notes[0].Kind)
+	require.Equal(t, id, notes[0].Attrs["id"])
+	require.Equal(t, "granted", notes[0].Attrs["step"])
+	require.Equal(t, "consumed", notes[0].Attrs["state"])
+	require.Equal(t, "rm-1", notes[0].Attrs["approver"])
 
 	e = post(deploy(3, "prod"))
 	held(t, e)
