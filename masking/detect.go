@@ -58,7 +58,6 @@ type keyword struct {
 	lo    []byte // lower case
 	exact []byte // non-nil: must match with this case
 	fn    func(sc *scan, i int, kw *keyword)
-	typ   int // custom detector index for custom keywords
 }
 
 // scan is the state of one pass over one text.

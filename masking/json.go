@@ -78,7 +78,6 @@ type walker struct {
 	counts Counts
 	fs     []finding
 	buf    []byte
-	tmp    []byte
 	esc    []escape
 	only   []byte // Member: the top-level member masked; the rest is copied
 }
@@ -100,10 +99,10 @@ func (m *Masker) Member(doc []byte, name string) ([]byte, Counts, error) {
 
 // scratch holds a walker's reusable buffers between calls.
 type scratch struct {
-	buf, tmp []byte
-	esc      []escape
-	fs       []finding
-	path     []step
+	buf  []byte
+	esc  []escape
+	fs   []finding
+	path []step
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -111,10 +110,10 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 func (m *Masker) walk(w walker) ([]byte, Counts, error) {
 	src := w.src
 	sp := scratchPool.Get().(*scratch)
-	w.buf, w.tmp, w.fs, w.path, w.esc = sp.buf, sp.tmp, sp.fs, sp.path[:0], sp.esc[:0]
+	w.buf, w.fs, w.path, w.esc = sp.buf, sp.fs, sp.path[:0], sp.esc[:0]
 	defer func() {
-		if cap(w.buf) <= 1<<20 && cap(w.tmp) <= 1<<20 {
-			sp.buf, sp.tmp, sp.fs, sp.path, sp.esc = w.buf[:0], w.tmp[:0], w.fs[:0], w.path[:0], w.esc[:0]
+		if cap(w.buf) <= 1<<20 {
+			sp.buf, sp.fs, sp.path, sp.esc = w.buf[:0], w.fs[:0], w.path[:0], w.esc[:0]
 			scratchPool.Put(sp)
 		}
 	}()
@@ -304,23 +303,41 @@ func (w *walker) value(depth int) error {
 	}
 }
 
+// number moves past a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 func (w *walker) number() error {
-	a := w.pos
-	if w.pos < len(w.src) && w.src[w.pos] == '-' {
-		w.pos++
-	}
-	for w.pos < len(w.src) {
-		c := w.src[w.pos]
-		if isDigit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-' {
-			w.pos++
-			continue
+	s, i := w.src, w.pos
+	digits := func() int {
+		j := i
+		for i < len(s) && isDigit(s[i]) {
+			i++
 		}
-		break
+		return i - j
 	}
-	if _, err := strconv.ParseFloat(string(w.src[a:w.pos]), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
-		w.pos = a
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
 		return w.fail()
 	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return w.fail()
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return w.fail()
+		}
+	}
+	w.pos = i
 	return nil
 }
 

@@ -324,7 +324,7 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 			}
 		}
 	}
-	return merge(sc.out, m)
+	return merge(sc.out)
 }
 
 // enoughDigits is the cheap guard before the number checks: every card, SSN and phone
@@ -398,7 +398,7 @@ func (sc *scan) custom(cd customDet, a, b int) {
 
 // merge sorts findings and joins overlapping ones; the joined span keeps the type of
 // higher priority (lower index).
-func merge(fs []finding, _ *Masker) []finding {
+func merge(fs []finding) []finding {
 	if len(fs) < 2 {
 		return fs
 	}
@@ -492,6 +492,3 @@ func (m *Masker) Text(s []byte) ([]byte, Counts) {
 	var c Counts
 	return m.apply(make([]byte, 0, len(s)+32), s, fs, &c), c
 }
-
-// Types returns every type name the masker can report.
-func (m *Masker) Types() []string { return slices.Clone(m.types) }
