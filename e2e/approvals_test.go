@@ -54,8 +54,13 @@ type approvalEnv struct {
 // and an upstream, and mints the tokens. keyFile shares the dev issuer between replicas.
 func approvalGuard(t *testing.T, approvals map[string]any, keyFile string) approvalEnv {
 	t.Helper()
+	return approvalGuardIn(t, t.TempDir(), approvals, keyFile)
+}
+
+// approvalGuardIn is approvalGuard with its directory (and so its data) in dir.
+func approvalGuardIn(t *testing.T, dir string, approvals map[string]any, keyFile string) approvalEnv {
+	t.Helper()
 	require.NoError(t, suite.err, "the suite could not start mcpguard")
-	dir := t.TempDir()
 	pol := filepath.Join(dir, "policy.yaml")
 	require.NoError(t, os.WriteFile(pol, []byte(approvalPolicy), 0o600))
 	bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
@@ -71,7 +76,7 @@ func approvalGuard(t *testing.T, approvals map[string]any, keyFile string) appro
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
 		defer cancel()
-		require.NoError(t, g.Stop(ctx))
+		require.NoError(t, g.Stop(ctx)) // stopping twice is fine
 		if t.Failed() {
 			t.Logf("mcpguard log:\n%s", g.Logs())
 		}
@@ -338,4 +343,30 @@ func TestApprovalsPage(t *testing.T) {
 	code, body := api(t, env.g, "GET", "/v1/approvals/"+id, env.rm, "")
 	require.Equal(t, 200, code)
 	require.Equal(t, "checked in the browser", body["decision"].(map[string]any)["reason"])
+}
+
+// TestApprovalsSurviveRestart: a call deferred before a restart is approved after it, and the
+// retry passes once (file store, same data directory).
+func TestApprovalsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := map[string]any{"hold": "1s"}
+	before := approvalGuardIn(t, dir, cfg, "")
+	s := connect(t, before.url, before.agent, "2025-06-18", nil)
+	args := map[string]any{"text": "after restart"}
+	_, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: args})
+	e := rpcErr(t, err)
+	require.Equal(t, int64(codeDeferred), e.Code)
+	var data struct {
+		ID string `json:"approval_id"`
+	}
+	require.NoError(t, json.Unmarshal(e.Data, &data))
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	require.NoError(t, before.g.Stop(ctx))
+
+	after := approvalGuardIn(t, dir, cfg, "")
+	code, body := api(t, after.g, "POST", "/v1/approvals/"+data.ID+"/approve", after.rm, `{"reason":"after restart"}`)
+	require.Equal(t, 200, code, body)
+	s2 := connect(t, after.url, after.agent, "2025-06-18", nil)
+	require.Equal(t, "after restart", text(t, call(t, s2, "echo", args)))
 }
