@@ -1,6 +1,7 @@
 package approvals
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -164,6 +165,40 @@ func (s *FileStore) List(_ context.Context, limit int) ([]Request, error) {
 		return nil
 	})
 	return out, err
+}
+
+// Prune deletes requests created before before, with their index entries, and returns how
+// many went. Redis expires entries by itself; the file store is pruned by [Service.Run].
+func (s *FileStore) Prune(_ context.Context, before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		order, keys, reqs := tx.Bucket(bucketOrder).Cursor(), tx.Bucket(bucketKeys), tx.Bucket(bucketReqs)
+		limit := binary.BigEndian.AppendUint64(nil, uint64(before.UnixNano()))
+		for k, id := order.First(); k != nil && bytes.Compare(k[:8], limit) < 0; k, id = order.Next() {
+			var r Request
+			if err := get(tx, string(id), &r); err == nil {
+				for _, key := range r.Keys {
+					if string(keys.Get([]byte(key))) == r.ID {
+						if err := keys.Delete([]byte(key)); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			if err := reqs.Delete(id); err != nil {
+				return err
+			}
+			if err := order.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune approvals: %w", err)
+	}
+	return n, nil
 }
 
 // Watch implements [Store]; only this process writes the file, so local signals suffice.

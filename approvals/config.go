@@ -31,6 +31,9 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	// Poll re-reads a held request this often in case a change notification was lost.
 	Poll time.Duration `yaml:"poll"`
+	// Sweep is how often pending requests past their expiry are marked expired (and the
+	// file store pruned), so expiries are counted even when nobody looks at them.
+	Sweep time.Duration `yaml:"sweep"`
 	// API configures the approver HTTP API.
 	API APIConfig `yaml:"api"`
 	// Notify configures webhook notifications.
@@ -49,6 +52,8 @@ type StoreConfig struct {
 type FileConfig struct {
 	// Path of the bbolt file; empty means approvals.db in the service's data directory.
 	Path string `yaml:"path"`
+	// Retention is how long requests are kept after creation; older ones are pruned.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // RedisConfig is the shared store for replicas.
@@ -93,6 +98,7 @@ func DefaultConfig() Config {
 	return Config{
 		Store: StoreConfig{
 			Kind:  "file",
+			File:  FileConfig{Retention: 7 * 24 * time.Hour},
 			Redis: RedisConfig{Prefix: "mcpguard:approvals:", Retention: 7 * 24 * time.Hour, DialTimeout: 5 * time.Second},
 		},
 		Hold:       25 * time.Second,
@@ -101,6 +107,7 @@ func DefaultConfig() Config {
 		Approvers:  []string{"mcp-approvers"},
 		PublicURL:  "http://127.0.0.1:9002/approvals",
 		Poll:       2 * time.Second,
+		Sweep:      time.Minute,
 		Notify:     NotifyConfig{QueueSize: 1000, Attempts: 5, Backoff: 500 * time.Millisecond, Timeout: 5 * time.Second},
 	}
 }
@@ -130,6 +137,9 @@ func (c Config) Validate() error {
 	if c.Store.Redis.Retention < c.Expiry {
 		errs = append(errs, errors.New("store.redis.retention: must be at least expiry"))
 	}
+	if c.Store.File.Retention < c.Expiry {
+		errs = append(errs, errors.New("store.file.retention: must be at least expiry"))
+	}
 	if c.Hold <= 0 {
 		errs = append(errs, errors.New("hold: must be positive"))
 	}
@@ -157,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if c.Poll <= 0 {
 		errs = append(errs, errors.New("poll: must be positive"))
+	}
+	if c.Sweep <= 0 {
+		errs = append(errs, errors.New("sweep: must be positive"))
 	}
 	n := c.Notify
 	if n.QueueSize <= 0 {

@@ -319,8 +319,9 @@ func (s *Service) deliverDenial(ctx context.Context, id string) (Request, error)
 	return r, nil
 }
 
-// expire records the expiry of a pending request past its time (once, wherever it is noticed).
-func (s *Service) expire(ctx context.Context, id string) {
+// expire records the expiry of a pending request past its time (once, wherever it is
+// noticed); it reports whether this call made the transition.
+func (s *Service) expire(ctx context.Context, id string) bool {
 	now := s.now()
 	_, err := s.store.Update(ctx, id, func(q *Request) error {
 		if q.State != Pending || now.Before(q.ExpiresAt) {
@@ -329,10 +330,12 @@ func (s *Service) expire(ctx context.Context, id string) {
 		q.State = Expired
 		return nil
 	})
-	if err == nil {
-		s.met.event(evExpired)
-		s.log.Info("approval expired", "approval_id", id)
+	if err != nil {
+		return false
 	}
+	s.met.event(evExpired)
+	s.log.Info("approval expired", "approval_id", id)
+	return true
 }
 
 // Decide records an approver's decision on a pending request. The approver must be in one
@@ -404,4 +407,46 @@ func (s *Service) List(ctx context.Context, viewer identity.Identity, state Stat
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// pruner is a store that must delete old requests itself ([FileStore]).
+type pruner interface {
+	Prune(ctx context.Context, before time.Time) (int, error)
+}
+
+// Sweep marks pending requests past their expiry as expired and prunes requests older
+// than the file store's retention. It returns how many requests expired.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	all, err := s.store.List(ctx, listLimit)
+	if err != nil {
+		return 0, fmt.Errorf("sweep approvals: %w", err)
+	}
+	now, n := s.now(), 0
+	for _, r := range all {
+		if r.State == Pending && r.Effective(now) == Expired && s.expire(ctx, r.ID) {
+			n++
+		}
+	}
+	if p, ok := s.store.(pruner); ok {
+		if _, err := p.Prune(ctx, now.Add(-s.cfg.Store.File.Retention)); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Run sweeps every Config.Sweep until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("approvals sweep", "err", err.Error())
+			}
+		}
+	}
 }

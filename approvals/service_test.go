@@ -297,3 +297,34 @@ func gauge(g prometheus.Gauge) float64 {
 	_ = g.Write(&m)
 	return m.GetGauge().GetValue()
 }
+
+func TestSweep(t *testing.T) {
+	s, c, _, reg := newTestService(t, nil)
+	ctx := t.Context()
+	old, err := s.Begin(ctx, sqlCall(`{"q":"old"}`))
+	require.NoError(t, err)
+	c.add(2 * time.Hour)
+	fresh, err := s.Begin(ctx, sqlCall(`{"q":"fresh"}`))
+	require.NoError(t, err)
+
+	n, err := s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1.0, events(t, reg, evExpired))
+	n, err = s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "an expiry is counted once")
+	r, err := s.store.Get(ctx, old.Request.ID)
+	require.NoError(t, err)
+	require.Equal(t, Expired, r.State)
+
+	c.add(8 * 24 * time.Hour)
+	_, err = s.Sweep(ctx)
+	require.NoError(t, err)
+	for _, id := range []string{old.Request.ID, fresh.Request.ID} {
+		_, err = s.store.Get(ctx, id)
+		require.ErrorIs(t, err, ErrNotFound, "pruned after retention")
+	}
+	_, err = s.store.Lookup(ctx, old.Request.Keys[0])
+	require.ErrorIs(t, err, ErrNotFound, "index entries go with the request")
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -91,7 +92,10 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() { svc.Run(runCtx) })
 		hooks.Run(runCtx)
+		wg.Wait()
 	}()
 	p.closers = append([]func(context.Context) error{func(context.Context) error {
 		stop()
