@@ -24,7 +24,7 @@ test: unit fuzz-short
 
 unit:
 	$(GO) vet $(PKGS)
-	$(GO) test -race -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 # Every Fuzz target found in the tree runs for FUZZTIME on top of its committed seeds.
 fuzz-short:
