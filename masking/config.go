@@ -49,6 +49,16 @@ type Config struct {
 	// file holding it instead; the service reads it at startup and sets HashKey.
 	HashKey     string `yaml:"hash_key"`
 	HashKeyFile string `yaml:"hash_key_file"`
+	// Requests selects what is also masked on its way upstream; responses always are.
+	Requests Requests `yaml:"requests"`
+}
+
+// Requests selects the parts of client requests that are masked before the upstream
+// receives them. Off by default: the upstream sees what the agent sent.
+type Requests struct {
+	// ToolArguments masks params.arguments of tools/call, with field rule paths relative
+	// to the arguments object. Policy still decides on the arguments as sent.
+	ToolArguments bool `yaml:"tool_arguments"`
 }
 
 // Custom is a user-defined detector.
@@ -151,6 +161,9 @@ func (c Config) Validate() error {
 			}
 		}
 		usesHash = usesHash || f.Strategy == Hash
+	}
+	if c.Requests.ToolArguments && !c.Enabled {
+		errs = append(errs, errors.New("requests.tool_arguments: requires enabled: true"))
 	}
 	switch {
 	case c.HashKey != "" && c.HashKeyFile != "":

@@ -33,6 +33,9 @@ func TestConfigValidate(t *testing.T) {
 			`fields[2].strategy: "nope" is not`}},
 		{name: "strategy for unknown detector", mod: func(c *Config) { c.Strategies = map[string]Strategy{"NOPE": Redact} },
 			want: []string{"strategies.NOPE: unknown detector"}},
+		{name: "tool arguments with masking on", mod: func(c *Config) { c.Requests.ToolArguments = true }},
+		{name: "tool arguments with masking off", mod: func(c *Config) { c.Enabled, c.Requests.ToolArguments = false, true },
+			want: []string{"requests.tool_arguments: requires enabled: true"}},
 		{name: "strategy for custom detector", mod: func(c *Config) {
 			c.Custom = []Custom{{Name: "EMP", Pattern: "EMP-[0-9]+"}}
 			c.Strategies = map[string]Strategy{"EMP": Partial}

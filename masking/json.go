@@ -79,7 +79,8 @@ type walker struct {
 	fs     []finding
 	buf    []byte
 	esc    []escape
-	only   []byte // Member: the top-level member masked; the rest is copied
+	only   [][]byte // Member: the path of the member masked; the rest is copied
+	in     int      // Member: how many keys of only the object being read is under
 }
 
 var errSyntax = errors.New("invalid JSON")
@@ -91,10 +92,19 @@ func (m *Masker) JSON(src []byte) ([]byte, Counts, error) {
 	return m.walk(walker{m: m, src: src})
 }
 
-// Member is [Masker.JSON] restricted to the value of the top-level member name of the
-// object doc (field rule paths are relative to that value); the rest is copied unchanged.
-func (m *Masker) Member(doc []byte, name string) ([]byte, Counts, error) {
-	return m.walk(walker{m: m, src: doc, only: []byte(name)})
+// Member is [Masker.JSON] restricted to the value at path, a chain of member names from the
+// top-level object doc (e.g. "params", "arguments"); field rule paths are relative to that
+// value and the rest of doc is copied unchanged. Without path it is [Masker.JSON]. A doc
+// where the path leads nowhere is returned as is; invalid JSON is still an error.
+func (m *Masker) Member(doc []byte, path ...string) ([]byte, Counts, error) {
+	if len(path) == 0 {
+		return m.JSON(doc)
+	}
+	only := make([][]byte, len(path))
+	for i, k := range path {
+		only[i] = []byte(k)
+	}
+	return m.walk(walker{m: m, src: doc, only: only})
 }
 
 // scratch holds a walker's reusable buffers between calls.
@@ -219,17 +229,9 @@ func (w *walker) value(depth int) error {
 				return w.fail()
 			}
 			w.pos++
-			if depth == 0 && w.only != nil {
-				// Member: only the named member is masked, with paths relative to it.
-				in := string(key) == string(w.only)
-				if in {
-					w.skip--
-				}
-				err := w.value(depth + 1)
-				if in {
-					w.skip++
-				}
-				if err != nil {
+			if w.only != nil && depth == w.in && w.in < len(w.only) {
+				// Member: only the value at the path is masked, with paths relative to it.
+				if err := w.under(key, depth); err != nil {
 					return err
 				}
 			} else {
@@ -301,6 +303,22 @@ func (w *walker) value(depth int) error {
 	default:
 		return w.number()
 	}
+}
+
+// under reads the value of member key of an object on Member's path: the last key of the
+// path unmasks it, an earlier one descends, any other key is copied.
+func (w *walker) under(key []byte, depth int) error {
+	if string(key) != string(w.only[w.in]) {
+		return w.value(depth + 1)
+	}
+	if w.in == len(w.only)-1 {
+		w.skip--
+		defer func() { w.skip++ }()
+		return w.value(depth + 1)
+	}
+	w.in++
+	defer func() { w.in-- }()
+	return w.value(depth + 1)
 }
 
 // number moves past a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
