@@ -55,8 +55,13 @@ const (
 	// notification or server request on an SSE stream is dropped (an immediate
 	// response would reset a stream whose headers already went out).
 	Deny
-	// Replace swaps a response message for Verdict.Message (one valid JSON-RPC
-	// message; lengths may change). Not allowed on the request path.
+	// Replace swaps the message for Verdict.Message; lengths may change. On the response
+	// path that is one valid JSON-RPC message. On the request path it is the whole body,
+	// re-encoded: the same messages in the same order (a batch stays a batch) with the
+	// same envelope (kind, id, method) and the same tool, prompt, resource and revision,
+	// so only what the messages carry differs from what earlier stages (policy) decided
+	// on. Later stages see it in [Exchange.Body] and it goes upstream; any other
+	// replacement refuses the request.
 	Replace
 )
 

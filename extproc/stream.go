@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,6 +75,7 @@ type stream struct {
 	acc      []byte
 	accOver  bool
 	frag     []Filter // filters of the oversized event streaming through (maskstream.go)
+	reqBody  []byte   // request body as replaced by a request stage; nil when unchanged
 }
 
 func newStream(s *Server, srv extprocv3.ExternalProcessor_ProcessServer) *stream {
@@ -182,8 +184,17 @@ func (st *stream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extp
 		return immediate(e.HTTPStatus(), mcp.ErrorResponse(e.ID(), e), "mcpguard_unparsable_request"), st.finish()
 	}
 	return st.decide(ctx, awaitRequestBody, func() *extprocv3.ProcessingResponse {
+		c := &extprocv3.CommonResponse{}
+		if st.reqBody != nil {
+			// BUFFERED with headers sent keeps content-length, and Envoy refuses a mutated
+			// body whose length differs from it: the length travels with the new body.
+			c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: st.reqBody}}
+			c.HeaderMutation = &extprocv3.HeaderMutation{
+				SetHeaders: []*corev3.HeaderValueOption{header("content-length", strconv.Itoa(len(st.reqBody)))},
+			}
+		}
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{
-			RequestBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{}},
+			RequestBody: &extprocv3.BodyResponse{Response: c},
 		}}
 	})
 }
@@ -218,8 +229,15 @@ func (st *stream) decide(ctx context.Context, p phase, pass func() *extprocv3.Pr
 		switch v.Action {
 		case Continue:
 			continue
+		case Replace:
+			err := st.replaceBody(v.Message)
+			if err == nil {
+				continue
+			}
+			x.Log.Warn("request stage produced an invalid replacement; refused", "stage", stg.Name(), "err", err)
+			v = Verdict{Action: Deny, Err: internal("request could not be checked")}
 		case Deny:
-		default: // Replace (or anything unknown) is not allowed on requests: fail closed.
+		default: // anything unknown: fail closed
 			x.Log.Warn("request stage returned an action requests do not support", "stage", stg.Name(), "action", v.Action.String())
 			v = Verdict{Action: Deny, Err: internal("request could not be checked")}
 		}
@@ -233,6 +251,36 @@ func (st *stream) decide(ctx context.Context, p phase, pass func() *extprocv3.Pr
 		return immediate(code, st.errorBody(v.Err), "mcpguard_denied_by_"+stg.Name()), st.finish()
 	}
 	return pass(), nil
+}
+
+// replaceBody takes a request stage's replacement of the body (see [Replace]): stages may
+// change what the messages carry, never which messages go upstream or what policy decided
+// on, so a replacement that differs there is refused.
+func (st *stream) replaceBody(raw []byte) error {
+	old := st.x.Body
+	if old == nil {
+		return errors.New("no request body to replace")
+	}
+	b, err := mcp.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("parse replacement: %w", err)
+	}
+	if b.Batch != old.Batch || len(b.Messages) != len(old.Messages) {
+		return errors.New("replacement changes the messages of the body")
+	}
+	for i := range b.Messages {
+		if !sameTarget(&old.Messages[i], &b.Messages[i]) {
+			return fmt.Errorf("replacement changes the envelope of message %d", i)
+		}
+	}
+	st.x.Body, st.reqBody = b, raw
+	return nil
+}
+
+// sameTarget reports whether a and b are the same call: what the envelope and policy see.
+func sameTarget(a, b *mcp.Message) bool {
+	return a.Kind == b.Kind && bytes.Equal(a.ID, b.ID) && a.Method == b.Method && a.Tool == b.Tool &&
+		a.URI == b.URI && a.Prompt == b.Prompt && a.MetaVersion == b.MetaVersion && a.HasMetaVersion == b.HasMetaVersion
 }
 
 // errorBody is the JSON-RPC answer to a refused request: one error per request id for a
