@@ -16,7 +16,7 @@ import (
 	"github.com/mcpguard/mcpguard/mcp"
 )
 
-func newArgumentMasking(t *testing.T) (*extproc.ArgumentMasking, *prometheus.Registry) {
+func newArgumentMasking(t testing.TB) (*extproc.ArgumentMasking, *prometheus.Registry) {
 	t.Helper()
 	c := masking.DefaultConfig()
 	c.Requests.ToolArguments = true
@@ -171,4 +171,67 @@ func TestRequestReplaceRefused(t *testing.T) {
 			require.False(t, reached, "nothing after a refused replacement runs")
 		})
 	}
+}
+
+// withoutArguments decodes a JSON-RPC body and drops every params.arguments, leaving what
+// argument masking must not change.
+func withoutArguments(t *testing.T, body []byte) string {
+	t.Helper()
+	var v any
+	require.NoError(t, json.Unmarshal(body, &v))
+	msgs, ok := v.([]any)
+	if !ok {
+		msgs = []any{v}
+	}
+	for _, m := range msgs {
+		if p, ok := m.(map[string]any)["params"].(map[string]any); ok {
+			delete(p, "arguments")
+		}
+	}
+	out, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(out)
+}
+
+// FuzzArgumentMasking sends arbitrary bodies through argument masking over gRPC: a body that
+// passes either goes upstream unchanged or is replaced by valid JSON-RPC with a matching
+// content-length, the same messages and nothing changed outside params.arguments, and
+// masking it again finds nothing.
+func FuzzArgumentMasking(f *testing.F) {
+	f.Add([]byte(callWith(1, "pay", `{"card":"`+card+`","n":1}`)))
+	f.Add([]byte("[" + callWith(1, "pay", `{"k":"ann@example.com"}`) + `,{"jsonrpc":"2.0","method":"notifications/initialized"}]`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"n","arguments":{"\u0063ard":"4111\u00201111 1111 1111"}}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"n","arguments":{"a":{"b":["` + awsKey + `"]}}}}`))
+	st, _ := newArgumentMasking(f)
+	h := start(f, extproc.DefaultConfig(), st)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := h.open(t, t.Context())
+		e.post(string(body), "mcp-protocol-version", "2025-03-26")
+		r := e.recv()
+		if ir := r.GetImmediateResponse(); ir != nil {
+			require.NotContains(t, string(ir.GetBody()), "request could not be checked",
+				"argument masking never fails or produces a replacement the gateway refuses")
+			return
+		}
+		c := r.GetRequestBody().GetResponse()
+		require.NotNil(t, c)
+		out := c.GetBodyMutation().GetBody()
+		if out == nil {
+			return
+		}
+		cl, ok := setHeader(t, c.GetHeaderMutation(), "content-length")
+		require.True(t, ok)
+		require.Equal(t, strconv.Itoa(len(out)), cl)
+		in, err := mcp.Parse(body)
+		require.NoError(t, err)
+		got, err := mcp.Parse(out)
+		require.NoError(t, err, "forwarded %q", out)
+		require.Len(t, got.Messages, len(in.Messages))
+		if json.Unmarshal(body, new(any)) == nil {
+			require.Equal(t, withoutArguments(t, body), withoutArguments(t, out))
+		}
+		again := h.open(t, t.Context())
+		again.post(string(out), "mcp-protocol-version", "2025-03-26")
+		again.passed()
+	})
 }
