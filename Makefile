@@ -7,11 +7,12 @@ PKGS := ./...
 # Fuzz targets run briefly in `make test`; longer with `make fuzz FUZZTIME=5m`.
 FUZZTIME ?= 10s
 
-.PHONY: build run test unit fuzz-short fuzz bench lint tidy clean help
+.PHONY: build run test unit fuzz-short fuzz bench lint tidy clean help soak
 
 help:
 	@echo "make run    start mcpguard with its embedded development config"
 	@echo "make test   run the whole suite (unit with -race, e2e, short fuzz)"
+	@echo "make soak   10-minute soak through the emulator, then the capacity table (SOAK_DURATION, SOAK_RATE)"
 	@echo "make build | bench | fuzz | lint | clean"
 
 build:
@@ -39,6 +40,15 @@ fuzz-short:
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=$(or $(FUZZTIME),5m)
 
+# The long soak through the emulator (allowed, denied, masked and approved calls at a steady
+# rate; no goroutine or memory growth, every exchange recorded and verified), then the
+# capacity table. `make soak SOAK_DURATION=30m SOAK_RATE=80`; SOAK_CAPACITY=0 skips capacity.
+SOAK_DURATION ?= 10m
+SOAK_RATE ?= 40
+SOAK_CAPACITY ?= 30s
+soak:
+	set -o pipefail; $(GO) run ./e2e/cmd/soak -duration $(SOAK_DURATION) -rate $(SOAK_RATE) -capacity $(SOAK_CAPACITY) | tee soak.out
+
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 $(PKGS) | tee bench.out
 
@@ -47,4 +57,4 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 clean:
-	rm -rf bin data bench.out
+	rm -rf bin data bench.out soak.out
