@@ -19,9 +19,12 @@ import (
 )
 
 // stages builds the ext_proc pipeline in its fixed order. The protocol checks always run
-// first inside extproc. Request path: policy decides, approvals hold. Response path:
-// policy (tools/list visibility, tool pinning), then masking, then recording, so what is
-// recorded is what the client received. Each feature adds its stage here, at its place.
+// first inside extproc. Request path: policy decides, approvals hold, then (when
+// masking.requests.tool_arguments is on) tool-call arguments are masked, then recording:
+// policy and approvers judge the arguments the agent actually sent, while the upstream and
+// the recording only ever get them masked. Response path: policy (tools/list visibility,
+// tool pinning), then masking, then recording, so what is recorded is what the client
+// received. Each feature adds its stage here, at its place.
 func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, v *authz.Verifier, admin map[string]http.Handler) (_ []extproc.Stage, closers []func(context.Context) error, _ error) {
 	var out []extproc.Stage
 	src, err := policy.Open(cfg.Policy, log, reg)
@@ -70,6 +73,14 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 			return nil, closers, fmt.Errorf("masking stage: %w", err)
 		}
 		out = append(out, ms)
+		// After policy and approvals (appended above), before recording (below).
+		if mc.Requests.ToolArguments {
+			as, err := extproc.NewArgumentMasking(m, reg)
+			if err != nil {
+				return nil, closers, fmt.Errorf("argument masking stage: %w", err)
+			}
+			out = append(out, as)
+		}
 	}
 	// Recording stays the last stage: it records what the client received.
 	if cfg.Recordings.Enabled {
