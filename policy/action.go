@@ -30,6 +30,27 @@ func (a Action) Validate() error {
 	return fmt.Errorf("%q is not allow, deny, require_approval or observe", string(a))
 }
 
+// Reply is how a denied tools/call is answered to the agent.
+type Reply string
+
+// Replies of a denial.
+const (
+	// ReplyError answers with a JSON-RPC error (the default).
+	ReplyError Reply = "error"
+	// ReplyToolError answers with a tool result marked isError carrying the rule's message,
+	// which clients hand to the model so it can correct its arguments and retry.
+	ReplyToolError Reply = "tool_error"
+)
+
+// Validate reports an unknown reply.
+func (r Reply) Validate() error {
+	switch r {
+	case ReplyError, ReplyToolError:
+		return nil
+	}
+	return fmt.Errorf("%q is not error or tool_error", string(r))
+}
+
 // Decision is the outcome of [Set.Decide] for one message.
 type Decision struct {
 	// Action is allow, deny or require_approval (never observe).
@@ -43,6 +64,9 @@ type Decision struct {
 	Reason string
 	// Approvers are the rule's approvers for require_approval.
 	Approvers []string
+	// Reply is how a Deny of a tools/call is answered; other methods and other actions are
+	// always answered with a JSON-RPC error.
+	Reply Reply
 	// Observed are the observe rules that matched on the way, in order.
 	Observed []Observation
 	// DryRun is set when the policy runs in observe mode: the caller records Action but

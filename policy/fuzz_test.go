@@ -55,13 +55,22 @@ func FuzzCompile(f *testing.F) {
 	f.Add(string(policy.DefaultPolicy()))
 	f.Add("version: 1\ndefault: allow\nrules:\n  - {name: a, when: 'request.tool == \"x\"', action: deny}\n")
 	f.Add("version: 1\ndefault: deny\nrules:\n  - {name: a, when: '1 +', action: allow}\n")
+	f.Add("version: 1\ndefault: deny\ndeny_as: tool_error\nrules:\n  - {name: a, when: 'sql(request.arguments.q, \"mysql\").write', action: deny, respond: error}\n")
+	f.Add("version: 1\ndefault: allow\nrules:\n  - {name: a, when: 'sql(request.arguments.q, request.arguments.d).write', action: deny}\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		set, err := policy.Compile([]byte(src))
 		if err == nil && set == nil {
 			t.Fatal("no set and no error")
 		}
-		if err == nil {
-			_ = set.Decide(policy.Input{})
+		if err != nil {
+			return
+		}
+		d := set.Decide(policy.Input{})
+		if err := d.Reply.Validate(); err != nil {
+			t.Fatalf("decision reply: %v", err)
+		}
+		if d.Action != policy.Deny && d.Reply != policy.ReplyError {
+			t.Fatalf("%s answered as %s", d.Action, d.Reply)
 		}
 	})
 }

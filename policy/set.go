@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common"
+	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
@@ -35,6 +37,7 @@ type file struct {
 	Mode       string              `yaml:"mode"`
 	Default    Action              `yaml:"default"`
 	SQLDialect Dialect             `yaml:"sql_dialect"`
+	DenyAs     Reply               `yaml:"deny_as"`
 	Tools      map[string]ToolSpec `yaml:"tools"`
 	Rules      []ruleSpec          `yaml:"rules"`
 }
@@ -59,6 +62,7 @@ type ruleSpec struct {
 	ObserveAs   Action    `yaml:"observe_as"`
 	Approvers   []string  `yaml:"approvers"`
 	Message     string    `yaml:"message"`
+	Respond     Reply     `yaml:"respond"`
 }
 
 // Rule is one compiled rule.
@@ -68,6 +72,8 @@ type Rule struct {
 	// ObserveAs is the would-be action of an observe rule (deny unless set).
 	ObserveAs Action
 	Approvers []string
+	// Reply is how a denied tools/call is answered (the policy's deny_as unless set).
+	Reply Reply
 	// Condition is the CEL source; Line is where it starts in the file.
 	Condition string
 	Line      int
@@ -79,6 +85,7 @@ type Set struct {
 	rules  []Rule
 	def    Action
 	dryRun bool
+	denyAs Reply
 	tools  map[string]ToolSpec
 }
 
@@ -121,6 +128,13 @@ func Compile(data []byte) (*Set, error) {
 	} else if err := f.Default.Validate(); err != nil || f.Default == Observe {
 		errs = append(errs, fmt.Errorf("default: %q is not allow, deny or require_approval", string(f.Default)))
 	}
+	if f.DenyAs == "" {
+		f.DenyAs = ReplyError
+	}
+	if err := f.DenyAs.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("deny_as: %w", err))
+	}
+	s.denyAs = f.DenyAs
 	if f.SQLDialect == "" {
 		f.SQLDialect = Postgres
 	}
@@ -179,6 +193,17 @@ func Compile(data []byte) (*Set, error) {
 		if len(r.Approvers) > 0 && r.Action != RequireApproval && !(r.Action == Observe && obs == RequireApproval) {
 			errs = append(errs, fmt.Errorf("%s.approvers: only for require_approval", at))
 		}
+		reply := r.Respond
+		switch {
+		case reply == "":
+			reply = f.DenyAs
+		case r.Action != Deny:
+			errs = append(errs, fmt.Errorf("%s.respond: only for action deny", at))
+		default:
+			if err := reply.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s.respond: %w", at, err))
+			}
+		}
 		if r.When.Kind != yaml.ScalarNode || strings.TrimSpace(r.When.Value) == "" {
 			errs = append(errs, fmt.Errorf("%s.when: required (a CEL expression)", at))
 			continue
@@ -186,6 +211,10 @@ func Compile(data []byte) (*Set, error) {
 		ast, iss := env.Compile(r.When.Value)
 		if iss.Err() != nil {
 			errs = append(errs, celErrors(at, &r.When, iss.Errors())...)
+			continue
+		}
+		if dErrs := literalDialects(at, &r.When, ast); len(dErrs) > 0 {
+			errs = append(errs, dErrs...)
 			continue
 		}
 		if !ast.OutputType().IsExactType(types.BoolType) && !ast.OutputType().IsExactType(types.DynType) {
@@ -199,7 +228,7 @@ func Compile(data []byte) (*Set, error) {
 		}
 		s.rules = append(s.rules, Rule{
 			Name: r.Name, Description: r.Description, Message: r.Message, Action: r.Action,
-			ObserveAs: obs, Approvers: r.Approvers, Condition: r.When.Value, Line: line, prg: prg,
+			ObserveAs: obs, Approvers: r.Approvers, Reply: reply, Condition: r.When.Value, Line: line, prg: prg,
 		})
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -212,16 +241,73 @@ func Compile(data []byte) (*Set, error) {
 func celErrors(at string, n *yaml.Node, issues []*cel.Error) []error {
 	out := make([]error, 0, len(issues))
 	for _, e := range issues {
-		line := n.Line
-		if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-			line++ // block scalars start on the next line
-		}
-		if e.Location != nil && e.Location.Line() > 0 {
-			line += e.Location.Line() - 1
-		}
-		out = append(out, fmt.Errorf("line %d: %s.when: %s", line, at, e.Message))
+		out = append(out, fmt.Errorf("line %d: %s.when: %s", fileLine(n, e.Location), at, e.Message))
 	}
 	return out
+}
+
+// fileLine maps a position in a condition to its line in the policy file.
+func fileLine(n *yaml.Node, loc common.Location) int {
+	line := n.Line
+	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+		line++ // block scalars start on the next line
+	}
+	if loc != nil && loc.Line() > 0 {
+		line += loc.Line() - 1
+	}
+	return line
+}
+
+// literalDialects refuses every sql(payload, dialect) call whose dialect is not a string
+// literal naming a known dialect. The grammar a payload is parsed with belongs to the policy:
+// an agent that chose it could pick the one under which its statement hides its effect.
+func literalDialects(at string, n *yaml.Node, a *cel.Ast) []error {
+	native := a.NativeRep()
+	var out []error
+	celast.PreOrderVisit(native.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.CallKind || e.AsCall().FunctionName() != "sql" {
+			return
+		}
+		c := e.AsCall()
+		args := c.Args()
+		if c.IsMemberFunction() {
+			args = append([]celast.Expr{c.Target()}, args...)
+		}
+		if len(args) != 2 {
+			return
+		}
+		d := args[1]
+		line := fileLine(n, native.SourceInfo().GetStartLocation(d.ID()))
+		var problem string
+		switch {
+		case mentions(d, "request"):
+			problem = "the dialect must not come from the request; write it as a string literal (\"postgres\" or \"mysql\") or configure the tool's sql.dialect"
+		case d.Kind() != celast.LiteralKind:
+			problem = "the dialect must be a string literal (\"postgres\" or \"mysql\")"
+		default:
+			lit, ok := d.AsLiteral().(types.String)
+			if !ok {
+				problem = "the dialect must be a string literal (\"postgres\" or \"mysql\")"
+			} else if err := Dialect(lit).Validate(); err != nil {
+				problem = "dialect " + err.Error()
+			}
+		}
+		if problem != "" {
+			out = append(out, fmt.Errorf("line %d: %s.when: sql(): %s", line, at, problem))
+		}
+	}))
+	return out
+}
+
+// mentions reports whether e refers to the variable name anywhere.
+func mentions(e celast.Expr, name string) bool {
+	found := false
+	celast.PreOrderVisit(e, celast.NewExprVisitor(func(x celast.Expr) {
+		if x.Kind() == celast.IdentKind && x.AsIdent() == name {
+			found = true
+		}
+	}))
+	return found
 }
 
 // newEnv declares the variables and functions conditions may use.
@@ -333,12 +419,20 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 			observed = append(observed, Observation{Rule: r.Name, Would: r.ObserveAs, Reason: reason})
 			continue
 		}
-		return Decision{
+		d := Decision{
 			Action: r.Action, Rule: r.Name, Message: r.Message, Reason: reason,
-			Approvers: r.Approvers, Observed: observed, DryRun: s.dryRun,
-		}, steps
+			Approvers: r.Approvers, Observed: observed, DryRun: s.dryRun, Reply: ReplyError,
+		}
+		if r.Action == Deny {
+			d.Reply = r.Reply
+		}
+		return d, steps
 	}
-	return Decision{Action: s.def, Message: "no rule matched; policy default", Observed: observed, DryRun: s.dryRun}, steps
+	d := Decision{Action: s.def, Message: "no rule matched; policy default", Observed: observed, DryRun: s.dryRun, Reply: ReplyError}
+	if s.def == Deny {
+		d.Reply = s.denyAs
+	}
+	return d, steps
 }
 
 func findings(q SQL, sh Shell) string {
