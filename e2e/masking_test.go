@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -107,6 +109,94 @@ func TestMaskingThroughGateway(t *testing.T) {
 			logs := suite.guard.Logs().Since(mark)
 			require.NotContains(t, logs, leakAWS)
 			require.NotContains(t, logs, "4111")
+		})
+	}
+}
+
+// echoUpstream is an MCP server whose echo tool returns its text and hands what it
+// received to got, so a test sees the arguments as the upstream got them.
+func echoUpstream(t *testing.T, got chan<- string) *httptest.Server {
+	t.Helper()
+	s := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Return the text unchanged."},
+		func(_ context.Context, _ *mcp.CallToolRequest, a struct {
+			Text  string `json:"text"`
+			Count int    `json:"count"`
+		},
+		) (*mcp.CallToolResult, any, error) {
+			select {
+			case got <- a.Text + " #" + strconv.Itoa(a.Count):
+			default:
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Text}}}, nil, nil
+		})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
+		JSONResponse: true, DisableLocalhostProtection: true,
+	})
+	mux := http.NewServeMux()
+	mux.Handle(mcpserver.Path, h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestMaskingToolArguments: with masking.requests.tool_arguments on, the upstream echo tool
+// receives the card number masked (the emulator enforces a content-length that matches the
+// rewritten body) and other arguments intact; with the suite's defaults it is off and the
+// upstream receives the value as sent, while the client still gets the result masked.
+func TestMaskingToolArguments(t *testing.T) {
+	require.NoError(t, suite.err, "the suite could not start mcpguard")
+	on := func(t *testing.T) (*harness.Guard, string) {
+		t.Helper()
+		bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
+		g, err := harness.StartGuard(t.Context(), harness.GuardOptions{Bin: bin, Dir: t.TempDir(), Config: map[string]any{
+			"masking": map[string]any{"enabled": true, "requests": map[string]any{"tool_arguments": true}},
+		}})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
+			defer cancel()
+			require.NoError(t, g.Stop(ctx))
+			if t.Failed() {
+				t.Logf("mcpguard log:\n%s", g.Logs())
+			}
+		})
+		tok, err := g.Token(t.Context(), harness.TokenOptions{Subject: "agent-1", Scopes: []string{"mcp:tools"}})
+		require.NoError(t, err)
+		return g, tok
+	}
+	for _, tc := range []struct {
+		name     string
+		guard    func(*testing.T) (*harness.Guard, string)
+		upstream string // what the echo tool receives
+	}{
+		{name: "on", guard: on, upstream: "pay with [REDACTED:CREDIT_CARD] #3"},
+		{name: "off by default", guard: func(*testing.T) (*harness.Guard, string) { return suite.guard, suite.token },
+			upstream: "pay with " + leakCard + " #3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, tok := tc.guard(t)
+			mark := g.Logs().Len()
+			got := make(chan string, 1)
+			up := echoUpstream(t, got)
+			gw := gatewayFor(t, g, up.Listener.Addr().String())
+			s, err := harness.Connect(t.Context(), harness.ClientOptions{Endpoint: "http://" + gw.Addr() + mcpserver.Path,
+				Token: tok, Version: harness.V20250618})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+
+			r, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo",
+				Arguments: map[string]any{"text": "pay with " + leakCard, "count": 3}})
+			require.NoError(t, err)
+			require.False(t, r.IsError, "result %s", asJSON(t, r))
+			select {
+			case v := <-got:
+				require.Equal(t, tc.upstream, v)
+			case <-time.After(wait):
+				t.Fatal("the echo tool was not called")
+			}
+			require.Equal(t, "pay with [REDACTED:CREDIT_CARD]", text(t, r), "the result is masked either way")
+			require.NotContains(t, g.Logs().Since(mark), "4111")
 		})
 	}
 }
