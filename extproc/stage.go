@@ -88,6 +88,9 @@ type Verdict struct {
 	Status int
 	// Message is the replacement for Replace.
 	Message json.RawMessage
+	// Answer, on a request-path Deny, is the JSON-RPC response the client gets instead of
+	// Err (a tool result with isError, which the model reads), with Status or 200.
+	Answer json.RawMessage
 }
 
 // Pass is the verdict that lets a message through unchanged.

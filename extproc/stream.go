@@ -241,6 +241,13 @@ func (st *stream) decide(ctx context.Context, p phase, pass func() *extprocv3.Pr
 			x.Log.Warn("request stage returned an action requests do not support", "stage", stg.Name(), "action", v.Action.String())
 			v = Verdict{Action: Deny, Err: internal("request could not be checked")}
 		}
+		if v.Action == Deny && v.Answer != nil {
+			code := v.Status
+			if code == 0 {
+				code = http.StatusOK
+			}
+			return immediate(code, v.Answer, "mcpguard_denied_by_"+stg.Name()), st.finish()
+		}
 		if v.Err == nil {
 			v.Err = internal("request refused")
 		}
