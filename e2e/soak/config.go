@@ -22,7 +22,9 @@ type Config struct {
 	WarmUp time.Duration `yaml:"warm_up"`
 	// Tolerance is how much the last third of the samples may exceed the first.
 	Tolerance Tolerance `yaml:"tolerance"`
-	// ApproverPoll is how often the approver lists pending requests.
+	// ApproverPoll is how often the approver lists pending requests. Each list reads the
+	// newest 500 requests of the store whatever their state, so polling faster costs
+	// mcpguard CPU that the calls themselves do not.
 	ApproverPoll time.Duration `yaml:"approver_poll"`
 }
 
@@ -55,7 +57,7 @@ func DefaultConfig() Config {
 		Mix:          Mix{Allowed: 5, Denied: 2, Masked: 2, Approved: 1},
 		Sample:       5 * time.Second,
 		WarmUp:       time.Minute,
-		ApproverPoll: 50 * time.Millisecond,
+		ApproverPoll: 200 * time.Millisecond,
 		Tolerance: Tolerance{
 			GoroutinesRelative: 0.10, Goroutines: 25,
 			RSSRelative: 0.20, RSSBytes: 16 << 20,
