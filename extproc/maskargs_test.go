@@ -235,3 +235,27 @@ func FuzzArgumentMasking(f *testing.F) {
 		again.passed()
 	})
 }
+
+// BenchmarkArgumentMasking is the request phase of one tools/call over real gRPC with the
+// argument masking stage: clean arguments (scanned, forwarded unchanged) and arguments with
+// a card number (the body is rewritten with its content-length).
+func BenchmarkArgumentMasking(b *testing.B) {
+	st, _ := newArgumentMasking(b)
+	h := start(b, extproc.DefaultConfig(), st)
+	memo := strings.Repeat("lunch with the team at the usual place ", 25) // ~1 KB of prose
+	for _, bc := range []struct{ name, body string }{
+		{name: "clean", body: callWith(1, "pay", `{"memo":"`+memo+`","amount":12.5}`)},
+		{name: "card", body: callWith(1, "pay", `{"memo":"`+memo+`","card":"`+card+`"}`)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			b.ReportAllocs()
+			for b.Loop() {
+				e := h.open(b, ctx)
+				e.post(bc.body, "mcp-protocol-version", "2025-06-18")
+				require.NotNil(b, e.recv().GetRequestBody())
+			}
+		})
+	}
+}

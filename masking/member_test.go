@@ -1,6 +1,7 @@
 package masking
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -64,6 +65,30 @@ func TestMemberPathInvalid(t *testing.T) {
 		t.Run(doc, func(t *testing.T) {
 			_, _, err := m.Member([]byte(doc), "params", "arguments")
 			require.ErrorIs(t, err, errSyntax)
+		})
+	}
+}
+
+// BenchmarkMemberArguments masks the arguments of a ~1 KB tools/call request.
+func BenchmarkMemberArguments(b *testing.B) {
+	m, err := New(DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	memo := strings.Repeat("lunch with the team at the usual place ", 25)
+	for _, bc := range []struct{ name, args string }{
+		{name: "clean", args: `{"memo":"` + memo + `","amount":12.5}`},
+		{name: "card", args: `{"memo":"` + memo + `","card":"4111 1111 1111 1111"}`},
+	} {
+		doc := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","arguments":` + bc.args + `}}`)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(doc)))
+			for b.Loop() {
+				if _, _, err := m.Member(doc, "params", "arguments"); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
