@@ -43,11 +43,13 @@ type Policy struct {
 
 	decisions *prometheus.CounterVec
 	changes   *prometheus.CounterVec
+	withheld  prometheus.Counter
 }
 
 var (
 	_ RequestStage  = (*Policy)(nil)
 	_ ResponseStage = (*Policy)(nil)
+	_ FragmentStage = (*Policy)(nil)
 )
 
 // NewPolicy returns the stage. approver may be nil: require_approval is then refused.
@@ -65,8 +67,12 @@ func NewPolicy(src PolicySource, store policy.Store, approver Approver, reg prom
 			Name: "mcpguard_policy_tool_changes_total",
 			Help: "Tool definitions that differ from the one pinned in the session, by resulting action.",
 		}, []string{"action"}),
+		withheld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpguard_policy_oversize_withheld_total",
+			Help: "Server-sent events over max_event_bytes withheld because policy had to read them (tools/list).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{p.decisions, p.changes} {
+	for _, c := range []prometheus.Collector{p.decisions, p.changes, p.withheld} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register policy metrics: %w", err)
 		}
@@ -119,7 +125,15 @@ func (p *Policy) OnRequest(ctx context.Context, x *Exchange) (Verdict, error) {
 	}
 	switch {
 	case deny != nil:
-		return Verdict{Action: Deny, Err: refusal(CodePolicyDenied, deny, x.Body.Batch, els)}, nil
+		v := Verdict{Action: Deny, Err: refusal(CodePolicyDenied, deny, x.Body.Batch, els)}
+		if deny.Reply == policy.ReplyToolError {
+			ans, err := toolError(x, deny)
+			if err != nil {
+				return Verdict{}, err
+			}
+			v.Answer = ans
+		}
+		return v, nil
 	case hold != nil && p.approver == nil:
 		return Verdict{Action: Deny, Err: refusal(CodeApprovalRequired, hold, x.Body.Batch, els)}, nil
 	case hold != nil:
@@ -161,6 +175,45 @@ func refusal(code int, d *policy.Decision, batch bool, els []element) *mcp.Error
 		data["elements"] = list
 	}
 	return &mcp.Error{Code: code, Message: msg, Data: data}
+}
+
+// toolError is the answer to a denied tools/call whose rule replies with a tool error: a
+// result with isError and the rule's message, which clients hand to the model so it can
+// correct its arguments. It is nil for anything but a single tools/call request (batches and
+// other methods keep the JSON-RPC error, which every element or method understands).
+func toolError(x *Exchange, d *policy.Decision) (json.RawMessage, error) {
+	if x.Body == nil || x.Body.Batch || len(x.Body.Messages) != 1 {
+		return nil, nil
+	}
+	m := &x.Body.Messages[0]
+	if m.Kind != mcp.KindRequest || m.Method != "tools/call" {
+		return nil, nil
+	}
+	text := d.Message
+	if text == "" {
+		text = "denied by policy"
+	}
+	type content struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	res := struct {
+		Content    []content `json:"content"`
+		IsError    bool      `json:"isError"`
+		ResultType string    `json:"resultType,omitempty"`
+	}{Content: []content{{"text", text}}, IsError: true}
+	if x.Revision == mcp.Rev20260728 {
+		res.ResultType = "complete" // required on every result from this revision on
+	}
+	out, err := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Result  any             `json:"result"`
+	}{"2.0", m.ID, res})
+	if err != nil {
+		return nil, fmt.Errorf("encode tool error: %w", err)
+	}
+	return out, nil
 }
 
 func ruleLabel(r string) string {
@@ -325,4 +378,55 @@ func (p *Policy) requestFor(x *Exchange, m *mcp.Message) *mcp.Message {
 		}
 	}
 	return nil
+}
+
+// Fragments implements [FragmentStage]. An event too large to parse passes unchanged unless
+// the exchange asked for something policy has to read in the answer (tools/list: visibility
+// per identity and tool pinning). Then the event is withheld and the client gets a JSON-RPC
+// error for each such request instead: an unfiltered tool list must never reach the agent.
+func (p *Policy) Fragments(x *Exchange) Filter {
+	var ids []json.RawMessage
+	if x.Body != nil {
+		for _, m := range x.Body.Messages {
+			if m.Kind == mcp.KindRequest && m.Method == "tools/list" {
+				ids = append(ids, m.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return passFilter{}
+	}
+	return &withholdFilter{p: p, x: x, ids: ids}
+}
+
+// passFilter lets an oversized event through as it arrives.
+type passFilter struct{}
+
+func (passFilter) Write(b []byte) []byte { return b }
+func (passFilter) Close() []byte         { return nil }
+
+// withholdFilter drops an oversized event policy cannot read and answers its requests with
+// errors once the event is over.
+type withholdFilter struct {
+	p   *Policy
+	x   *Exchange
+	ids []json.RawMessage
+	n   int
+}
+
+func (f *withholdFilter) Write(b []byte) []byte {
+	f.n += len(b)
+	return nil
+}
+
+func (f *withholdFilter) Close() []byte {
+	f.p.withheld.Inc()
+	f.x.Log.Warn("server-sent event over max_event_bytes may carry a tools/list result policy must filter; withheld", "bytes", f.n)
+	f.x.AddNote(Note{Stage: "policy", Kind: "withheld", Attrs: map[string]any{"reason": "oversize_event", "bytes": f.n}})
+	var out []byte
+	for _, id := range f.ids {
+		ev := mcp.Event{Name: "message", Data: mcp.ErrorResponse(id, internal("tools/list result too large to inspect"))}
+		out = append(out, ev.Encode()...)
+	}
+	return out
 }
