@@ -44,6 +44,11 @@ rules:
     when: event.kind == "tool_changed"
     action: deny
     message: The tool changed during the session.
+  - name: echo-no-launch-codes
+    when: request.tool == "echo" && request.arguments.text.contains("launch codes")
+    action: deny
+    respond: tool_error
+    message: Echoing launch codes is not allowed; leave them out and try again.
 `
 
 // policyGuard starts a second mcpguard (the suite's binary) with e2ePolicy, and tokens for
@@ -132,6 +137,22 @@ func TestPolicy(t *testing.T) {
 		require.NotContains(t, g.Logs().Since(mark), "SET email", "bodies are never logged")
 	})
 
+	t.Run("argument denial answers as a tool result, session goes on", func(t *testing.T) {
+		for _, v := range []string{"2025-06-18", harness.V20251125} {
+			s := connect(t, url, analyst, v, nil)
+			r, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "the launch codes are 0000"}})
+			require.NoError(t, err, "a tool error is a result, not a JSON-RPC error")
+			require.True(t, r.IsError)
+			require.Len(t, r.Content, 1)
+			tc, ok := r.Content[0].(*mcp.TextContent)
+			require.True(t, ok, "content %T", r.Content[0])
+			require.Equal(t, "Echoing launch codes is not allowed; leave them out and try again.", tc.Text)
+			r = call(t, s, "echo", map[string]any{"text": "hello"})
+			require.False(t, r.IsError)
+			require.Equal(t, "hello", text(t, r), "the model corrects itself in the same session")
+		}
+	})
+
 	t.Run("tools/list filtered per identity", func(t *testing.T) {
 		a := connect(t, url, analyst, "2025-06-18", nil)
 		require.Contains(t, toolNames(t, a), "execute_sql")
@@ -180,4 +201,56 @@ func TestPolicyToolChange(t *testing.T) {
 	logs := g.Logs().Since(mark)
 	require.Contains(t, logs, "tool definition changed")
 	require.Contains(t, logs, `"rule":"rug-pull"`)
+}
+
+// TestPolicyOversizeEvent: with the default configuration (max_event_bytes 4 MiB, embedded
+// policy, default masking) a tool result over 4 MiB on an SSE stream reaches the client
+// whole, with the planted card number masked; tools/list of the same session still works.
+func TestPolicyOversizeEvent(t *testing.T) {
+	require.NoError(t, suite.err, "the suite could not start mcpguard")
+	dir := t.TempDir()
+	bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
+	g, err := harness.StartGuard(t.Context(), harness.GuardOptions{Bin: bin, Dir: dir, Config: map[string]any{
+		"extproc": map[string]any{}, // the defaults, not the suite's larger events
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
+		defer cancel()
+		require.NoError(t, g.Stop(ctx))
+		if t.Failed() {
+			t.Logf("mcpguard log:\n%s", g.Logs())
+		}
+	})
+	token, err := g.Token(t.Context(), harness.TokenOptions{Subject: "agent-a", Scopes: []string{"mcp:tools"}})
+	require.NoError(t, err)
+
+	const card = "4111 1111 1111 1111"
+	body := mcpserver.BigText(5 << 20)
+	srv := mcp.NewServer(&mcp.Implementation{Name: "big", Version: "1"}, nil)
+	mcp.AddTool(srv, &mcp.Tool{Name: "big", Description: "Return a large text result."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			text := body[:len(body)/2] + " paid with " + card + " " + body[len(body)/2:]
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
+		})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	hs := &http.Server{
+		Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
+			&mcp.StreamableHTTPOptions{DisableLocalhostProtection: true}), // SSE responses
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(slog.NewTextHandler(&bytes.Buffer{}, nil), slog.LevelError),
+	}
+	go func() { _ = hs.Serve(lis) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	gw := gatewayFor(t, g, lis.Addr().String())
+
+	s := connect(t, "http://"+gw.Addr()+"/mcp", token, harness.V20251125, nil)
+	require.Equal(t, []string{"big"}, toolNames(t, s))
+	got := text(t, call(t, s, "big", map[string]any{}))
+	want := body[:len(body)/2] + " paid with [REDACTED:CREDIT_CARD] " + body[len(body)/2:]
+	require.Len(t, got, len(want))
+	require.True(t, got == want, "the result arrives whole, masked where it must be")
+	require.NotContains(t, got, card)
+	require.Equal(t, []string{"big"}, toolNames(t, s), "the session goes on")
 }
