@@ -148,12 +148,26 @@ type tally struct {
 	missed   atomic.Int64 // ticks that found every worker busy
 	conns    atomic.Int64 // sessions opened
 	connErrs map[string]int
+	first    map[string]string // the first error text of each unexpected outcome, for diagnosis
 }
 
-func (t *tally) add(d done) {
+func (t *tally) add(d done, err error) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.calls = append(t.calls, d)
-	t.mu.Unlock()
+	if err != nil && !expected(d.call.kind, d.outcome) {
+		t.note(string(d.call.kind)+": "+d.outcome, err)
+	}
+}
+
+// note keeps the first error text of an outcome; the caller holds mu.
+func (t *tally) note(key string, err error) {
+	if t.first == nil {
+		t.first = map[string]string{}
+	}
+	if _, ok := t.first[key]; !ok {
+		t.first[key] = err.Error()
+	}
 }
 
 func (t *tally) connErr(err error) {
@@ -163,6 +177,7 @@ func (t *tally) connErr(err error) {
 		t.connErrs = map[string]int{}
 	}
 	t.connErrs["connect: "+short(err)]++
+	t.note("connect: "+short(err), err)
 }
 
 func (t *tally) count() int {
@@ -265,6 +280,6 @@ func work(ctx context.Context, cfg Config, endpoint, token string, jobs <-chan c
 		r, err := s.CallTool(cctx, &mcp.CallToolParams{Name: c.tool, Arguments: c.args})
 		lat := time.Since(t0)
 		cancel()
-		t.add(done{call: c, outcome: outcome(c.kind, c, r, err), latency: lat, at: t0.Sub(start)})
+		t.add(done{call: c, outcome: outcome(c.kind, c, r, err), latency: lat, at: t0.Sub(start)}, err)
 	}
 }

@@ -31,6 +31,8 @@ type Report struct {
 	// plus connection and approver failures. Expected counts the refusals that were meant.
 	Errors   map[string]int
 	Expected map[string]int
+	// FirstErr is the first error text of each kind of unexpected error.
+	FirstErr map[string]string
 	P50, P99 time.Duration // every call but the approved ones (they wait for the approver)
 
 	Approved     int // requests the approver approved
@@ -80,6 +82,7 @@ func (r *Report) tallied(t *tally) {
 	r.P50, r.P99 = percentile(all, 50), percentile(all, 99)
 	t.mu.Lock()
 	maps.Copy(r.Errors, t.connErrs)
+	r.FirstErr = maps.Clone(t.first)
 	t.mu.Unlock()
 }
 
@@ -153,6 +156,9 @@ func (r *Report) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "expected refusals: %s\n", orNone(counts(r.Expected)))
 	fmt.Fprintf(w, "unexpected errors: %s\n", orNone(counts(r.Errors)))
+	for _, k := range slices.Sorted(maps.Keys(r.FirstErr)) {
+		fmt.Fprintf(w, "  first %s: %s\n", k, r.FirstErr[k])
+	}
 	if len(r.ApproverErrs) > 0 {
 		fmt.Fprintf(w, "approver errors: %s\n", counts(r.ApproverErrs))
 	}

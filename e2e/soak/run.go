@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,6 +58,16 @@ func (o Options) logf(format string, args ...any) {
 	if o.Log != nil {
 		fmt.Fprintf(o.Log, format+"\n", args...)
 	}
+}
+
+// warnings is the emulator's log: warnings and errors only (local replies, resets,
+// timeouts), so an unexpected error of a call can be traced to what the gateway saw.
+func (o Options) warnings() *slog.Logger {
+	w := o.Log
+	if w == nil {
+		w = io.Discard
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // prepare fills in Root, Bin and Dir.
@@ -113,7 +124,8 @@ func start(ctx context.Context, o Options, config map[string]any, modes []mcpser
 			return e, err
 		}
 		e.ups = append(e.ups, up)
-		gw, err := harness.StartGateway(ctx, harness.GatewayOptions{Root: o.Root, GRPC: e.guard.GRPC, Admin: e.guard.Admin, Upstream: up.Addr()})
+		gw, err := harness.StartGateway(ctx, harness.GatewayOptions{Root: o.Root, GRPC: e.guard.GRPC, Admin: e.guard.Admin, Upstream: up.Addr(),
+			Log: o.warnings()})
 		if err != nil {
 			return e, err
 		}
