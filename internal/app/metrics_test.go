@@ -63,7 +63,7 @@ rules:
 `
 
 // TestMetrics runs the service with every feature on (a JWKS issuer besides the development
-// issuer, policy file, approvals with a webhook, masking, recordings) behind the Envoy
+// issuer, policy file, approvals with a webhook, masking of results and arguments, recordings) behind the Envoy
 // emulator, drives traffic that touches every metric, then lints what /metrics exposes and
 // checks the dashboard and the operations guide against it.
 func TestMetrics(t *testing.T) {
@@ -145,10 +145,10 @@ policy:
   reload_interval: 100ms
 masking:
   enabled: true
+  requests:
+    tool_arguments: true
 recordings:
   enabled: true
-  segment:
-    max_age: 200ms
 approvals:
   hold: 300ms
   approvers: [release]
@@ -183,9 +183,10 @@ approvals:
 	_, err = s.ListTools(t.Context(), nil)
 	require.NoError(t, err)
 
+	// The card is masked in the arguments on the way up, the upstream's key in the result.
 	r, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "card 4111 1111 1111 1111"}})
 	require.NoError(t, err)
-	require.Contains(t, r.Content[0].(*mcp.TextContent).Text, "[REDACTED:CREDIT_CARD]")
+	require.Equal(t, "card [REDACTED:CREDIT_CARD] key [REDACTED:AWS_ACCESS_KEY]", r.Content[0].(*mcp.TextContent).Text)
 
 	_, err = s.CallTool(t.Context(), &mcp.CallToolParams{Name: "execute_sql", Arguments: map[string]any{"query": "DROP DATABASE prod"}})
 	require.ErrorContains(t, err, "Destructive SQL is not allowed")
@@ -237,8 +238,10 @@ var everyMetric = []string{
 	"mcpguard_extproc_stage_duration_seconds",
 	"mcpguard_extproc_streams_active",
 	"mcpguard_extproc_streams_total",
+	"mcpguard_masking_argument_findings_total",
 	"mcpguard_masking_findings_total",
 	"mcpguard_policy_decisions_total",
+	"mcpguard_policy_oversize_withheld_total",
 	"mcpguard_policy_reloads_total",
 	"mcpguard_policy_rules",
 	"mcpguard_policy_tool_changes_total",
@@ -290,7 +293,7 @@ type echoArgs struct {
 func (u *upstream) addEcho(desc string) {
 	mcp.AddTool(u.srv, &mcp.Tool{Name: "echo", Description: desc},
 		func(_ context.Context, _ *mcp.CallToolRequest, a echoArgs) (*mcp.CallToolResult, any, error) {
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Text}}}, nil, nil
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Text + " key AKIAZ3MHQX7RBN2KLD4P"}}}, nil, nil
 		})
 }
 
