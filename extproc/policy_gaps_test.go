@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpguard/mcpguard/extproc"
+	"github.com/mcpguard/mcpguard/masking"
 	"github.com/mcpguard/mcpguard/mcp"
 	"github.com/mcpguard/mcpguard/policy"
 )
@@ -220,4 +221,50 @@ func TestPolicyOversizeEvents(t *testing.T) {
 func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
+}
+
+// BenchmarkPolicyToolError is a denied tools/call answered as a tool result, over real gRPC.
+func BenchmarkPolicyToolError(b *testing.B) {
+	set, err := policy.Compile([]byte(replyPolicy))
+	require.NoError(b, err)
+	p, err := extproc.NewPolicy(fixedSource{set}, policy.NewMemory(3600e9), nil, prometheus.NewRegistry())
+	require.NoError(b, err)
+	h := start(b, extproc.DefaultConfig(), p)
+	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_rows","arguments":{"limit":500}}}`
+	b.ReportAllocs()
+	for b.Loop() {
+		e := h.open(b, b.Context())
+		e.post(body, "mcp-protocol-version", "2025-06-18")
+		require.NotNil(b, e.recv().GetImmediateResponse())
+	}
+}
+
+// BenchmarkPolicyOversizeEvent streams a 1 MiB tool result over a 64 KiB max_event_bytes
+// through the policy and masking stages in 64 KiB chunks.
+func BenchmarkPolicyOversizeEvent(b *testing.B) {
+	set, err := policy.Compile([]byte(replyPolicy))
+	require.NoError(b, err)
+	p, err := extproc.NewPolicy(fixedSource{set}, policy.NewMemory(3600e9), nil, prometheus.NewRegistry())
+	require.NoError(b, err)
+	m, err := masking.New(masking.DefaultConfig())
+	require.NoError(b, err)
+	ms, err := extproc.NewMasking(m, prometheus.NewRegistry())
+	require.NoError(b, err)
+	cfg := extproc.DefaultConfig()
+	cfg.MaxEventBytes = 64 << 10
+	h := start(b, cfg, p, ms)
+	ev := []byte(bigEvent(1, strings.Repeat("the quick brown fox jumps over the lazy dog ", 1<<20/44)))
+	b.SetBytes(int64(len(ev)))
+	b.ReportAllocs()
+	for b.Loop() {
+		e := h.open(b, b.Context())
+		e.post(toolsCall(1, "echo"), "mcp-protocol-version", "2025-06-18")
+		e.recv()
+		e.responseHeaders(false, ":status", "200", "content-type", "text/event-stream")
+		e.recv()
+		for i := 0; i < len(ev); i += 64 << 10 {
+			e.responseBody(ev[i:min(len(ev), i+64<<10)], i+64<<10 >= len(ev))
+			e.recv()
+		}
+	}
 }

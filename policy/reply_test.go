@@ -150,3 +150,14 @@ rules:
 		})
 	}
 }
+
+// BenchmarkCompileDefault compiles the embedded policy, dialect checks included.
+func BenchmarkCompileDefault(b *testing.B) {
+	src := policy.DefaultPolicy()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := policy.Compile(src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
