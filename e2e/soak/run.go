@@ -70,9 +70,26 @@ func (o Options) warnings() *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// prepare fills in Root, Bin and Dir.
+// lockedWriter serialises the progress lines of the sampler and the emulator's log.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// prepare fills in Root, Bin and Dir, and makes Log safe for concurrent writers.
 func prepare(ctx context.Context, o Options) (Options, bool, error) {
 	var err error
+	if o.Log != nil {
+		if _, ok := o.Log.(*lockedWriter); !ok {
+			o.Log = &lockedWriter{w: o.Log}
+		}
+	}
 	tmp := false
 	if o.Dir == "" {
 		if o.Dir, err = os.MkdirTemp("", "mcpguard-soak-"); err != nil {
