@@ -67,7 +67,9 @@ type chain struct {
 	pendingN   int
 	lastActive time.Time
 	tools      map[string]bool
-	ending     bool
+	// ending is set under Recorder.mu when the session closes and read by the flush,
+	// which holds only Recorder.ioMu.
+	ending atomic.Bool
 
 	// guarded by Recorder.ioMu
 	onDisk  bool
@@ -216,7 +218,7 @@ func (r *Recorder) appendLocked(c *chain, ev Event, now time.Time) error {
 }
 
 func (r *Recorder) endLocked(c *chain) {
-	c.ending = true
+	c.ending.Store(true)
 	delete(r.chains, c.session)
 	r.closing = append(r.closing, c)
 }
@@ -309,7 +311,7 @@ func (r *Recorder) flushLocked(final bool) error {
 
 	now := time.Now()
 	for _, w := range work {
-		if c := w.c; !c.ending && c.f != nil && c.size >= r.cfg.Segment.MaxBytes {
+		if c := w.c; !c.ending.Load() && c.f != nil && c.size >= r.cfg.Segment.MaxBytes {
 			if err := r.sealLocked(c); err != nil {
 				errs = append(errs, err)
 			}

@@ -3,6 +3,8 @@ package recordings_test
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,4 +57,46 @@ func TestVerifyOtherKeyFails(t *testing.T) {
 	v := verify(t, sink, "", "s", testKey(t).Public().(ed25519.PublicKey))
 	require.False(t, v.OK())
 	require.Contains(t, v.String(), "signature invalid")
+}
+
+// Sessions that end while other sessions' events are being flushed must not race on the
+// chain state the flush reads (run with -race).
+func TestEndWhileFlushing(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Segment.MaxBytes = 1 << 10 // seal often, so flushes look at chain state
+	sink, err := recordings.NewDir(cfg.Sink.Dir.Path)
+	require.NoError(t, err)
+	key := testKey(t)
+	r := openRecorder(t, cfg, sink, key)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 8 {
+				s := fmt.Sprintf("s-%d-%d", w, i)
+				for n := range 20 {
+					msg := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`, n)
+					if err := r.Record(recordings.Event{Kind: recordings.KindRequest, Session: s, Identity: alice, Method: "tools/call", Tool: "echo", Message: msg}); err != nil {
+						t.Error(err)
+					}
+				}
+				// End without syncing first: the session's pending events may be in
+				// another goroutine's flush while it ends.
+				if err := r.Record(recordings.Event{Kind: recordings.KindSessionEnd, Session: s}); err != nil {
+					t.Error(err)
+				}
+				if err := r.Sync(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, r.Sync(t.Context()))
+	require.NoError(t, r.Close(t.Context()))
+	for w := range 4 {
+		for i := range 8 {
+			v := verify(t, sink, "", fmt.Sprintf("s-%d-%d", w, i), key.Public().(ed25519.PublicKey))
+			require.True(t, v.OK(), v.String())
+		}
+	}
 }
