@@ -7,12 +7,13 @@ PKGS := ./...
 # Fuzz targets run briefly in `make test`; longer with `make fuzz FUZZTIME=5m`.
 FUZZTIME ?= 10s
 
-.PHONY: build run test unit fuzz-short fuzz bench lint tidy clean help soak
+.PHONY: build run test unit fuzz-short fuzz bench lint tidy clean help soak demo
 
 help:
 	@echo "make run    start mcpguard with its embedded development config"
 	@echo "make test   run the whole suite (unit with -race, e2e, short fuzz)"
 	@echo "make soak   10-minute soak through the emulator, then the capacity table (SOAK_DURATION, SOAK_RATE)"
+	@echo "make demo   a narrated tour: allowed, blocked, masked, approved calls and their recording (DEMO_AUTO_APPROVE=1)"
 	@echo "make build | bench | fuzz | lint | clean"
 
 build:
@@ -20,6 +21,12 @@ build:
 
 run: build
 	./bin/mcpguard serve
+
+# The emulator (envoy/envoy.yaml), mcpguard (demo/mcpguard.yaml, demo/policy.yaml) and the demo MCP
+# server on loopback ports, then a scripted agent. DEMO_AUTO_APPROVE=1 approves the held call itself.
+demo:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/mcpguard ./e2e/cmd/envoy-emulator ./demo/cmd/demo-server ./demo/cmd/demo
+	./bin/demo -bin bin -envoy envoy/envoy.yaml
 
 test: unit fuzz-short
 
