@@ -266,7 +266,7 @@ func (e *env) token(ctx context.Context, sub string, extra ...string) (string, e
 
 // mcpguard runs the mcpguard CLI and returns its standard output; a failure carries stderr.
 func (e *env) mcpguard(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, e.bin, args...)
+	cmd := exec.CommandContext(ctx, e.bin, args...) //nolint:gosec // the mcpguard binary the demo built, with arguments it composed
 	var errOut strings.Builder
 	cmd.Stderr = &errOut
 	out, err := cmd.Output()

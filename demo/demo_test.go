@@ -3,7 +3,6 @@ package demo_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -321,7 +320,7 @@ func TestDemoInterrupted(t *testing.T) {
 	require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
 	err := r.exit(t)
 	var exit *exec.ExitError
-	require.True(t, errors.As(err, &exit), "the demo reports the interruption: %v", err)
+	require.ErrorAs(t, err, &exit, "the demo reports the interruption")
 	require.Contains(t, r.errors(), "context canceled")
 	require.NotContains(t, r.errors(), "last lines of", "an interruption is not a failure to diagnose")
 	for _, addr := range []string{gateway[1], admin[1]} {

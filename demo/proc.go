@@ -31,12 +31,12 @@ type proc struct {
 // start runs bin with args; stop must be called whatever happens next.
 func start(dir, name, marker, bin string, args ...string) (*proc, error) {
 	path := filepath.Join(dir, name+".log")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600) //nolint:gosec // a log file in the demo's own temporary directory
 	if err != nil {
 		return nil, fmt.Errorf("create %s log: %w", name, err)
 	}
 	p := &proc{name: name, logPath: path, log: f, watch: newWatcher(f, marker), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = exec.Command(bin, args...) //nolint:gosec // the binaries `make demo` built, with arguments the demo composed
 	p.cmd.Stdout, p.cmd.Stderr = p.watch, p.watch
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
@@ -61,7 +61,7 @@ func (p *proc) ready(ctx context.Context, limit time.Duration) (map[string]any, 
 		}
 		return m, nil
 	case <-p.done:
-		return nil, fmt.Errorf("%s exited before it started: %v (log: %s)", p.name, p.err, p.logPath)
+		return nil, fmt.Errorf("%s exited before it started (log: %s): %w", p.name, p.logPath, p.exitErr())
 	case <-t.C:
 		return nil, fmt.Errorf("%s did not start within %v (log: %s)", p.name, limit, p.logPath)
 	case <-ctx.Done():
@@ -91,6 +91,14 @@ func (p *proc) stop(limit time.Duration) error {
 		<-p.done
 		return fmt.Errorf("stop %s: killed after %v", p.name, limit)
 	}
+}
+
+// exitErr is why the process ended; an exit without an error is still unexpected here.
+func (p *proc) exitErr() error {
+	if p.err != nil {
+		return p.err
+	}
+	return errors.New("exit status 0")
 }
 
 // tail is the end of the process log, for a failure report.

@@ -114,9 +114,12 @@ func (a *agent) blocked(ctx context.Context) error {
 	a.printf("  The agent tries to drop the database. mcpguard parses the SQL (Postgres grammar) before it\n" +
 		"  reaches the server.\n")
 	_, err := a.call(ctx, "query", map[string]any{"sql": dropSQL})
+	if err == nil {
+		return fmt.Errorf("the call was allowed, want JSON-RPC error %d", codeDenied)
+	}
 	e, ok := asRPC(err)
 	if !ok || e.Code != codeDenied {
-		return fmt.Errorf("want JSON-RPC error %d, got %v", codeDenied, err)
+		return fmt.Errorf("want JSON-RPC error %d: %w", codeDenied, err)
 	}
 	var data struct{ Rule, Reason string }
 	_ = json.Unmarshal(e.Data, &data)
@@ -291,8 +294,8 @@ func (a *agent) recording(ctx context.Context) error {
 			verdict = out
 			break
 		}
-		if err := sleep(wait, 250*time.Millisecond); err != nil {
-			return fmt.Errorf("wait for the recording to verify: %w", errors.Join(err, errors.New(out)))
+		if serr := sleep(wait, 250*time.Millisecond); serr != nil {
+			return fmt.Errorf("wait for the recording to verify: %w", errors.Join(serr, fmt.Errorf("%s%w", out, err)))
 		}
 	}
 	play := []string{"recordings", "play", id, "--config", a.e.cfg}
@@ -338,7 +341,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // the token file the demo wrote in its temporary directory
 	if err != nil {
 		return "", fmt.Errorf("read token: %w", err)
 	}

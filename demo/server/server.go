@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -16,6 +17,8 @@ const Path = "/mcp"
 
 // ConfigFile is what read_config returns: an environment file with a database password and an
 // AWS key pair, all made up, so the demo can show them masked on the way back to the agent.
+//
+//nolint:gosec // made-up credentials: the point of the masking step
 const ConfigFile = `# /etc/billing/app.env
 DATABASE_URL=postgres://billing:Tr0ub4dor-horse-9@db.internal:5432/billing
 AWS_ACCESS_KEY_ID=AKIA4HXQ2ZJ7PLM3KDRT
@@ -61,7 +64,7 @@ func New() *mcp.Server {
 	mcp.AddTool(s, &mcp.Tool{Name: "deploy", Description: "Deploy a service version to production."},
 		func(_ context.Context, _ *mcp.CallToolRequest, a DeployArgs) (*mcp.CallToolResult, any, error) {
 			if a.Service == "" || a.Version == "" {
-				return nil, nil, fmt.Errorf("deploy: service and version are required")
+				return nil, nil, errors.New("deploy: service and version are required")
 			}
 			return text(fmt.Sprintf("deployed %s %s to production", a.Service, a.Version)), nil, nil
 		})
