@@ -189,7 +189,20 @@ type TokenOptions struct {
 
 // Token mints a JWT with `mcpguard token` against the running configuration.
 func (g *Guard) Token(ctx context.Context, o TokenOptions) (string, error) {
-	args := []string{"token", "--config", g.ConfigPath}
+	args := append([]string{"token", "--config", g.ConfigPath}, tokenArgs(o)...)
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, g.bin, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("mcpguard token: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return jwtFrom(out)
+}
+
+// tokenArgs are the `mcpguard token` flags for o's claims.
+func tokenArgs(o TokenOptions) []string {
+	var args []string
 	if o.Subject != "" {
 		args = append(args, "--sub", o.Subject)
 	}
@@ -206,13 +219,11 @@ func (g *Guard) Token(ctx context.Context, o TokenOptions) (string, error) {
 	if o.TTL != 0 {
 		args = append(args, "--ttl", o.TTL.String())
 	}
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, g.bin, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("mcpguard token: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
+	return args
+}
+
+// jwtFrom is the token a token command printed, refused unless it looks like a JWT.
+func jwtFrom(out []byte) (string, error) {
 	tok := strings.TrimSpace(string(out))
 	if strings.Count(tok, ".") != 2 {
 		return "", errors.New("mcpguard token: output is not a JWT")
