@@ -7,7 +7,7 @@ PKGS := ./...
 # Fuzz targets run briefly in `make test`; longer with `make fuzz FUZZTIME=5m`.
 FUZZTIME ?= 10s
 
-.PHONY: build run test unit fuzz-short fuzz bench lint tidy clean help soak demo
+.PHONY: build run test unit fuzz-short fuzz bench lint vulndb e2e-compose tidy clean help soak demo
 
 help:
 	@echo "make run    start mcpguard with its embedded development config"
@@ -36,16 +36,11 @@ unit:
 
 # Every Fuzz target found in the tree runs for FUZZTIME on top of its committed seeds.
 fuzz-short:
-	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
-	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
-	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
-	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=1x $$pkg >/tmp/mcpguard-fuzz.log 2>&1 || { cat /tmp/mcpguard-fuzz.log; exit 1; }; \
-	  done; \
-	done
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz-short.sh
 
-fuzz:
-	$(MAKE) fuzz-short FUZZTIME=$(or $(FUZZTIME),5m)
+# Longer fuzzing: 5m per target unless FUZZTIME is given on the command line.
+fuzz: FUZZTIME = 5m
+fuzz: fuzz-short
 
 # The long soak through the emulator (allowed, denied, masked and approved calls at a steady
 # rate; no goroutine or memory growth, every exchange recorded and verified), then the
@@ -59,9 +54,35 @@ soak:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 $(PKGS) | tee bench.out
 
-lint:
+# Tools are pinned in tools/go.mod. govulncheck reads an offline database indexed from the
+# golang.org/x/vulndb module (fetched through the Go proxy like any module), because the online
+# database is unreachable from the build machines. Takes a few minutes; not part of `make test`.
+TOOL := $(GO) tool -modfile=tools/go.mod
+VULNDB := $(CURDIR)/bin/vulndb
+
+lint: vulndb
 	$(GO) vet $(PKGS)
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(TOOL) golangci-lint run $(PKGS)
+	$(TOOL) govulncheck -db file://$(VULNDB) $(PKGS)
+
+# The vulndb version in tools/go.mod is the database's date: `cd tools && go get golang.org/x/vulndb@latest` refreshes it.
+vulndb:
+	@set -e; src=$$(cd tools && $(GO) mod download -json golang.org/x/vulndb | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -d "$$src/data/osv" || { echo "vulndb: no data/osv in $$src"; exit 1; }; \
+	  rm -rf $(VULNDB); $(TOOL) indexdb -vulns "$$src/data/osv" -out $(VULNDB); \
+	  echo "vulndb: $$(ls $(VULNDB)/ID | wc -l) entries from $$src"
+
+# The e2e scenarios through real Envoy: start the stack, run them, stop it. Needs a container
+# engine with compose; see e2e/docker-compose.yaml.
+COMPOSE ?= docker compose
+COMPOSE_FILE := e2e/docker-compose.yaml
+e2e-compose:
+	$(COMPOSE) -f $(COMPOSE_FILE) up --build -d --wait envoy mcpguard
+	MCPGUARD_E2E_GATEWAY=http://127.0.0.1:8080 \
+	MCPGUARD_E2E_TOKEN_CMD="$(COMPOSE) -f $(COMPOSE_FILE) exec -T mcpguard mcpguard token --config /etc/mcpguard/config.yaml" \
+	  $(GO) test -count=1 -v -run 'TestScenarios' ./e2e/compose/ ; rc=$$?; \
+	  $(COMPOSE) -f $(COMPOSE_FILE) logs --no-color > e2e-compose.log 2>&1; \
+	  $(COMPOSE) -f $(COMPOSE_FILE) down -v; exit $$rc
 
 clean:
-	rm -rf bin data bench.out soak.out
+	rm -rf bin data bench.out soak.out e2e-compose.log
