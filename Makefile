@@ -14,7 +14,9 @@ help:
 	@echo "make test   run the whole suite (unit with -race, e2e, short fuzz)"
 	@echo "make soak   10-minute soak through the emulator, then the capacity table (SOAK_DURATION, SOAK_RATE)"
 	@echo "make demo   a narrated tour: allowed, blocked, masked, approved calls and their recording (DEMO_AUTO_APPROVE=1)"
-	@echo "make build | bench | fuzz | lint | clean"
+	@echo "make lint   golangci-lint and govulncheck (offline database), a few minutes"
+	@echo "make e2e-compose  the e2e scenarios through real Envoy (needs docker compose)"
+	@echo "make build | bench | fuzz | clean"
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mcpguard ./cmd/mcpguard
@@ -70,7 +72,7 @@ vulndb:
 	@set -e; src=$$(cd tools && $(GO) mod download -json golang.org/x/vulndb | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
 	  test -d "$$src/data/osv" || { echo "vulndb: no data/osv in $$src"; exit 1; }; \
 	  rm -rf $(VULNDB); $(TOOL) indexdb -vulns "$$src/data/osv" -out $(VULNDB); \
-	  echo "vulndb: $$(ls $(VULNDB)/ID | wc -l) entries from $$src"
+	  echo "vulndb: $$(ls $(VULNDB)/ID/*.json | wc -l) advisories from $$src"
 
 # The e2e scenarios through real Envoy: start the stack, run them, stop it. Needs a container
 # engine with compose; see e2e/docker-compose.yaml.
@@ -78,6 +80,8 @@ COMPOSE ?= docker compose
 COMPOSE_FILE := e2e/docker-compose.yaml
 e2e-compose:
 	$(COMPOSE) -f $(COMPOSE_FILE) up --build -d --wait envoy mcpguard
+	@for i in $$(seq 60); do curl -fsS -o /dev/null http://127.0.0.1:9002/readyz && exit 0; sleep 1; done; \
+	  echo "mcpguard not ready after 60s"; $(COMPOSE) -f $(COMPOSE_FILE) logs --no-color; exit 1
 	MCPGUARD_E2E_GATEWAY=http://127.0.0.1:8080 \
 	MCPGUARD_E2E_TOKEN_CMD="$(COMPOSE) -f $(COMPOSE_FILE) exec -T mcpguard mcpguard token --config /etc/mcpguard/config.yaml" \
 	  $(GO) test -count=1 -v -run 'TestScenarios' ./e2e/compose/ ; rc=$$?; \
