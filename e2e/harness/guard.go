@@ -149,7 +149,7 @@ func (g *Guard) waitReady(ctx context.Context) error {
 		}
 		g.GRPC, g.Admin = s.GRPC, s.Admin
 	case <-g.done:
-		return fmt.Errorf("mcpguard exited before starting: %v", g.err)
+		return fmt.Errorf("mcpguard exited before starting: %w", g.err)
 	case <-ctx.Done():
 		return fmt.Errorf("wait for mcpguard start line: %w", ctx.Err())
 	}
@@ -169,7 +169,7 @@ func (g *Guard) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-g.done:
-			return fmt.Errorf("mcpguard exited before ready: %v", g.err)
+			return fmt.Errorf("mcpguard exited before ready: %w", g.err)
 		case <-ctx.Done():
 			return fmt.Errorf("wait for /readyz: %w", ctx.Err())
 		case <-tick.C:
