@@ -130,12 +130,13 @@ func parseStat(raw []byte) (time.Duration, error) {
 	var ticks int64
 	for _, s := range f[11:13] {
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 || n > 1<<50 {
+		// 2^38 ticks is decades of CPU time and keeps the sum in time.Duration's range.
+		if err != nil || n < 0 || n > 1<<38 {
 			return 0, errors.New("parse stat: bad cpu time")
 		}
 		ticks += n
 	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+	return time.Duration(ticks) * (time.Second / userHZ), nil
 }
 
 // scrape fetches the Prometheus text exposition of url.
