@@ -39,8 +39,10 @@ func benchRelease(b *testing.B, waiter, decider *approvals.Service) {
 	i := 0
 	for b.Loop() {
 		i++
-		res, err := waiter.Begin(b.Context(), approvals.Call{Requester: benchAgent, Tool: "deploy",
-			Arguments: json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`), Rule: "r"})
+		res, err := waiter.Begin(b.Context(), approvals.Call{
+			Requester: benchAgent, Tool: "deploy",
+			Arguments: json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`), Rule: "r",
+		})
 		require.NoError(b, err)
 		released := make(chan time.Time, 1)
 		go func() {

@@ -44,8 +44,10 @@ func TestWebhooks(t *testing.T) {
 	go func() { defer close(done); w.Run(t.Context()) }()
 	t.Cleanup(func() { <-done })
 
-	r := Request{ID: "R1", Tool: "deploy", Requester: Party{Subject: "agent-<1>"}, Rule: "deploys",
-		Arguments: json.RawMessage(`{"env":"prod"}`)}
+	r := Request{
+		ID: "R1", Tool: "deploy", Requester: Party{Subject: "agent-<1>"}, Rule: "deploys",
+		Arguments: json.RawMessage(`{"env":"prod"}`),
+	}
 	w.Notify(r)
 	require.Eventually(t, func() bool {
 		return counter(t, reg, "mcpguard_approvals_notifications_total", "failed") == 1

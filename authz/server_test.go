@@ -85,10 +85,14 @@ func TestCheckDecisions(t *testing.T) {
 		{name: "wrong issuer", auth: "Bearer " + e.iss.Mint(with("iss", other.URL)), code: codes.Unauthenticated, desc: "untrusted issuer"},
 		{name: "token from other issuer", auth: "Bearer " + other.Mint(other.Claims(testAudience, testScope)), code: codes.Unauthenticated, desc: "untrusted issuer"},
 		{name: "wrong audience", auth: "Bearer " + e.iss.Mint(with("aud", "https://other.example/mcp")), code: codes.Unauthenticated, desc: "token not issued for this resource"},
-		{name: "missing scope", auth: "Bearer " + e.iss.Mint(with("scp", []string{"openid"})), code: codes.PermissionDenied, desc: "insufficient scope",
-			wantWWW: `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="` + testMetadata + `"`},
-		{name: "route scope missing", auth: "Bearer " + e.iss.Mint(valid()), ext: map[string]string{"scopes": "mcp:admin"}, code: codes.PermissionDenied, desc: "insufficient scope",
-			wantWWW: `scope="mcp:tools mcp:admin"`},
+		{
+			name: "missing scope", auth: "Bearer " + e.iss.Mint(with("scp", []string{"openid"})), code: codes.PermissionDenied, desc: "insufficient scope",
+			wantWWW: `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="` + testMetadata + `"`,
+		},
+		{
+			name: "route scope missing", auth: "Bearer " + e.iss.Mint(valid()), ext: map[string]string{"scopes": "mcp:admin"}, code: codes.PermissionDenied, desc: "insufficient scope",
+			wantWWW: `scope="mcp:tools mcp:admin"`,
+		},
 		{name: "route scope granted", auth: "Bearer " + e.iss.Mint(with("scp", []string{testScope, "mcp:admin"})), ext: map[string]string{"scopes": "mcp:admin"}, code: codes.OK},
 		{name: "route audience", auth: "Bearer " + e.iss.Mint(with("aud", "https://b.example/mcp")), ext: map[string]string{"audience": "https://b.example/mcp"}, code: codes.OK},
 		{name: "route audience mismatch", auth: "Bearer " + e.iss.Mint(valid()), ext: map[string]string{"audience": "https://b.example/mcp"}, code: codes.Unauthenticated, desc: "token not issued for this resource"},
@@ -104,8 +108,10 @@ func TestCheckDecisions(t *testing.T) {
 		{name: "two values", auth: "Bearer " + tok + ", Bearer " + tok, code: codes.Unauthenticated, desc: "authorization header is not a single bearer token"},
 		{name: "basic scheme", auth: "Basic dXNlcjpwYXNz", code: codes.Unauthenticated, desc: "authorization header is not a single bearer token"},
 		{name: "scheme only", auth: "Bearer", code: codes.Unauthenticated, desc: "authorization header is not a single bearer token"},
-		{name: "route challenge url", ext: map[string]string{"resource_metadata": "https://b.example/.well-known/oauth-protected-resource/mcp"}, code: codes.Unauthenticated, desc: "bearer token required",
-			wantWWW: `Bearer resource_metadata="https://b.example/.well-known/oauth-protected-resource/mcp"`},
+		{
+			name: "route challenge url", ext: map[string]string{"resource_metadata": "https://b.example/.well-known/oauth-protected-resource/mcp"}, code: codes.Unauthenticated, desc: "bearer token required",
+			wantWWW: `Bearer resource_metadata="https://b.example/.well-known/oauth-protected-resource/mcp"`,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,8 +77,10 @@ func TestMaskingThroughGateway(t *testing.T) {
 				default:
 				}
 			}}
-			s, err := harness.Connect(t.Context(), harness.ClientOptions{Endpoint: "http://" + gw.Addr() + mcpserver.Path,
-				Token: suite.token, Version: harness.V20250618, Client: opts})
+			s, err := harness.Connect(t.Context(), harness.ClientOptions{
+				Endpoint: "http://" + gw.Addr() + mcpserver.Path,
+				Token:    suite.token, Version: harness.V20250618, Client: opts,
+			})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = s.Close() })
 			direct, err := harness.Connect(t.Context(), harness.ClientOptions{Endpoint: up.URL + mcpserver.Path, Version: harness.V20250618})
@@ -171,8 +173,10 @@ func TestMaskingToolArguments(t *testing.T) {
 		upstream string // what the echo tool receives
 	}{
 		{name: "on", guard: on, upstream: "pay with [REDACTED:CREDIT_CARD] #3"},
-		{name: "off by default", guard: func(*testing.T) (*harness.Guard, string) { return suite.guard, suite.token },
-			upstream: "pay with " + leakCard + " #3"},
+		{
+			name: "off by default", guard: func(*testing.T) (*harness.Guard, string) { return suite.guard, suite.token },
+			upstream: "pay with " + leakCard + " #3",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, tok := tc.guard(t)
@@ -180,13 +184,17 @@ func TestMaskingToolArguments(t *testing.T) {
 			got := make(chan string, 1)
 			up := echoUpstream(t, got)
 			gw := gatewayFor(t, g, up.Listener.Addr().String())
-			s, err := harness.Connect(t.Context(), harness.ClientOptions{Endpoint: "http://" + gw.Addr() + mcpserver.Path,
-				Token: tok, Version: harness.V20250618})
+			s, err := harness.Connect(t.Context(), harness.ClientOptions{
+				Endpoint: "http://" + gw.Addr() + mcpserver.Path,
+				Token:    tok, Version: harness.V20250618,
+			})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = s.Close() })
 
-			r, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo",
-				Arguments: map[string]any{"text": "pay with " + leakCard, "count": 3}})
+			r, err := s.CallTool(t.Context(), &mcp.CallToolParams{
+				Name:      "echo",
+				Arguments: map[string]any{"text": "pay with " + leakCard, "count": 3},
+			})
 			require.NoError(t, err)
 			require.False(t, r.IsError, "result %s", asJSON(t, r))
 			select {

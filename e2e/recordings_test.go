@@ -87,8 +87,10 @@ func TestRecordings(t *testing.T) {
 
 	out, err = cli("play", session, "--color", "never")
 	require.NoError(t, err, out)
-	for _, want := range []string{"SESSION START agent-rec", "→ tools/call echo", "recorded hello", "✗ DENIED", "DROP TABLE users",
-		"sql-destructive", "→ tools/call execute_sql", "SESSION END", `"reason":"deleted"`} {
+	for _, want := range []string{
+		"SESSION START agent-rec", "→ tools/call echo", "recorded hello", "✗ DENIED", "DROP TABLE users",
+		"sql-destructive", "→ tools/call execute_sql", "SESSION END", `"reason":"deleted"`,
+	} {
 		require.Contains(t, out, want)
 	}
 	require.NotContains(t, out, "\x1b[", "no colour when not a terminal")

@@ -130,8 +130,10 @@ func (a *Approvals) verdict(x *Exchange, res approvals.Result) Verdict {
 		}}
 	default:
 		note(x, "lapsed", r)
-		return Verdict{Action: Deny, Err: &mcp.Error{Code: CodeApprovalLapsed, Message: "approval expired or already used; call again to request a new one",
-			Data: map[string]any{"approval_id": r.ID}}}
+		return Verdict{Action: Deny, Err: &mcp.Error{
+			Code: CodeApprovalLapsed, Message: "approval expired or already used; call again to request a new one",
+			Data: map[string]any{"approval_id": r.ID},
+		}}
 	}
 }
 

@@ -32,8 +32,10 @@ func approvalService(t testing.TB, hold time.Duration) *approvals.Service {
 }
 
 func deploy(id int, env string) string {
-	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call",
-		"params": map[string]any{"name": "deploy", "arguments": map[string]any{"env": env, "version": "1.2.3"}}})
+	b, _ := json.Marshal(map[string]any{
+		"jsonrpc": "2.0", "id": id, "method": "tools/call",
+		"params": map[string]any{"name": "deploy", "arguments": map[string]any{"env": env, "version": "1.2.3"}},
+	})
 	return string(b)
 }
 
@@ -168,8 +170,10 @@ func TestApprovalRefusesBatchesAndBadArguments(t *testing.T) {
 		code            int
 	}{
 		{name: "batch", rev: "2025-03-26", body: "[" + deploy(1, "a") + "," + deploy(2, "b") + "]", code: extproc.CodeApprovalRequired},
-		{name: "arguments nested too deep to canonicalise", rev: "2025-06-18", code: -32602,
-			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"a":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}}`},
+		{
+			name: "arguments nested too deep to canonicalise", rev: "2025-06-18", code: -32602,
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"a":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}}`,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

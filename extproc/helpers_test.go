@@ -67,8 +67,10 @@ type envoy struct {
 	first bool
 }
 
-var caller = identity.Identity{Subject: "svc-reports", ClientID: "0oa1", Issuer: "https://okta.example/oauth2/default",
-	Scopes: []string{"mcp:tools"}}
+var caller = identity.Identity{
+	Subject: "svc-reports", ClientID: "0oa1", Issuer: "https://okta.example/oauth2/default",
+	Scopes: []string{"mcp:tools"},
+}
 
 func (h *harness) open(t testing.TB, ctx context.Context) *envoy {
 	t.Helper()
@@ -144,9 +146,11 @@ func (e *envoy) recv() *extprocv3.ProcessingResponse {
 // post sends the request phase of a POST to /mcp with the given extra headers and body.
 func (e *envoy) post(body string, kv ...string) {
 	e.t.Helper()
-	base := []string{":method", "POST", ":path", "/mcp", ":authority", "mcp.example", ":scheme", "https",
+	base := []string{
+		":method", "POST", ":path", "/mcp", ":authority", "mcp.example", ":scheme", "https",
 		"content-type", "application/json", "accept", "application/json, text/event-stream",
-		"x-request-id", "req-1"}
+		"x-request-id", "req-1",
+	}
 	e.requestHeaders(false, append(base, kv...)...)
 	r := e.recv()
 	require.NotNil(e.t, r.GetRequestHeaders(), "request headers answered with %v", r)

@@ -56,15 +56,21 @@ func TestMaskingStage(t *testing.T) {
 		name, in, want string
 		counts         map[string]int
 	}{
-		{name: "tool result text and structuredContent", in: toolResult(1, secret), want: toolResult(1, masked),
-			counts: map[string]int{"CREDIT_CARD": 2, "AWS_ACCESS_KEY": 2}},
+		{
+			name: "tool result text and structuredContent", in: toolResult(1, secret), want: toolResult(1, masked),
+			counts: map[string]int{"CREDIT_CARD": 2, "AWS_ACCESS_KEY": 2},
+		},
 		{name: "clean result passes unchanged", in: toolResult(1, "nothing to see"), want: ""},
-		{name: "error message", in: `{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"connect postgres://app:Tr0ub4dorXx3@db failed"}}`,
+		{
+			name: "error message", in: `{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"connect postgres://app:Tr0ub4dorXx3@db failed"}}`,
 			want:   `{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"connect postgres://app:[REDACTED:CONN_PASSWORD]@db failed"}}`,
-			counts: map[string]int{"CONN_PASSWORD": 1}},
-		{name: "string id and envelope untouched", in: `{"jsonrpc":"2.0","id":"ann@example.com","result":{"contents":[{"uri":"x","text":"mail ann@example.com"}]}}`,
+			counts: map[string]int{"CONN_PASSWORD": 1},
+		},
+		{
+			name: "string id and envelope untouched", in: `{"jsonrpc":"2.0","id":"ann@example.com","result":{"contents":[{"uri":"x","text":"mail ann@example.com"}]}}`,
 			want:   `{"jsonrpc":"2.0","id":"ann@example.com","result":{"contents":[{"uri":"x","text":"mail [REDACTED:EMAIL]"}]}}`,
-			counts: map[string]int{"EMAIL": 1}},
+			counts: map[string]int{"EMAIL": 1},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -60,12 +60,16 @@ func TestArgumentMasking(t *testing.T) {
 		{name: "tool call", rev: "2025-06-18", in: callWith(1, "pay", args), want: callWith(1, "pay", masked), notes: 1},
 		{name: "clean arguments pass unchanged", rev: "2025-06-18", in: callWith(1, "pay", `{"memo":"lunch","n":4111111111111111}`)},
 		{name: "no arguments", rev: "2025-06-18", in: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay"}}`},
-		{name: "other methods are not masked", rev: "2025-06-18",
-			in: `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{"card":"` + card + `"}}}`},
-		{name: "batch: only the masked element changes", rev: "2025-03-26",
+		{
+			name: "other methods are not masked", rev: "2025-06-18",
+			in: `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{"card":"` + card + `"}}}`,
+		},
+		{
+			name: "batch: only the masked element changes", rev: "2025-03-26",
 			in: "[" + callWith(1, "pay", args) + ",\n " + `{"jsonrpc":"2.0","id":2,"method":"tools/list"}` + "," + callWith(3, "pay", `{"k":"ann@example.com"}`) + "]",
 			want: "[" + callWith(1, "pay", masked) + "," + `{"jsonrpc":"2.0","id":2,"method":"tools/list"}` + "," +
-				callWith(3, "pay", `{"k":"[REDACTED:EMAIL]"}`) + "]", notes: 2},
+				callWith(3, "pay", `{"k":"[REDACTED:EMAIL]"}`) + "]", notes: 2,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,8 +103,10 @@ func TestArgumentMasking(t *testing.T) {
 			require.Contains(t, before[0], card, "policy decides on the arguments as sent")
 			require.JSONEq(t, masked, after[0], "later stages see what goes upstream")
 			require.Len(t, notes, tc.notes)
-			require.Equal(t, extproc.Note{Stage: "argument_masking", Kind: "masked",
-				Attrs: map[string]any{"tool": "pay", "counts": map[string]int{"CREDIT_CARD": 1}}}, notes[0])
+			require.Equal(t, extproc.Note{
+				Stage: "argument_masking", Kind: "masked",
+				Attrs: map[string]any{"tool": "pay", "counts": map[string]int{"CREDIT_CARD": 1}},
+			}, notes[0])
 			require.InDelta(t, 1, metric(t, reg, "mcpguard_masking_argument_findings_total", "type", "CREDIT_CARD"), 0)
 		})
 	}
@@ -129,8 +135,10 @@ func TestRequestReplaceRefused(t *testing.T) {
 		{name: "other tool", in: one, out: strings.Replace(one, `"pay"`, `"refund"`, 1)},
 		{name: "other id", in: one, out: strings.Replace(one, `"id":1`, `"id":"1"`, 1)},
 		{name: "other method", in: one, out: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`},
-		{name: "protocol version in _meta", in: one,
-			out: strings.Replace(one, `"_meta":{`, `"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-06-18",`, 1)},
+		{
+			name: "protocol version in _meta", in: one,
+			out: strings.Replace(one, `"_meta":{`, `"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-06-18",`, 1),
+		},
 		{name: "single message becomes a batch", in: one, out: "[" + one + "]"},
 		{name: "message dropped from a batch", rev: "2025-03-26", in: "[" + one + "," + callWith(2, "pay", `{}`) + "]", out: "[" + one + "]"},
 		{name: "empty replacement", in: one, out: ""},

@@ -58,13 +58,19 @@ func TestPolicyStageToolError(t *testing.T) {
 		code       int // JSON-RPC error code when not a tool error
 	}{
 		{name: "tools/call replies as a tool error", body: rows(7), headers: []string{"mcp-protocol-version", "2025-06-18"}, toolError: true},
-		{name: "2026-07-28 result carries resultType", headers: []string{"mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "list_rows"},
+		{
+			name: "2026-07-28 result carries resultType", headers: []string{"mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "list_rows"},
 			body:      `{"jsonrpc":"2.0","id":"a-7","method":"tools/call","params":{"name":"list_rows","arguments":{"limit":500},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
-			toolError: true, resultType: "complete"},
-		{name: "rule respond: error overrides deny_as", body: `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"drop","arguments":{}}}`,
-			headers: []string{"mcp-protocol-version", "2025-06-18"}, code: extproc.CodePolicyDenied},
-		{name: "another method keeps the JSON-RPC error", body: `{"jsonrpc":"2.0","id":7,"method":"prompts/get","params":{"name":"p"}}`,
-			headers: []string{"mcp-protocol-version", "2025-06-18"}, code: extproc.CodePolicyDenied},
+			toolError: true, resultType: "complete",
+		},
+		{
+			name: "rule respond: error overrides deny_as", body: `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"drop","arguments":{}}}`,
+			headers: []string{"mcp-protocol-version", "2025-06-18"}, code: extproc.CodePolicyDenied,
+		},
+		{
+			name: "another method keeps the JSON-RPC error", body: `{"jsonrpc":"2.0","id":7,"method":"prompts/get","params":{"name":"p"}}`,
+			headers: []string{"mcp-protocol-version", "2025-06-18"}, code: extproc.CodePolicyDenied,
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -63,8 +63,10 @@ func policyStage(t *testing.T, ap extproc.Approver) *extproc.Policy {
 }
 
 func sqlCall(id int, q string) string {
-	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call",
-		"params": map[string]any{"name": "execute_sql", "arguments": map[string]any{"query": q}}})
+	b, _ := json.Marshal(map[string]any{
+		"jsonrpc": "2.0", "id": id, "method": "tools/call",
+		"params": map[string]any{"name": "execute_sql", "arguments": map[string]any{"query": q}},
+	})
 	return string(b)
 }
 
@@ -100,9 +102,11 @@ func TestPolicyStageRequests(t *testing.T) {
 		{name: "approval without approver", body: toolsCall(5, "deploy"), code: extproc.CodeApprovalRequired, rule: "deploy-approval"},
 		{name: "approval granted", approver: &approver{v: extproc.Pass}, body: toolsCall(6, "deploy")},
 		{name: "approval refused", approver: &approver{v: extproc.Refuse(-31041, "rejected")}, body: toolsCall(7, "deploy"), code: -31041},
-		{name: "batch: one denied element denies all", rev: "2025-03-26",
+		{
+			name: "batch: one denied element denies all", rev: "2025-03-26",
 			body: "[" + sqlCall(8, "SELECT 1") + "," + sqlCall(9, "TRUNCATE users") + "]",
-			code: extproc.CodePolicyDenied, rule: "sql-destructive", elements: 2},
+			code: extproc.CodePolicyDenied, rule: "sql-destructive", elements: 2,
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -105,8 +105,10 @@ func (s *Recording) record(x *Exchange, st *recState, ev recordings.Event) {
 func (s *Recording) OnRequest(_ context.Context, x *Exchange) (Verdict, error) {
 	if err := s.rec.Admit(); err != nil {
 		if errors.Is(err, recordings.ErrSpoolFull) {
-			return Verdict{Action: Deny, Status: http.StatusServiceUnavailable,
-				Err: &mcp.Error{Code: mcp.CodeInternal, Message: "recording unavailable: storage full, retry later"}}, nil
+			return Verdict{
+				Action: Deny, Status: http.StatusServiceUnavailable,
+				Err: &mcp.Error{Code: mcp.CodeInternal, Message: "recording unavailable: storage full, retry later"},
+			}, nil
 		}
 		return Verdict{}, fmt.Errorf("admit recording: %w", err)
 	}
@@ -127,8 +129,10 @@ func (s *Recording) recordRequest(x *Exchange, st *recState) {
 		return
 	}
 	for _, m := range x.Body.Messages {
-		s.record(x, st, recordings.Event{Kind: recordings.KindRequest, Identity: id, HTTP: httpLine,
-			Method: m.Method, Tool: m.Tool, Message: m.Raw})
+		s.record(x, st, recordings.Event{
+			Kind: recordings.KindRequest, Identity: id, HTTP: httpLine,
+			Method: m.Method, Tool: m.Tool, Message: m.Raw,
+		})
 	}
 }
 
@@ -171,8 +175,10 @@ func (s *Recording) Completing(ctx context.Context, x *Exchange, refusal *Refusa
 		s.record(x, st, recordings.Event{Kind: recordings.KindDenial, Status: refusal.Status, Message: refusal.Body})
 	}
 	if x.Method == http.MethodDelete && x.SessionID != "" && x.Status >= 200 && x.Status < 300 {
-		s.record(x, st, recordings.Event{Kind: recordings.KindSessionEnd,
-			Note: &recordings.Note{Stage: "recording", Kind: "session_end", Attrs: map[string]any{"reason": "deleted"}}})
+		s.record(x, st, recordings.Event{
+			Kind: recordings.KindSessionEnd,
+			Note: &recordings.Note{Stage: "recording", Kind: "session_end", Attrs: map[string]any{"reason": "deleted"}},
+		})
 	}
 	if st.lost {
 		return errors.New("recording incomplete")
@@ -205,8 +211,10 @@ func (f *recFilter) Write(p []byte) []byte { f.n += len(p); return p }
 
 func (f *recFilter) Close() []byte {
 	st := f.s.state(f.x)
-	f.s.record(f.x, st, recordings.Event{Kind: recordings.KindResponse, Status: f.x.Status, SSE: &recordings.SSE{},
-		Note: &recordings.Note{Stage: "recording", Kind: "oversize_event", Attrs: map[string]any{"bytes": f.n}}})
+	f.s.record(f.x, st, recordings.Event{
+		Kind: recordings.KindResponse, Status: f.x.Status, SSE: &recordings.SSE{},
+		Note: &recordings.Note{Stage: "recording", Kind: "oversize_event", Attrs: map[string]any{"bytes": f.n}},
+	})
 	return nil
 }
 

@@ -50,11 +50,16 @@ func TestRecordingStage(t *testing.T) {
 		want     []string // substrings that must be durable in the spool when the answer arrives
 		never    string
 	}{
-		{"allowed and masked", "query", result(1, "key AKIAIOSFODNN7EXAMPLE"),
+		{
+			"allowed and masked", "query", result(1, "key AKIAIOSFODNN7EXAMPLE"),
 			[]string{`"kind":"request"`, `"tool":"query"`, `"rule":"rule-query"`, `"kind":"response"`, `[MASKED]`, `"aws_key":1`, `"request_id":"req-1"`},
-			"AKIAIOSFODNN7EXAMPLE"},
-		{"denied", "drop_db", "",
-			[]string{`"kind":"request"`, `"tool":"drop_db"`, `"rule":"rule-drop_db"`, `"kind":"denial"`, `tool blocked by policy`}, ""},
+			"AKIAIOSFODNN7EXAMPLE",
+		},
+		{
+			"denied", "drop_db", "",
+			[]string{`"kind":"request"`, `"tool":"drop_db"`, `"rule":"rule-drop_db"`, `"kind":"denial"`, `tool blocked by policy`},
+			"",
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -137,24 +137,42 @@ func TestRequestRefused(t *testing.T) {
 		code    int
 		id      string
 	}{
-		{name: "missing identity", noIdent: true, body: toolsCall(7, "query"),
-			headers: []string{"mcp-protocol-version", "2025-06-18"}, status: 403, code: -31001, id: "7"},
-		{name: "missing identity on GET", noIdent: true, get: true,
-			headers: []string{"mcp-protocol-version", "2025-06-18"}, status: 403, code: -31001, id: "null"},
-		{name: "batch on 2025-06-18", body: "[" + toolsCall(1, "a") + "," + toolsCall(2, "b") + "]",
-			headers: []string{"mcp-protocol-version", "2025-06-18"}, status: 400, code: mcp.CodeInvalidRequest, id: "null"},
-		{name: "2026-07-28 mcp-name mismatch", body: call2026, status: 400, code: mcp.CodeHeaderMismatch, id: "3",
-			headers: []string{"mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "other"}},
-		{name: "unknown revision", body: toolsCall(4, "query"), status: 400, code: mcp.CodeUnsupportedVersion, id: "4",
-			headers: []string{"mcp-protocol-version", "1999-01-01"}},
-		{name: "over the size cap", cfg: small, body: toolsCall(5, strings.Repeat("x", 64)), status: 413,
-			code: mcp.CodeInvalidRequest, id: "null", headers: []string{"mcp-protocol-version", "2025-06-18"}},
-		{name: "unparsable body", body: `{"jsonrpc":"2.0",`, status: 400, code: mcp.CodeParse, id: "null",
-			headers: []string{"mcp-protocol-version", "2025-06-18"}},
-		{name: "policy stage denies", body: toolsCall(8, "drop_db"), status: 403, code: -31003, id: "8",
-			headers: []string{"mcp-protocol-version", "2025-06-18"}},
-		{name: "stage fails closed", body: toolsCall(9, "crash"), status: 200, code: mcp.CodeInternal, id: "9",
-			headers: []string{"mcp-protocol-version", "2025-06-18"}},
+		{
+			name: "missing identity", noIdent: true, body: toolsCall(7, "query"),
+			headers: []string{"mcp-protocol-version", "2025-06-18"}, status: 403, code: -31001, id: "7",
+		},
+		{
+			name: "missing identity on GET", noIdent: true, get: true,
+			headers: []string{"mcp-protocol-version", "2025-06-18"}, status: 403, code: -31001, id: "null",
+		},
+		{
+			name: "batch on 2025-06-18", body: "[" + toolsCall(1, "a") + "," + toolsCall(2, "b") + "]",
+			headers: []string{"mcp-protocol-version", "2025-06-18"}, status: 400, code: mcp.CodeInvalidRequest, id: "null",
+		},
+		{
+			name: "2026-07-28 mcp-name mismatch", body: call2026, status: 400, code: mcp.CodeHeaderMismatch, id: "3",
+			headers: []string{"mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "other"},
+		},
+		{
+			name: "unknown revision", body: toolsCall(4, "query"), status: 400, code: mcp.CodeUnsupportedVersion, id: "4",
+			headers: []string{"mcp-protocol-version", "1999-01-01"},
+		},
+		{
+			name: "over the size cap", cfg: small, body: toolsCall(5, strings.Repeat("x", 64)), status: 413,
+			code: mcp.CodeInvalidRequest, id: "null", headers: []string{"mcp-protocol-version", "2025-06-18"},
+		},
+		{
+			name: "unparsable body", body: `{"jsonrpc":"2.0",`, status: 400, code: mcp.CodeParse, id: "null",
+			headers: []string{"mcp-protocol-version", "2025-06-18"},
+		},
+		{
+			name: "policy stage denies", body: toolsCall(8, "drop_db"), status: 403, code: -31003, id: "8",
+			headers: []string{"mcp-protocol-version", "2025-06-18"},
+		},
+		{
+			name: "stage fails closed", body: toolsCall(9, "crash"), status: 200, code: mcp.CodeInternal, id: "9",
+			headers: []string{"mcp-protocol-version", "2025-06-18"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,37 +279,47 @@ func TestOtherContentTypes(t *testing.T) {
 		body   string
 		check  func(t *testing.T, r *extprocv3.ProcessingResponse)
 	}{
-		{name: "202 text body dropped", status: "202", ct: "text/plain", body: "Accepted",
+		{
+			name: "202 text body dropped", status: "202", ct: "text/plain", body: "Accepted",
 			check: func(t *testing.T, r *extprocv3.ProcessingResponse) {
 				c := r.GetResponseBody().GetResponse()
 				require.NotNil(t, c.GetBodyMutation())
 				require.Empty(t, c.GetBodyMutation().GetBody())
 				cl, _ := setHeader(t, c.GetHeaderMutation(), "content-length")
 				require.Equal(t, "0", cl)
-			}},
-		{name: "200 html refused", status: "200", ct: "text/html", body: "<html>secret</html>",
+			},
+		},
+		{
+			name: "200 html refused", status: "200", ct: "text/html", body: "<html>secret</html>",
 			check: func(t *testing.T, r *extprocv3.ProcessingResponse) {
 				code, rpc := immediate(t, r)
 				require.Equal(t, 502, code)
 				require.JSONEq(t, "1", string(rpc.ID))
-			}},
-		{name: "404 text keeps status", status: "404", ct: "text/plain", body: "session not found",
+			},
+		},
+		{
+			name: "404 text keeps status", status: "404", ct: "text/plain", body: "session not found",
 			check: func(t *testing.T, r *extprocv3.ProcessingResponse) {
 				code, rpc := immediate(t, r)
 				require.Equal(t, 404, code)
 				require.Equal(t, mcp.CodeInternal, rpc.Error.Code)
-			}},
-		{name: "unparsable JSON refused", status: "200", ct: "application/json", body: `{"jsonrpc":"2.0","id":1,"result":`,
+			},
+		},
+		{
+			name: "unparsable JSON refused", status: "200", ct: "application/json", body: `{"jsonrpc":"2.0","id":1,"result":`,
 			check: func(t *testing.T, r *extprocv3.ProcessingResponse) {
 				code, rpc := immediate(t, r)
 				require.Equal(t, 502, code)
 				require.JSONEq(t, "1", string(rpc.ID))
-			}},
-		{name: "empty body passes", status: "200", ct: "text/plain", body: "",
+			},
+		},
+		{
+			name: "empty body passes", status: "200", ct: "text/plain", body: "",
 			check: func(t *testing.T, r *extprocv3.ProcessingResponse) {
 				require.NotNil(t, r.GetResponseBody())
 				require.Nil(t, r.GetResponseBody().GetResponse().GetBodyMutation())
-			}},
+			},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,13 +346,15 @@ func TestLargeJSONStreamedAndAccumulated(t *testing.T) {
 	}{
 		{name: "20MB result passes", size: 20 << 20, max: 32 << 20, cl: true, want: same},
 		{name: "chunked JSON without content-length", size: 3 << 20, max: 32 << 20, want: same},
-		{name: "over max_response_bytes withheld", size: 3 << 20, max: 2 << 20, cl: true,
+		{
+			name: "over max_response_bytes withheld", size: 3 << 20, max: 2 << 20, cl: true,
 			want: func(t *testing.T, _, out []byte) {
 				var got rpcError
 				require.NoError(t, json.Unmarshal(out, &got))
 				require.JSONEq(t, "1", string(got.ID))
 				require.Equal(t, mcp.CodeInternal, got.Error.Code)
-			}},
+			},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -539,12 +569,18 @@ func TestConfigValidate(t *testing.T) {
 		want []string
 	}{
 		{name: "defaults", mod: func(*extproc.Config) {}},
-		{name: "zero sizes", mod: func(c *extproc.Config) { c.MaxRequestBytes, c.MaxEventBytes = 0, -1 },
-			want: []string{"max_request_bytes: must be positive", "max_event_bytes: must be positive"}},
-		{name: "buffer above max", mod: func(c *extproc.Config) { c.BufferResponseBytes = c.MaxResponseBytes + 1 },
-			want: []string{"buffer_response_bytes: must not exceed max_response_bytes"}},
-		{name: "hold beyond envoy range", mod: func(c *extproc.Config) { c.MaxHold = 2 * time.Hour },
-			want: []string{"max_hold: "}},
+		{
+			name: "zero sizes", mod: func(c *extproc.Config) { c.MaxRequestBytes, c.MaxEventBytes = 0, -1 },
+			want: []string{"max_request_bytes: must be positive", "max_event_bytes: must be positive"},
+		},
+		{
+			name: "buffer above max", mod: func(c *extproc.Config) { c.BufferResponseBytes = c.MaxResponseBytes + 1 },
+			want: []string{"buffer_response_bytes: must not exceed max_response_bytes"},
+		},
+		{
+			name: "hold beyond envoy range", mod: func(c *extproc.Config) { c.MaxHold = 2 * time.Hour },
+			want: []string{"max_hold: "},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -116,8 +116,10 @@ func TestSSEStagesRewriteEvents(t *testing.T) {
 		case string(r.Msg.ID) == "5":
 			return extproc.Refuse(-31003, "result withheld"), nil
 		case strings.Contains(string(r.Msg.Raw), "hunter2"):
-			return extproc.Verdict{Action: extproc.Replace,
-				Message: json.RawMessage(strings.ReplaceAll(string(r.Msg.Raw), "hunter2", "[MASKED]"))}, nil
+			return extproc.Verdict{
+				Action:  extproc.Replace,
+				Message: json.RawMessage(strings.ReplaceAll(string(r.Msg.Raw), "hunter2", "[MASKED]")),
+			}, nil
 		}
 		return extproc.Pass, nil
 	}}
@@ -151,8 +153,10 @@ func TestSSEFailsClosed(t *testing.T) {
 	}{
 		{name: "data not JSON-RPC", cfg: extproc.DefaultConfig(), chunks: []string{"data: {not json\n\n"}, code: codes.InvalidArgument},
 		{name: "unknown event type", cfg: extproc.DefaultConfig(), chunks: []string{"event: exec\ndata: {}\n\n"}, code: codes.InvalidArgument},
-		{name: "event over max_event_bytes", cfg: small,
-			chunks: []string{"data: " + result(1, strings.Repeat("x", 200)), strings.Repeat("y", 100)}, code: codes.ResourceExhausted},
+		{
+			name: "event over max_event_bytes", cfg: small,
+			chunks: []string{"data: " + result(1, strings.Repeat("x", 200)), strings.Repeat("y", 100)}, code: codes.ResourceExhausted,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,25 +17,37 @@ func TestConfigValidate(t *testing.T) {
 			c.Strategy = "shred"
 			c.Detectors = []string{"EMAIL", "DNA"}
 		}, want: []string{`strategy: "shred" is not redact, partial or hash`, `detectors[1]: unknown detector "DNA"`}},
-		{name: "hash without key", mod: func(c *Config) { c.Strategies = map[string]Strategy{"EMAIL": Hash} },
-			want: []string{"hash_key: required (or hash_key_file) when a strategy is hash"}},
+		{
+			name: "hash without key", mod: func(c *Config) { c.Strategies = map[string]Strategy{"EMAIL": Hash} },
+			want: []string{"hash_key: required (or hash_key_file) when a strategy is hash"},
+		},
 		{name: "short key", mod: func(c *Config) { c.HashKey = "short" }, want: []string{"hash_key: must be at least 16 bytes"}},
-		{name: "key and file", mod: func(c *Config) { c.HashKey, c.HashKeyFile = "0123456789abcdef", "/k" },
-			want: []string{"hash_key: set hash_key or hash_key_file, not both"}},
+		{
+			name: "key and file", mod: func(c *Config) { c.HashKey, c.HashKeyFile = "0123456789abcdef", "/k" },
+			want: []string{"hash_key: set hash_key or hash_key_file, not both"},
+		},
 		{name: "bad custom", mod: func(c *Config) {
 			c.Custom = []Custom{{Name: "lower", Pattern: "("}, {Name: "EMAIL", Pattern: "a*", Validator: "crc", MaxLen: -1, Keywords: []string{" "}}}
-		}, want: []string{"custom[0].name: must match", "custom[0].pattern: error parsing regexp", `custom[1].name: "EMAIL" is a built-in detector`,
+		}, want: []string{
+			"custom[0].name: must match", "custom[0].pattern: error parsing regexp", `custom[1].name: "EMAIL" is a built-in detector`,
 			"custom[1].pattern: must not match the empty string", `custom[1].validator: "crc" is not luhn, mod97 or entropy`,
-			"custom[1].max_len: must be between", "custom[1].keywords[0]: must not be empty"}},
+			"custom[1].max_len: must be between", "custom[1].keywords[0]: must not be empty",
+		}},
 		{name: "bad fields", mod: func(c *Config) {
 			c.Fields = []Field{{Path: ""}, {Path: "a..b"}, {Path: "a|b", Name: "x", Strategy: "nope"}}
-		}, want: []string{"fields[0].path: required", "fields[1].path: empty segment", "fields[2].path: segment", "fields[2].name: must match",
-			`fields[2].strategy: "nope" is not`}},
-		{name: "strategy for unknown detector", mod: func(c *Config) { c.Strategies = map[string]Strategy{"NOPE": Redact} },
-			want: []string{"strategies.NOPE: unknown detector"}},
+		}, want: []string{
+			"fields[0].path: required", "fields[1].path: empty segment", "fields[2].path: segment", "fields[2].name: must match",
+			`fields[2].strategy: "nope" is not`,
+		}},
+		{
+			name: "strategy for unknown detector", mod: func(c *Config) { c.Strategies = map[string]Strategy{"NOPE": Redact} },
+			want: []string{"strategies.NOPE: unknown detector"},
+		},
 		{name: "tool arguments with masking on", mod: func(c *Config) { c.Requests.ToolArguments = true }},
-		{name: "tool arguments with masking off", mod: func(c *Config) { c.Enabled, c.Requests.ToolArguments = false, true },
-			want: []string{"requests.tool_arguments: requires enabled: true"}},
+		{
+			name: "tool arguments with masking off", mod: func(c *Config) { c.Enabled, c.Requests.ToolArguments = false, true },
+			want: []string{"requests.tool_arguments: requires enabled: true"},
+		},
 		{name: "strategy for custom detector", mod: func(c *Config) {
 			c.Custom = []Custom{{Name: "EMP", Pattern: "EMP-[0-9]+"}}
 			c.Strategies = map[string]Strategy{"EMP": Partial}

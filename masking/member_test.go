@@ -17,27 +17,41 @@ func TestMemberPath(t *testing.T) {
 		want   string // "" when doc must come back unchanged
 		counts Counts
 	}{
-		{name: "tool arguments only",
+		{
+			name:   "tool arguments only",
 			doc:    `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay ann@example.com","arguments":{"card":"` + card + `","n":4111111111111111},"_meta":{"progressToken":"ann@example.com"}}}`,
 			path:   []string{"params", "arguments"},
 			want:   `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay ann@example.com","arguments":{"card":"[REDACTED:CREDIT_CARD]","n":4111111111111111},"_meta":{"progressToken":"ann@example.com"}}}`,
-			counts: Counts{"CREDIT_CARD": 1}},
-		{name: "field rules relative to the selected value", fields: []Field{{Path: "user.ssn", Name: "SSN"}, {Path: "arguments.user.ssn"}},
+			counts: Counts{"CREDIT_CARD": 1},
+		},
+		{
+			name: "field rules relative to the selected value", fields: []Field{{Path: "user.ssn", Name: "SSN"}, {Path: "arguments.user.ssn"}},
 			doc:    `{"params":{"arguments":{"user":{"ssn":"no pattern here"}}},"user":{"ssn":"kept"}}`,
 			path:   []string{"params", "arguments"},
 			want:   `{"params":{"arguments":{"user":{"ssn":"[REDACTED:SSN]"}}},"user":{"ssn":"kept"}}`,
-			counts: Counts{"SSN": 1}},
-		{name: "escaped key names match", doc: `{"par\u0061ms":{"arguments":{"k":"` + card + `"}}}`, path: []string{"params", "arguments"},
-			want: `{"par\u0061ms":{"arguments":{"k":"[REDACTED:CREDIT_CARD]"}}}`, counts: Counts{"CREDIT_CARD": 1}},
-		{name: "same key at another depth untouched", doc: `{"arguments":{"k":"` + card + `"},"params":{"x":{"arguments":"` + card + `"}}}`,
-			path: []string{"params", "arguments"}},
+			counts: Counts{"SSN": 1},
+		},
+		{
+			name: "escaped key names match", doc: `{"par\u0061ms":{"arguments":{"k":"` + card + `"}}}`, path: []string{"params", "arguments"},
+			want: `{"par\u0061ms":{"arguments":{"k":"[REDACTED:CREDIT_CARD]"}}}`, counts: Counts{"CREDIT_CARD": 1},
+		},
+		{
+			name: "same key at another depth untouched", doc: `{"arguments":{"k":"` + card + `"},"params":{"x":{"arguments":"` + card + `"}}}`,
+			path: []string{"params", "arguments"},
+		},
 		{name: "path through a non-object", doc: `{"params":["` + card + `"]}`, path: []string{"params", "arguments"}},
-		{name: "selected value that is a string", doc: `{"params":{"arguments":"` + card + `"}}`, path: []string{"params", "arguments"},
-			want: `{"params":{"arguments":"[REDACTED:CREDIT_CARD]"}}`, counts: Counts{"CREDIT_CARD": 1}},
-		{name: "single member as before", doc: `{"id":"` + card + `","result":{"t":"` + card + `"}}`, path: []string{"result"},
-			want: `{"id":"` + card + `","result":{"t":"[REDACTED:CREDIT_CARD]"}}`, counts: Counts{"CREDIT_CARD": 1}},
-		{name: "no path is the whole document", doc: `{"id":"` + card + `"}`,
-			want: `{"id":"[REDACTED:CREDIT_CARD]"}`, counts: Counts{"CREDIT_CARD": 1}},
+		{
+			name: "selected value that is a string", doc: `{"params":{"arguments":"` + card + `"}}`, path: []string{"params", "arguments"},
+			want: `{"params":{"arguments":"[REDACTED:CREDIT_CARD]"}}`, counts: Counts{"CREDIT_CARD": 1},
+		},
+		{
+			name: "single member as before", doc: `{"id":"` + card + `","result":{"t":"` + card + `"}}`, path: []string{"result"},
+			want: `{"id":"` + card + `","result":{"t":"[REDACTED:CREDIT_CARD]"}}`, counts: Counts{"CREDIT_CARD": 1},
+		},
+		{
+			name: "no path is the whole document", doc: `{"id":"` + card + `"}`,
+			want: `{"id":"[REDACTED:CREDIT_CARD]"}`, counts: Counts{"CREDIT_CARD": 1},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

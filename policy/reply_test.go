@@ -23,22 +23,38 @@ func TestSQLDialectIsPolicy(t *testing.T) {
 		{name: "literal mysql", when: `sql(request.arguments.q, 'mysql').write`},
 		{name: "one argument uses sql_dialect", when: `sql(request.arguments.q).destructive`},
 		{name: "configured tool", when: `request.sql.destructive`},
-		{name: "dialect from arguments", when: `sql(request.arguments.q, request.arguments.dialect).destructive`,
-			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must not come from the request"}},
-		{name: "dialect from a header", when: `sql(request.arguments.q, request.headers["x-dialect"]).write`,
-			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must not come from the request"}},
-		{name: "dialect computed from the request", when: `sql(request.arguments.q, "post" + request.tool).write`,
-			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must not come from the request"}},
-		{name: "dialect from a comprehension variable", when: `'["postgres", "mysql"].exists(d, sql(request.arguments.q, d).write)'`,
-			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must be a string literal"}},
-		{name: "constant expression", when: `sql(request.arguments.q, "post" + "gres").write`,
-			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must be a string literal"}},
-		{name: "unknown literal", when: `sql(request.arguments.q, "oracle").write`,
-			want: []string{`line 6: rules[0] (r).when: sql(): dialect "oracle" is not postgres or mysql`}},
-		{name: "block scalar, second line", when: "|\n      request.tool == \"q\" &&\n      sql(request.arguments.q, request.arguments.d).write",
-			want: []string{"line 8: rules[0] (r).when: sql(): the dialect must not come from the request"}},
-		{name: "every call reported", when: "|\n      sql(request.arguments.a, request.arguments.d).write ||\n      sql(request.arguments.b, \"db2\").write",
-			want: []string{"line 7: rules[0] (r).when: sql(): the dialect must not come", `line 8: rules[0] (r).when: sql(): dialect "db2"`}},
+		{
+			name: "dialect from arguments", when: `sql(request.arguments.q, request.arguments.dialect).destructive`,
+			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must not come from the request"},
+		},
+		{
+			name: "dialect from a header", when: `sql(request.arguments.q, request.headers["x-dialect"]).write`,
+			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must not come from the request"},
+		},
+		{
+			name: "dialect computed from the request", when: `sql(request.arguments.q, "post" + request.tool).write`,
+			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must not come from the request"},
+		},
+		{
+			name: "dialect from a comprehension variable", when: `'["postgres", "mysql"].exists(d, sql(request.arguments.q, d).write)'`,
+			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must be a string literal"},
+		},
+		{
+			name: "constant expression", when: `sql(request.arguments.q, "post" + "gres").write`,
+			want: []string{"line 6: rules[0] (r).when: sql(): the dialect must be a string literal"},
+		},
+		{
+			name: "unknown literal", when: `sql(request.arguments.q, "oracle").write`,
+			want: []string{`line 6: rules[0] (r).when: sql(): dialect "oracle" is not postgres or mysql`},
+		},
+		{
+			name: "block scalar, second line", when: "|\n      request.tool == \"q\" &&\n      sql(request.arguments.q, request.arguments.d).write",
+			want: []string{"line 8: rules[0] (r).when: sql(): the dialect must not come from the request"},
+		},
+		{
+			name: "every call reported", when: "|\n      sql(request.arguments.a, request.arguments.d).write ||\n      sql(request.arguments.b, \"db2\").write",
+			want: []string{"line 7: rules[0] (r).when: sql(): the dialect must not come", `line 8: rules[0] (r).when: sql(): dialect "db2"`},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

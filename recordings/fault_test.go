@@ -210,8 +210,10 @@ func TestSpoolFull(t *testing.T) {
 			big := base64.StdEncoding.EncodeToString(raw)
 			for i := 0; ; i++ {
 				for range 20 {
-					require.NoError(t, r.Record(recordings.Event{Kind: recordings.KindResponse, Session: "full",
-						Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"t":"` + big + `"}}`)}))
+					require.NoError(t, r.Record(recordings.Event{
+						Kind: recordings.KindResponse, Session: "full",
+						Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"t":"` + big + `"}}`),
+					}))
 				}
 				require.NoError(t, r.Sync(t.Context()))
 				if gauge(t, reg, "mcpguard_recordings_spool_bytes") > float64(cfg.Spool.MaxBytes) {

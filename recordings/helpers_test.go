@@ -46,12 +46,18 @@ var alice = &recordings.Identity{Subject: "agent-1", ClientID: "client-1", Issue
 func exchange(t testing.TB, r *recordings.Recorder, s string, n int) {
 	t.Helper()
 	rid := "req-" + s + "-" + string(rune('a'+n%26))
-	require.NoError(t, r.Record(recordings.Event{Kind: recordings.KindRequest, Session: s, RequestID: rid, Identity: alice,
-		Method: "tools/call", Tool: "echo", Message: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`)}))
-	require.NoError(t, r.Record(recordings.Event{Kind: recordings.KindNote, Session: s, RequestID: rid,
-		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-echo", "action": "allow"}}}))
-	require.NoError(t, r.Record(recordings.Event{Kind: recordings.KindResponse, Session: s, RequestID: rid, Method: "tools/call", Status: 200,
-		Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}`)}))
+	require.NoError(t, r.Record(recordings.Event{
+		Kind: recordings.KindRequest, Session: s, RequestID: rid, Identity: alice,
+		Method: "tools/call", Tool: "echo", Message: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`),
+	}))
+	require.NoError(t, r.Record(recordings.Event{
+		Kind: recordings.KindNote, Session: s, RequestID: rid,
+		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-echo", "action": "allow"}},
+	}))
+	require.NoError(t, r.Record(recordings.Event{
+		Kind: recordings.KindResponse, Session: s, RequestID: rid, Method: "tools/call", Status: 200,
+		Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}`),
+	}))
 	require.NoError(t, r.Sync(context.Background()))
 }
 

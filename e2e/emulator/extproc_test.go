@@ -79,10 +79,14 @@ func TestMessageOrder(t *testing.T) {
 		body   string
 		want   []string
 	}{
-		{name: "GET without a body", method: http.MethodGet,
-			want: []string{"request_headers", "response_headers", "response_body"}},
-		{name: "POST JSON-RPC with BUFFERED request", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
-			want: []string{"request_headers", "request_body", "response_headers", "response_body"}},
+		{
+			name: "GET without a body", method: http.MethodGet,
+			want: []string{"request_headers", "response_headers", "response_body"},
+		},
+		{
+			name: "POST JSON-RPC with BUFFERED request", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+			want: []string{"request_headers", "request_body", "response_headers", "response_body"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,7 +186,8 @@ func TestHeaderMutations(t *testing.T) {
 		{
 			name: "value only yields an empty header",
 			mutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-				{Header: &corev3.HeaderValue{Key: "x-policy", Value: "allow"}}}},
+				{Header: &corev3.HeaderValue{Key: "x-policy", Value: "allow"}},
+			}},
 			wantCode: 200,
 			check: func(t *testing.T, r *http.Request) {
 				require.Contains(t, r.Header, "X-Policy")
@@ -192,7 +197,8 @@ func TestHeaderMutations(t *testing.T) {
 		{
 			name: "value and raw_value is an error",
 			mutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-				{Header: &corev3.HeaderValue{Key: "x-policy", Value: "a", RawValue: []byte("b")}}}},
+				{Header: &corev3.HeaderValue{Key: "x-policy", Value: "a", RawValue: []byte("b")}},
+			}},
 			wantCode: 500,
 		},
 		{

@@ -778,8 +778,10 @@ func (x *exchange) route1(body io.Reader, cl int64, pumpErr chan error) error {
 			return cause
 		}
 		x.log.Debug("upstream request failed", "err", err)
-		return &localReply{status: 503, details: "upstream_reset_before_response_started{connection_failure}",
-			body: []byte("upstream connect error or disconnect/reset before headers. reset reason: connection failure")}
+		return &localReply{
+			status: 503, details: "upstream_reset_before_response_started{connection_failure}",
+			body: []byte("upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+		}
 	}
 	x.upstream = resp
 	return x.respond(resp)

@@ -53,7 +53,8 @@ func maskingProc() *emulatortest.Processor {
 	return &emulatortest.Processor{Handle: func(_ context.Context, _ *emulatortest.Stream, r *extprocv3.ProcessingRequest) (resps, error) {
 		if b := r.GetResponseBody(); b != nil {
 			return resps{emulatortest.With(r, &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
-				Mutation: &extprocv3.BodyMutation_Body{Body: mask(b.GetBody())}}})}, nil
+				Mutation: &extprocv3.BodyMutation_Body{Body: mask(b.GetBody())},
+			}})}, nil
 		}
 		return cont(r)
 	}}
@@ -114,7 +115,8 @@ func TestFullDuplexResponse(t *testing.T) {
 		half := len(buf) / 2
 		streamed := func(b []byte, eos bool) *extprocv3.ProcessingResponse {
 			return emulatortest.With(r, &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_StreamedResponse{
-				StreamedResponse: &extprocv3.StreamedBodyResponse{Body: mask(b), EndOfStream: eos}}}})
+				StreamedResponse: &extprocv3.StreamedBodyResponse{Body: mask(b), EndOfStream: eos},
+			}}})
 		}
 		return resps{streamed(buf[:half], false), streamed(buf[half:], true)}, nil
 	}}
@@ -248,7 +250,8 @@ func TestSpuriousResponse(t *testing.T) {
 			name: "streamed_response outside FULL_DUPLEX",
 			answer: func(r *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 				return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{
-					BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{}}}}}}}
+					BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{}}},
+				}}}}
 			},
 			wantCode: 500,
 		},

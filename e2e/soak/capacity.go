@@ -151,8 +151,10 @@ func measureClass(ctx context.Context, e *env, cl class, d time.Duration, worker
 	if errs > 0 {
 		return Row{}, fmt.Errorf("%d of %d calls failed, first: %s", errs, errs+len(lats), firstErr)
 	}
-	return Row{Class: cl.name, Calls: len(lats), Errors: errs, Wall: wall, CPU: cpu1 - cpu0,
-		P50: percentile(lats, 50), P99: percentile(lats, 99)}, nil
+	return Row{
+		Class: cl.name, Calls: len(lats), Errors: errs, Wall: wall, CPU: cpu1 - cpu0,
+		P50: percentile(lats, 50), P99: percentile(lats, 99),
+	}, nil
 }
 
 // loop calls echo back to back on every session for d.

@@ -141,8 +141,10 @@ func start(ctx context.Context, o Options, config map[string]any, modes []mcpser
 			return e, err
 		}
 		e.ups = append(e.ups, up)
-		gw, err := harness.StartGateway(ctx, harness.GatewayOptions{Root: o.Root, GRPC: e.guard.GRPC, Admin: e.guard.Admin, Upstream: up.Addr(),
-			Log: o.warnings()})
+		gw, err := harness.StartGateway(ctx, harness.GatewayOptions{
+			Root: o.Root, GRPC: e.guard.GRPC, Admin: e.guard.Admin, Upstream: up.Addr(),
+			Log: o.warnings(),
+		})
 		if err != nil {
 			return e, err
 		}

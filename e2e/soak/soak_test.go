@@ -21,13 +21,17 @@ func TestConfigValidate(t *testing.T) {
 		edit  func(*Config)
 		wants []string
 	}{
-		{"zero", func(c *Config) { *c = Config{} }, []string{"duration: must be positive", "rate: must be", "workers: must be",
-			"reconnect: must be", "mix: at least one", "sample: must be positive", "approver_poll: must be positive"}},
+		{"zero", func(c *Config) { *c = Config{} }, []string{
+			"duration: must be positive", "rate: must be", "workers: must be",
+			"reconnect: must be", "mix: at least one", "sample: must be positive", "approver_poll: must be positive",
+		}},
 		{"negative weight", func(c *Config) { c.Mix.Denied = -1 }, []string{"mix.denied: must be within"}},
 		{"warm-up leaves too few samples", func(c *Config) { c.WarmUp = c.Duration }, []string{"warm_up: must leave at least 6 samples"}},
 		{"negative warm-up", func(c *Config) { c.WarmUp = -time.Second }, []string{"warm_up: must not be negative"}},
-		{"negative tolerance", func(c *Config) { c.Tolerance.RSSBytes = -1; c.Tolerance.Goroutines = -1 },
-			[]string{"tolerance.rss_bytes: must not be negative", "tolerance.goroutines: must not be negative"}},
+		{
+			"negative tolerance", func(c *Config) { c.Tolerance.RSSBytes = -1; c.Tolerance.Goroutines = -1 },
+			[]string{"tolerance.rss_bytes: must not be negative", "tolerance.goroutines: must not be negative"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -213,8 +217,10 @@ func TestGrowthsSkipWarmUp(t *testing.T) {
 func TestArgMarkerAndFound(t *testing.T) {
 	for _, k := range Kinds {
 		c := newCall(k, 12)
-		msg, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-			"params": map[string]any{"name": c.tool, "arguments": c.args}})
+		msg, err := json.Marshal(map[string]any{
+			"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+			"params": map[string]any{"name": c.tool, "arguments": c.args},
+		})
 		require.NoError(t, err)
 		require.Equal(t, c.marker, argMarker(msg), k)
 		require.NotEqual(t, newCall(k, 1).marker, c.marker, "no prefix collisions")
@@ -242,10 +248,12 @@ func TestParsePending(t *testing.T) {
 }
 
 func TestReportErr(t *testing.T) {
-	ok := &Report{Requests: 10, Approved: 1,
+	ok := &Report{
+		Requests: 10, Approved: 1,
 		ByKind:  map[Kind]KindStats{Approved: {Calls: 1, Outcomes: map[string]int{"ok": 1}}},
 		Growth:  []Growth{{Name: "rss", First: 1, Last: 1, Limit: 2, Samples: 9}},
-		Storage: Stored{Sessions: 3, Verified: 3, Expected: 10, Found: 10}}
+		Storage: Stored{Sessions: 3, Verified: 3, Expected: 10, Found: 10},
+	}
 	require.NoError(t, ok.Err())
 	var b strings.Builder
 	ok.Print(&b)

@@ -48,8 +48,10 @@ func TestPolicyCmd(t *testing.T) {
 		{name: "cases pass", args: []string{"policy", "test", pol, good}, out: []string{"drop denied", "sql-destructive", "2 cases, 0 failed"}},
 		{name: "mismatch fails", args: []string{"policy", "test", pol, bad}, wantErr: true, out: []string{"wrong", "FAIL", "3 cases, 1 failed"}},
 		{name: "broken policy", args: []string{"policy", "test", broken, good}, wantErr: true, errOut: []string{"line 4", "undeclared reference"}},
-		{name: "explain", args: []string{"policy", "explain", pol, "--message", msg, "--sub", "agent-1"},
-			out: []string{"sql-unparsable", "sql-destructive", "decision: deny by sql-destructive", "TRUNCATE is destructive"}},
+		{
+			name: "explain", args: []string{"policy", "explain", pol, "--message", msg, "--sub", "agent-1"},
+			out: []string{"sql-unparsable", "sql-destructive", "decision: deny by sql-destructive", "TRUNCATE is destructive"},
+		},
 		{name: "usage", args: []string{"policy"}, wantErr: true, errOut: []string{"Usage"}},
 	}
 	for _, c := range cases {

@@ -38,8 +38,10 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := options{gateway: "http://127.0.0.1:1/mcp", direct: "http://localhost:2/mcp", token: "t", concurrency: 1, count: 1,
-		duration: time.Second, mode: "stateful"}
+	ok := options{
+		gateway: "http://127.0.0.1:1/mcp", direct: "http://localhost:2/mcp", token: "t", concurrency: 1, count: 1,
+		duration: time.Second, mode: "stateful",
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*options)
@@ -83,8 +85,10 @@ func TestMeasure(t *testing.T) {
 		return s
 	}
 	a, b := start(), start()
-	o := options{gateway: a.URL(), direct: b.URL(), token: "unused", version: "2025-11-25", mode: "stateful",
-		concurrency: 3, count: 30, duration: time.Minute, ttfeSamples: 3, bigMB: 1, bigSamples: 1}
+	o := options{
+		gateway: a.URL(), direct: b.URL(), token: "unused", version: "2025-11-25", mode: "stateful",
+		concurrency: 3, count: 30, duration: time.Minute, ttfeSamples: 3, bigMB: 1, bigSamples: 1,
+	}
 	require.NoError(t, o.validate())
 	r, err := measure(t.Context(), o)
 	require.NoError(t, err)
