@@ -61,7 +61,7 @@ func TestWebhooks(t *testing.T) {
 	require.Contains(t, bodies[1]["text"], "https://gw.example/approvals#R1")
 	require.Contains(t, bodies[1]["text"], "agent-&lt;1&gt;")
 	require.Len(t, bodies[1]["blocks"], 3)
-	require.Equal(t, 2.0, counter(t, reg, "mcpguard_approvals_notifications_total", "sent"))
+	require.InDelta(t, 2.0, counter(t, reg, "mcpguard_approvals_notifications_total", "sent"), 1e-9)
 }
 
 func TestWebhooksQueueFull(t *testing.T) {
@@ -73,7 +73,7 @@ func TestWebhooksQueueFull(t *testing.T) {
 	require.NoError(t, err)
 	w.Notify(Request{ID: "a"})
 	w.Notify(Request{ID: "b"}) // nobody runs the queue: dropped
-	require.Equal(t, 1.0, counter(t, reg, "mcpguard_approvals_notifications_total", "dropped"))
+	require.InDelta(t, 1.0, counter(t, reg, "mcpguard_approvals_notifications_total", "dropped"), 1e-9)
 }
 
 func counter(t *testing.T, reg *prometheus.Registry, name, result string) float64 {

@@ -140,7 +140,9 @@ func (p *page) signIn(w http.ResponseWriter, r *http.Request) {
 		p.render(w, http.StatusUnauthorized, pageData{Message: "That token was not accepted.", Error: true})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
+	// Secure follows the connection: on a plain-HTTP loopback admin port a Secure cookie would
+	// never be sent back. Behind TLS it is always Secure.
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure is set whenever the page is served over TLS
 		Name: cookieName, Value: tok, Path: "/approvals", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, Expires: id.ExpiresAt,
 	})
@@ -152,7 +154,10 @@ func (p *page) signOut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cross-site request refused", http.StatusForbidden)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/approvals", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: as in signIn, Secure whenever the page is served over TLS
+		Name: cookieName, Value: "", Path: "/approvals", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode,
+	})
 	http.Redirect(w, r, "/approvals", http.StatusSeeOther)
 }
 

@@ -181,6 +181,8 @@ func (s *Service) Begin(ctx context.Context, c Call) (Result, error) {
 			}
 		case Expired:
 			s.expire(ctx, r.ID)
+		case Consumed:
+			// A consumed one-shot approval covers nothing more: open a new request.
 		}
 	}
 	return s.open(ctx, c, p, canon, ck, now)
@@ -260,6 +262,8 @@ func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (Result,
 		case Expired, Consumed:
 			s.expire(ctx, id)
 			return Result{Outcome: Lapsed, Request: r}, nil
+		case Pending:
+			// Still undecided: wait below for a change, a poll tick or the hold deadline.
 		}
 		select {
 		case <-ctx.Done():

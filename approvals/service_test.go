@@ -111,8 +111,8 @@ func TestOnceGrant(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, Waiting, next.Outcome, "a consumed grant never passes again")
 	require.NotEqual(t, res.Request.ID, next.Request.ID)
-	require.Equal(t, 1.0, events(t, reg, evConsumed))
-	require.Equal(t, 3.0, events(t, reg, evRequested))
+	require.InDelta(t, 1.0, events(t, reg, evConsumed), 1e-9)
+	require.InDelta(t, 3.0, events(t, reg, evRequested), 1e-9)
 }
 
 func TestTimeGrant(t *testing.T) {
@@ -192,7 +192,7 @@ func TestWait(t *testing.T) {
 		r := <-done
 		require.Equal(t, Granted, r.Outcome)
 		require.Equal(t, Consumed, r.Request.State)
-		require.Equal(t, 1.0, events(t, reg, evConsumed))
+		require.InDelta(t, 1.0, events(t, reg, evConsumed), 1e-9)
 	})
 	t.Run("denied while held", func(t *testing.T) {
 		s, _, _, _ := newTestService(t, nil)
@@ -216,7 +216,7 @@ func TestWait(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, Waiting, r.Outcome)
 		require.True(t, r.Request.Deferred)
-		require.Equal(t, 1.0, events(t, reg, evDeferred))
+		require.InDelta(t, 1.0, events(t, reg, evDeferred), 1e-9)
 		_, err = s.Decide(ctx, res.Request.ID, dba, false, "no")
 		require.NoError(t, err)
 		got, err := s.Begin(ctx, sqlCall(`{"q":2}`))
@@ -234,7 +234,7 @@ func TestWait(t *testing.T) {
 		r, err := s.Wait(ctx, res.Request.ID, time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, Lapsed, r.Outcome)
-		require.Equal(t, 1.0, events(t, reg, evExpired))
+		require.InDelta(t, 1.0, events(t, reg, evExpired), 1e-9)
 	})
 }
 
@@ -310,7 +310,7 @@ func TestSweep(t *testing.T) {
 	n, err := s.Sweep(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Equal(t, 1.0, events(t, reg, evExpired))
+	require.InDelta(t, 1.0, events(t, reg, evExpired), 1e-9)
 	n, err = s.Sweep(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n, "an expiry is counted once")

@@ -103,8 +103,8 @@ func (c Config) Validate() error {
 	seen := map[string]int{}
 	for i, is := range c.Issuers {
 		p := fmt.Sprintf("issuers[%d]", i)
-		switch {
-		case is.Issuer == "":
+		switch is.Issuer {
+		case "":
 			add("%s.issuer: required", p)
 		default:
 			if err := checkURL(is.Issuer); err != nil {

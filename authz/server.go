@@ -356,6 +356,8 @@ func (s *Server) allowed(rt route, h headers, vf *verified) *authv3.CheckRespons
 			set[kv[0]] = true
 			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
 				Header: &corev3.HeaderValue{Key: kv[0], Value: kv[1]},
+				// append (deprecated) rather than append_action: ext_proc honours only append, and
+				// Envoy refuses an option that sets both. false = overwrite.
 				Append: wrapperspb.Bool(false),
 			})
 		}

@@ -288,7 +288,7 @@ func TestCheckRouteMisconfigured(t *testing.T) {
 	}
 	require.Contains(t, e.logs.String(), "authz check failed")
 	require.Contains(t, e.logs.String(), `unknown key \"scope\"`)
-	require.EqualValues(t, len(cases), value(t, e.s.met.checks.WithLabelValues(resultError)))
+	require.InDelta(t, float64(len(cases)), value(t, e.s.met.checks.WithLabelValues(resultError)), 1e-9)
 }
 
 func TestCheckNoAudience(t *testing.T) {

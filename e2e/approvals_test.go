@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -159,7 +158,7 @@ func echoAsync(t *testing.T, s *mcp.ClientSession, msg string) <-chan callResult
 func rpcErr(t *testing.T, err error) *jsonrpc.Error {
 	t.Helper()
 	var e *jsonrpc.Error
-	require.True(t, errors.As(err, &e), "expected a JSON-RPC error, got %v", err)
+	require.ErrorAs(t, err, &e, "expected a JSON-RPC error")
 	return e
 }
 

@@ -187,6 +187,8 @@ func (tr *trace) add(ev emulator.TraceEvent) {
 		s.local, s.details = ev.Status, ev.Details
 	case emulator.TraceReset:
 		s.details = "reset: " + ev.Details
+	case emulator.TraceCheckRequest, emulator.TraceCheckResponse:
+		// ext_authz traffic: the summary is about the ext_proc exchange.
 	}
 }
 

@@ -40,6 +40,6 @@ func TestSoakShort(t *testing.T) {
 	}
 	require.Greater(t, r.Sessions, int64(c.Workers), "sessions were closed and replaced")
 	require.Equal(t, r.Storage.Expected, r.Storage.Found)
-	require.Equal(t, r.Requests, r.Storage.Expected, "every call got its expected answer and was recorded")
+	require.Equal(t, r.Storage.Expected, r.Requests, "every call got its expected answer and was recorded")
 	require.Positive(t, r.Approved)
 }

@@ -200,12 +200,18 @@ var rules = []struct {
 				return fmt.Errorf("no route for %s", prmPrefix)
 			}
 			var az authzv3.ExtAuthzPerRoute
-			if err := perRoute(c.prm, "envoy.filters.http.ext_authz", &az); err != nil || !az.GetDisabled() {
-				return fmt.Errorf("%s: ext_authz not disabled (%v)", prmPrefix, err)
+			if err := perRoute(c.prm, "envoy.filters.http.ext_authz", &az); err != nil {
+				return fmt.Errorf("%s: ext_authz per-route config: %w", prmPrefix, err)
+			}
+			if !az.GetDisabled() {
+				return fmt.Errorf("%s: ext_authz not disabled", prmPrefix)
 			}
 			var pr procv3.ExtProcPerRoute
-			if err := perRoute(c.prm, "envoy.filters.http.ext_proc", &pr); err != nil || !pr.GetDisabled() {
-				return fmt.Errorf("%s: ext_proc not disabled (%v)", prmPrefix, err)
+			if err := perRoute(c.prm, "envoy.filters.http.ext_proc", &pr); err != nil {
+				return fmt.Errorf("%s: ext_proc per-route config: %w", prmPrefix, err)
+			}
+			if !pr.GetDisabled() {
+				return fmt.Errorf("%s: ext_proc not disabled", prmPrefix)
 			}
 			return nil
 		},

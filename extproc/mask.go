@@ -55,6 +55,8 @@ func (s *Masking) OnResponse(_ context.Context, x *Exchange, r *Response) (Verdi
 		member = "params"
 	case mcp.KindError:
 		member = "error"
+	case mcp.KindResult:
+		// "result", as initialised.
 	}
 	out, counts, err := s.m.Member(raw, member)
 	if err != nil {

@@ -388,6 +388,8 @@ func (st *stream) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*ext
 		return st.events(ctx, b)
 	case respAccumulate:
 		return st.accumulate(ctx, b)
+	case respBuffered:
+		// handled below: the whole body in one message
 	}
 	if !b.GetEndOfStream() {
 		return nil, status.Error(codes.FailedPrecondition, "response body arrived in parts where BUFFERED was expected")
@@ -717,8 +719,11 @@ func immediate(code int, body []byte, details string) *extprocv3.ProcessingRespo
 }
 
 func httpStatus(code int) *typev3.HttpStatus {
-	if _, ok := typev3.StatusCode_name[int32(code)]; !ok || code < 200 {
-		code = http.StatusInternalServerError
+	c := typev3.StatusCode(http.StatusInternalServerError)
+	if code >= 200 && code <= 599 {
+		if _, ok := typev3.StatusCode_name[int32(code)]; ok {
+			c = typev3.StatusCode(code)
+		}
 	}
-	return &typev3.HttpStatus{Code: typev3.StatusCode(code)}
+	return &typev3.HttpStatus{Code: c}
 }

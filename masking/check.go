@@ -153,7 +153,6 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func isAlnum(c byte) bool { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'z' }
 func isWord(c byte) bool  { return isAlnum(c) || c == '_' }
-func isB64(c byte) bool   { return isAlnum(c) || c == '+' || c == '/' }
 func isB64URL(c byte) bool {
 	return isAlnum(c) || c == '-' || c == '_'
 }

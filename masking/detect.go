@@ -30,7 +30,7 @@ const (
 	numBuiltin
 )
 
-var builtins = [numBuiltin]string{
+var builtins = [numBuiltin]string{ //nolint:gosec // G101: detector type names, not credentials
 	tPrivateKey: "PRIVATE_KEY", tJWT: "JWT", tAWSAccessKey: "AWS_ACCESS_KEY", tAWSSecretKey: "AWS_SECRET_KEY",
 	tGitHub: "GITHUB_TOKEN", tGitLab: "GITLAB_TOKEN", tSlack: "SLACK_TOKEN", tStripe: "STRIPE_KEY",
 	tGoogle: "GOOGLE_API_KEY", tAnthropic: "ANTHROPIC_KEY", tOpenAI: "OPENAI_KEY", tOkta: "OKTA_TOKEN",

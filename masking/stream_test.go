@@ -116,7 +116,7 @@ func TestStreamDefaultWindow(t *testing.T) {
 			i += n
 		}
 		out = append(out, s.Close()...)
-		require.Equal(t, len(want), len(out), "round %d", round)
+		require.Len(t, out, len(want), "round %d", round)
 		require.True(t, bytes.Equal(want, out), "round %d", round)
 		require.Equal(t, wantCounts, s.Counts(), "round %d", round)
 	}

@@ -274,8 +274,9 @@ func (p *parser) validIDSpan(s span) bool {
 		}
 		_, err := strconv.ParseInt(string(p.buf[s.start:s.end]), 10, 64)
 		return err == nil
+	default:
+		return false // objects, arrays, booleans and null are not ids
 	}
-	return false
 }
 
 // params parses the params value, remembering the members the gateway extracts. Keys that differ
@@ -387,14 +388,14 @@ func (p *parser) errorObject() (*Error, *Error) {
 	if code.kind != kNumber || !code.integer {
 		return nil, newError(CodeInvalidRequest, "invalid request: error.code must be an integer")
 	}
-	c, perr := strconv.Atoi(string(p.buf[code.start:code.end]))
-	if perr != nil || c != int(int32(c)) {
+	c, perr := strconv.ParseInt(string(p.buf[code.start:code.end]), 10, 32)
+	if perr != nil {
 		return nil, newError(CodeInvalidRequest, "invalid request: error.code out of range")
 	}
 	if msg.kind != kString {
 		return nil, newError(CodeInvalidRequest, "invalid request: error.message must be a string")
 	}
-	e := &Error{Code: c, Message: string(p.decode(msg))}
+	e := &Error{Code: int(c), Message: string(p.decode(msg))}
 	if data.kind != 0 {
 		e.Data = p.raw(data)
 	}

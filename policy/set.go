@@ -190,7 +190,7 @@ func Compile(data []byte) (*Set, error) {
 		case obs != Deny && obs != RequireApproval && obs != Allow:
 			errs = append(errs, fmt.Errorf("%s.observe_as: %q is not allow, deny or require_approval", at, string(obs)))
 		}
-		if len(r.Approvers) > 0 && r.Action != RequireApproval && !(r.Action == Observe && obs == RequireApproval) {
+		if len(r.Approvers) > 0 && r.Action != RequireApproval && (r.Action != Observe || obs != RequireApproval) {
 			errs = append(errs, fmt.Errorf("%s.approvers: only for require_approval", at))
 		}
 		reply := r.Respond

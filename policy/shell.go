@@ -151,6 +151,8 @@ func (s *Shell) add(cmd string, depth int) error {
 				} else if !ok {
 					s.Substitution = true
 				}
+			default:
+				// Input redirections, duplications and here-documents write nothing.
 			}
 		}
 		return true

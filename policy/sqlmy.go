@@ -153,6 +153,8 @@ func myTrue(e sqlparser.Expr) bool {
 		case sqlparser.IntVal, sqlparser.FloatVal, sqlparser.DecimalVal:
 			f, err := strconv.ParseFloat(v.Val, 64)
 			return err == nil && f != 0
+		default:
+			return false // strings, hex and dates are not counted as constant truths
 		}
 	case *sqlparser.OrExpr:
 		return myTrue(v.Left) || myTrue(v.Right)
@@ -167,6 +169,8 @@ func myTrue(e sqlparser.Expr) bool {
 			return same
 		case sqlparser.NotEqualOp:
 			return lc && rc && !same
+		default:
+			return false
 		}
 	}
 	return false

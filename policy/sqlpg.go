@@ -44,6 +44,8 @@ func pgStatement(n *pg.Node) Statement {
 		case pg.ObjectType_OBJECT_TABLE, pg.ObjectType_OBJECT_SCHEMA, pg.ObjectType_OBJECT_VIEW,
 			pg.ObjectType_OBJECT_MATVIEW, pg.ObjectType_OBJECT_DATABASE, pg.ObjectType_OBJECT_FOREIGN_TABLE:
 			st.Destructive = true
+		default:
+			// Other DROPs (index, function, role, ...) are DDL, which rules see as request.sql.ddl.
 		}
 	case *pg.Node_DropdbStmt:
 		st.Kind, st.DDL, st.Destructive = "drop_database", true, true
@@ -197,6 +199,8 @@ func pgTautology(w *pg.Node) bool {
 				}
 			}
 			return true
+		default:
+			return false // NOT and unknown operators are not judged
 		}
 	case *pg.Node_AExpr:
 		e := v.AExpr

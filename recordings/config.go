@@ -117,10 +117,15 @@ func DefaultConfig() Config {
 	}
 }
 
+// isKeySafe reports whether c may appear unchanged in an object key segment.
+func isKeySafe(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
 func sanitize(s string) string {
 	b := []byte(s)
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if !isKeySafe(c) {
 			b[i] = '-'
 		}
 	}

@@ -51,7 +51,7 @@ func FuzzParseKey(f *testing.F) {
 			require.NotContains(t, k.Session, "/")
 			require.NotEqual(t, "..", k.Session)
 			require.NotEqual(t, ".", k.Session)
-			require.True(t, k.Manifest != (k.Seq > 0))
+			require.NotEqual(t, k.Manifest, k.Seq > 0, "a key is a manifest or a segment with seq > 0")
 		}
 	})
 }

@@ -124,7 +124,7 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 	}
 	r.m = m
 	for _, d := range []string{r.outbox(), r.chainsDir()} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create spool: %w", err)
 		}
 	}
@@ -248,7 +248,6 @@ func (r *Recorder) Sync(ctx context.Context) error {
 func (r *Recorder) flushLocked(final bool) error {
 	start := time.Now()
 	r.mu.Lock()
-	upto := r.seq
 	type batch struct {
 		c    *chain
 		data []byte
@@ -261,7 +260,7 @@ func (r *Recorder) flushLocked(final bool) error {
 			r.endLocked(c)
 		}
 	}
-	upto = r.seq
+	upto := r.seq // after the shutdown events above
 	all := make([]*chain, 0, len(r.chains)+len(r.closing))
 	for _, c := range r.chains {
 		all = append(all, c)
@@ -342,11 +341,11 @@ func (r *Recorder) flushLocked(final bool) error {
 // segment (with its header) as needed.
 func (r *Recorder) write(c *chain, data []byte, n int) error {
 	if !c.onDisk {
-		if err := os.MkdirAll(c.dir, 0o750); err != nil {
+		if err := os.MkdirAll(c.dir, 0o700); err != nil {
 			return fmt.Errorf("create chain dir: %w", err)
 		}
 		meta, _ := json.Marshal(chainMeta{Session: c.session, MCPID: c.mcpID, Chain: c.id, Started: c.started, Identity: c.identity})
-		if err := writeFileSync(filepath.Join(c.dir, "chain.json"), meta, 0o640); err != nil {
+		if err := writeFileSync(filepath.Join(c.dir, "chain.json"), meta, 0o600); err != nil {
 			return fmt.Errorf("write chain meta: %w", err)
 		}
 		if err := syncDir(filepath.Dir(c.dir)); err != nil {
@@ -355,7 +354,7 @@ func (r *Recorder) write(c *chain, data []byte, n int) error {
 		c.onDisk, c.seq = true, 1
 	}
 	if c.f == nil {
-		f, err := os.OpenFile(filepath.Join(c.dir, "current.jsonl"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o640)
+		f, err := os.OpenFile(filepath.Join(c.dir, "current.jsonl"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("open segment: %w", err)
 		}
@@ -420,7 +419,7 @@ func (r *Recorder) sealBytes(c *chain, lines []byte, seq, events int, tools []st
 	}
 	ref := SegmentRef{Seq: seq, SHA256: sum, Size: int64(len(obj)), Events: events}
 	line, _ := json.Marshal(sealedRef{SegmentRef: ref, Tools: tools})
-	f, err := os.OpenFile(filepath.Join(c.dir, "sealed.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(filepath.Join(c.dir, "sealed.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return SegmentRef{}, fmt.Errorf("open sealed log: %w", err)
 	}
@@ -472,7 +471,7 @@ func (r *Recorder) enqueue(key string, data []byte, kind string) error {
 	name := filepath.Join(r.outbox(), fmt.Sprintf("%020d.%s", n, kind))
 	buf := make([]byte, 0, len(key)+1+len(data))
 	buf = append(append(append(buf, key...), '\n'), data...)
-	if err := writeFileSync(name, buf, 0o640); err != nil {
+	if err := writeFileSync(name, buf, 0o600); err != nil {
 		return fmt.Errorf("spool object: %w", err)
 	}
 	r.bytes.Add(int64(len(buf)))

@@ -32,7 +32,7 @@ var _ Sink = (*Dir)(nil)
 
 // NewDir returns a directory sink rooted at root, creating it.
 func NewDir(root string) (*Dir, error) {
-	if err := os.MkdirAll(root, 0o750); err != nil {
+	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("create recordings dir: %w", err)
 	}
 	return &Dir{root: root}, nil
@@ -51,10 +51,10 @@ func (d *Dir) Put(_ context.Context, key string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := writeFileSync(p, data, 0o640); err != nil {
+	if err := writeFileSync(p, data, 0o600); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil

@@ -35,7 +35,7 @@ func (r *Recorder) upload() {
 				r.log.Warn("recordings upload failing; retrying with backoff (the spool keeps everything)", "err", err.Error())
 				failing = true
 			}
-			wait := backoff/2 + rand.N(backoff/2+1)
+			wait := backoff/2 + rand.N(backoff/2+1) //nolint:gosec // G404: retry jitter, not a secret
 			backoff = min(backoff*2, r.cfg.Upload.MaxBackoff)
 			select {
 			case <-ctx.Done():

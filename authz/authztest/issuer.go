@@ -168,8 +168,11 @@ func (i *Issuer) JWKS() []byte {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	b64 := base64.RawURLEncoding.EncodeToString
-	pt := i.ec.PublicKey
-	size := (pt.Curve.Params().BitSize + 7) / 8
+	pt, err := i.ec.PublicKey.Bytes() // uncompressed point: 0x04 || X || Y
+	if err != nil {
+		panic(err) // a generated P-256 key always encodes
+	}
+	size := (len(pt) - 1) / 2
 	set := map[string]any{"keys": []map[string]string{
 		{
 			"kty": "RSA", "use": "sig", "alg": "RS256", "kid": i.rsaKID,
@@ -177,7 +180,7 @@ func (i *Issuer) JWKS() []byte {
 		},
 		{
 			"kty": "EC", "use": "sig", "alg": "ES256", "kid": i.ecKID, "crv": "P-256",
-			"x": b64(pt.X.FillBytes(make([]byte, size))), "y": b64(pt.Y.FillBytes(make([]byte, size))),
+			"x": b64(pt[1 : 1+size]), "y": b64(pt[1+size:]),
 		},
 	}}
 	b, _ := json.Marshal(set)

@@ -125,7 +125,7 @@ func TestParseJSON(t *testing.T) {
 	require.NoError(t, err)
 	got, err := bootstrap.Parse(js)
 	require.NoError(t, err)
-	require.Equal(t, len(b.GetStaticResources().GetClusters()), len(got.GetStaticResources().GetClusters()))
+	require.Len(t, got.GetStaticResources().GetClusters(), len(b.GetStaticResources().GetClusters()))
 }
 
 func TestLoadMissingFile(t *testing.T) {

@@ -90,7 +90,7 @@ func crossCheck(b *bootstrapv3.Bootstrap, nodes []node) []error {
 			if o.GetFailureModeAllow().GetValue() {
 				fail(p+".overrides.failure_mode_allow", "must be false: mcpguard fails closed")
 			}
-			if o.GetAsyncMode() {
+			if o.GetAsyncMode() { //nolint:staticcheck // SA1019: a deprecated field still configures Envoy, so it is checked
 				fail(p+".overrides.async_mode", "must be false: mcpguard must be able to block and mask")
 			}
 			checkModes(p+".overrides.processing_mode", o.GetProcessingMode(), fail)

@@ -111,7 +111,7 @@ func TestExtAuthz(t *testing.T) {
 			streams := h.proc.Streams()
 			if !tc.wantProc {
 				require.Empty(t, streams, "ext_proc not invoked")
-				require.Len(t, up.got, 0)
+				require.Empty(t, up.got)
 				if tc.wantCode == 401 {
 					require.Equal(t, "unauthorized", body)
 					require.Equal(t, `Bearer resource_metadata="x"`, resp.Header.Get("Www-Authenticate"))

@@ -104,8 +104,7 @@ func New(b *bootstrapv3.Bootstrap, o Options) (*Emulator, error) {
 		if c.h2 {
 			cc, err := dialGRPC(c)
 			if err != nil {
-				e.closeConns()
-				return nil, err
+				return nil, errors.Join(err, e.closeConns())
 			}
 			e.conns[name] = cc
 			continue

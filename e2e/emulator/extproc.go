@@ -441,7 +441,7 @@ func (p *proc) await(ctx context.Context, d dir) (*extprocv3.ProcessingResponse,
 }
 
 // fail ends processing with a mutation error: never failed open.
-func (p *proc) fail(err error) error {
+func (p *proc) fail(err error) *localReply {
 	p.mu.Lock()
 	p.finishLocked(&ending{kind: endGrpcError, code: codes.Internal, msg: err.Error()})
 	p.mu.Unlock()

@@ -94,7 +94,7 @@ func TestMessageOrder(t *testing.T) {
 			h := start(t, loadBase(t), nil, nil, up)
 			resp, body := do(t, tc.method, h.url+"/mcp?x=1", tc.body, "X-Custom", "A")
 			require.Equal(t, http.StatusOK, resp.StatusCode)
-			require.Equal(t, `{"result":"secret"}`, body)
+			require.Equal(t, `{"result":"secret"}`, body) //nolint:testifylint // byte-exact, not JSON-equal: the body passes through untouched
 			require.Empty(t, resp.Header.Get("Content-Length"), "STREAMED response drops content-length")
 			require.Equal(t, tc.body, <-up.body)
 			got := <-up.got
@@ -165,7 +165,7 @@ func TestBufferedRequestMutation(t *testing.T) {
 			lr, ok := h.trace.localReply()
 			require.True(t, ok)
 			require.Contains(t, lr.Details, "mismatch_between_content_length")
-			require.Len(t, up.got, 0, "upstream never called")
+			require.Empty(t, up.got, "upstream never called")
 		})
 	}
 }
@@ -191,7 +191,7 @@ func TestHeaderMutations(t *testing.T) {
 			wantCode: 200,
 			check: func(t *testing.T, r *http.Request) {
 				require.Contains(t, r.Header, "X-Policy")
-				require.Equal(t, "", r.Header.Get("X-Policy"))
+				require.Empty(t, r.Header.Get("X-Policy"))
 			},
 		},
 		{
@@ -305,7 +305,7 @@ func TestImmediateResponse(t *testing.T) {
 			ev, ok := h.trace.localReply()
 			require.True(t, ok)
 			require.Equal(t, "blocked_by_policy", ev.Details)
-			require.Len(t, up.got, 0, "upstream not called")
+			require.Empty(t, up.got, "upstream not called")
 			for _, e := range h.trace.events() {
 				if e.Kind == TraceProcessingRequest {
 					require.Nil(t, e.Message.(*extprocv3.ProcessingRequest).GetResponseHeaders(), "local reply does not go through ext_proc")

@@ -136,7 +136,7 @@ func applyProc(f *fields, m *extprocv3.HeaderMutation, response bool) (int, erro
 		if !validName(k) || !httpguts.ValidHeaderFieldValue(v) {
 			return ignored, fmt.Errorf("%w: invalid header %q", errMutation, k)
 		}
-		if procIgnored(k) || (strings.HasPrefix(k, ":") && k != ":path" && !(response && k == ":status")) {
+		if procIgnored(k) || (strings.HasPrefix(k, ":") && k != ":path" && (!response || k != ":status")) {
 			ignored++
 			continue
 		}

@@ -440,7 +440,7 @@ func checkLength(h fields, body []byte) error {
 }
 
 func (x *exchange) mutationFailed(err error) error {
-	lr, _ := x.p.fail(err).(*localReply)
+	lr := x.p.fail(err)
 	if errors.Is(err, errMismatch) {
 		lr.details = details(errMismatch.Error())
 		lr.body = []byte(errMismatch.Error())

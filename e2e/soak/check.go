@@ -153,6 +153,8 @@ func scanStorage(ctx context.Context, dir string, calls []done) (Stored, error) 
 				an.response = true
 				an.masked = an.masked || bytes.Contains(ev.Message, []byte("[REDACTED:EMAIL]"))
 				an.leaked = an.leaked || bytes.Contains(ev.Message, []byte("@example.com"))
+			default:
+				// session boundaries and notes say nothing about one call's answer
 			}
 		}
 	}

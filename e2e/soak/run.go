@@ -43,7 +43,6 @@ var approvalRule = map[string]any{
 // env is what a run started, stopped in reverse order by close.
 type env struct {
 	o      Options
-	tmp    bool
 	guard  *harness.Guard
 	proc   Proc
 	ups    []*mcpserver.Server

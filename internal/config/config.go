@@ -195,7 +195,7 @@ func (c Config) Validate() error {
 	if c.Shutdown.Timeout <= 0 {
 		errs = append(errs, errors.New("shutdown.timeout: must be positive"))
 	}
-	errs = append(errs, prefixed("auth", c.Auth.Config.Validate())...)
+	errs = append(errs, prefixed("auth", c.Auth.Validate())...)
 	errs = append(errs, prefixed("auth.dev_issuer", c.Auth.DevIssuer.Validate())...)
 	if len(c.Auth.Issuers) == 0 && !c.Auth.DevIssuer.Enabled {
 		errs = append(errs, errors.New("auth.issuers: at least one issuer is required (or auth.dev_issuer.enabled for development)"))

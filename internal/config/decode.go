@@ -56,6 +56,8 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	case yaml.AliasNode:
 		d.value(n.Alias, v, path)
 		return
+	case yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode:
+		// decoded below against the target's type
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		// An explicit null keeps the default; it never clears a required field silently

@@ -92,7 +92,7 @@ func TestDecodeYAML(t *testing.T) {
 				for _, e := range tc.errs {
 					require.Contains(t, err.Error(), e)
 				}
-				require.Equal(t, len(tc.errs), len(strings.Split(err.Error(), "\n")), err.Error())
+				require.Len(t, strings.Split(err.Error(), "\n"), len(tc.errs), err.Error())
 				return
 			}
 			require.NoError(t, err)
