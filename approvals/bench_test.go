@@ -98,3 +98,54 @@ func BenchmarkCanonical(b *testing.B) {
 		}
 	}
 }
+
+// benchPendingStored and benchPendingCount shape BenchmarkListPending: a busy store where a
+// few requests still wait among many decided ones.
+const (
+	benchPendingStored = 5000
+	benchPendingCount  = 10
+)
+
+// BenchmarkListPending measures one poll of the approver page, Service.List(pending), over
+// 5,000 stored requests of which 10 are pending and spread through the history. "listed"
+// reports how many of the 10 the poll returned.
+func BenchmarkListPending(b *testing.B) {
+	run := func(b *testing.B, st approvals.Store) {
+		b.Helper()
+		base := time.Now().Add(-time.Minute)
+		for i := range benchPendingStored {
+			r := approvalstest.Sample("b"+strconv.Itoa(i), base.Add(time.Duration(i)*time.Millisecond))
+			r.Approvers = []string{"release"}
+			if i%(benchPendingStored/benchPendingCount) != 0 {
+				r.State = approvals.Approved
+			}
+			require.NoError(b, st.Create(b.Context(), r))
+		}
+		s := benchService(b, st)
+		var got []approvals.Request
+		b.ReportAllocs()
+		for b.Loop() {
+			var err error
+			got, err = s.List(b.Context(), benchApprover, approvals.Pending)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(got)), "listed")
+	}
+	b.Run("file", func(b *testing.B) {
+		st, err := approvals.OpenFile(filepath.Join(b.TempDir(), "a.db"))
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = st.Close() })
+		run(b, st)
+	})
+	b.Run("redis", func(b *testing.B) {
+		addr := approvalstest.StartRedis(b)
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		b.Cleanup(func() { _ = c.Close() })
+		st, err := approvals.NewRedisStore(b.Context(), c, "bench:", time.Hour)
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = st.Close() })
+		run(b, st)
+	})
+}

@@ -19,7 +19,8 @@ import (
 // ErrArguments reports call arguments that cannot be put in canonical form.
 var ErrArguments = errors.New("arguments are not canonical JSON")
 
-// listLimit bounds what List reads from the store.
+// listLimit bounds what List reads from the store for states other than pending; pending
+// requests come from the store's pending index and are never cut off.
 const listLimit = 500
 
 // Notifier tells approvers about a new request. Notify must not block the data path.
@@ -391,9 +392,16 @@ func (s *Service) Get(ctx context.Context, id string) (Request, error) {
 }
 
 // List returns the requests viewer may see (those they may decide or asked for), newest
-// first, in the given state ("" for all).
+// first, in the given state ("" for all). Pending lists every pending request; other states
+// look at the newest 500 requests.
 func (s *Service) List(ctx context.Context, viewer identity.Identity, state State) ([]Request, error) {
-	all, err := s.store.List(ctx, listLimit)
+	var all []Request
+	var err error
+	if state == Pending {
+		all, err = s.store.Pending(ctx)
+	} else {
+		all, err = s.store.List(ctx, listLimit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)
 	}
@@ -418,15 +426,15 @@ type pruner interface {
 	Prune(ctx context.Context, before time.Time) (int, error)
 }
 
-// Sweep marks pending requests past their expiry as expired and prunes requests older
-// than the file store's retention. It returns how many requests expired.
+// Sweep marks pending requests past their expiry as expired, however old, and prunes
+// requests older than the file store's retention. It returns how many requests expired.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	all, err := s.store.List(ctx, listLimit)
+	pending, err := s.store.Pending(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("sweep approvals: %w", err)
 	}
 	now, n := s.now(), 0
-	for _, r := range all {
+	for _, r := range pending {
 		if r.State == Pending && r.Effective(now) == Expired && s.expire(ctx, r.ID) {
 			n++
 		}

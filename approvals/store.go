@@ -19,6 +19,12 @@ type Store interface {
 	Lookup(ctx context.Context, key string) (Request, error)
 	// List returns stored requests, newest first, at most limit.
 	List(ctx context.Context, limit int) ([]Request, error)
+	// Pending returns every request whose stored state is [Pending], newest first, however
+	// many newer requests exist. It reads an index kept in the same transaction as the
+	// request, so it has no cap: the set stays small because [Service.Sweep] moves requests
+	// past their expiry out of it. Expiry is time-based and not a stored change, so callers
+	// still apply [Request.Effective].
+	Pending(ctx context.Context) ([]Request, error)
 	// Watch returns a channel that receives (coalesced) after every change to request id,
 	// wherever it was made, until ctx ends.
 	Watch(ctx context.Context, id string) (<-chan struct{}, error)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mcpguard/mcpguard/approvals"
 	"github.com/mcpguard/mcpguard/approvals/approvalstest"
@@ -90,4 +91,97 @@ func TestRedisSessions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, tc.run)
 	}
+}
+
+// TestFileStoreIndexesOldFile opens files written before the pending index existed.
+func TestFileStoreIndexesOldFile(t *testing.T) {
+	base := time.Now()
+	tests := []struct {
+		name    string
+		corrupt bool
+		want    []string
+	}{
+		{name: "pending requests indexed newest first", want: []string{"p2", "p0"}},
+		{name: "undecodable request refuses to open", corrupt: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "approvals.db")
+			s, err := approvals.OpenFile(path)
+			require.NoError(t, err)
+			for i, st := range []approvals.State{approvals.Pending, approvals.Approved, approvals.Pending} {
+				r := approvalstest.Sample("p"+strconv.Itoa(i), base.Add(time.Duration(i)*time.Second))
+				r.State = st
+				require.NoError(t, s.Create(t.Context(), r))
+			}
+			require.NoError(t, s.Close())
+			dropPendingBucket(t, path, tc.corrupt)
+
+			s, err = approvals.OpenFile(path)
+			if tc.corrupt {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			require.Equal(t, tc.want, pendingIDs(t, s))
+			_, err = s.Update(t.Context(), "p2", func(q *approvals.Request) error { q.State = approvals.Denied; return nil })
+			require.NoError(t, err)
+			require.Equal(t, []string{"p0"}, pendingIDs(t, s), "the rebuilt index follows updates")
+		})
+	}
+}
+
+// dropPendingBucket turns the file at path into one written before the pending index
+// existed, optionally with an undecodable request in it.
+func dropPendingBucket(t *testing.T, path string, corrupt bool) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("pending")); err != nil {
+			return err
+		}
+		if corrupt {
+			return tx.Bucket([]byte("requests")).Put([]byte("broken"), []byte("{not json"))
+		}
+		return nil
+	}))
+}
+
+func pendingIDs(t *testing.T, s approvals.Store) []string {
+	t.Helper()
+	got, err := s.Pending(t.Context())
+	require.NoError(t, err)
+	ids := []string{}
+	for _, r := range got {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// TestRedisStoreIndexesOldData: the first store opened on a prefix written before the
+// pending index existed indexes the pending requests already there.
+func TestRedisStoreIndexesOldData(t *testing.T) {
+	addr := approvalstest.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = c.Close() })
+	open := func() *approvals.RedisStore {
+		s, err := approvals.NewRedisStore(t.Context(), c, "old:", time.Hour)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	s := open()
+	base := time.Now()
+	for i, st := range []approvals.State{approvals.Pending, approvals.Approved, approvals.Pending, approvals.Consumed} {
+		r := approvalstest.Sample("r"+strconv.Itoa(i), base.Add(time.Duration(i)*time.Second))
+		r.State = st
+		require.NoError(t, s.Create(t.Context(), r))
+	}
+	require.NoError(t, c.Del(t.Context(), "old:pending", "old:pending-indexed").Err())
+	require.Empty(t, pendingIDs(t, s), "the index is gone, as before it existed")
+
+	require.Equal(t, []string{"r2", "r0"}, pendingIDs(t, open()))
 }

@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpguard/mcpguard/approvals"
+	"github.com/mcpguard/mcpguard/identity"
 )
 
 // Backend prepares a fresh, empty backend for one test and returns an opener: every call
@@ -37,8 +39,12 @@ func Run(t *testing.T, backend Backend, o Options) {
 	t.Run("UpdateIndexesNewKeys", func(t *testing.T) { testUpdateKeys(t, backend(t)()) })
 	t.Run("UpdateErrorAborts", func(t *testing.T) { testUpdateAbort(t, backend(t)()) })
 	t.Run("ConsumeOnce", func(t *testing.T) { testConsumeOnce(t, backend(t)()) })
+	t.Run("CreateOnce", func(t *testing.T) { testCreateOnce(t, backend(t)()) })
 	t.Run("ListNewestFirst", func(t *testing.T) { testList(t, backend(t)()) })
 	t.Run("Watch", func(t *testing.T) { testWatch(t, backend(t)()) })
+	t.Run("PendingTransitions", func(t *testing.T) { testPendingTransitions(t, backend(t)) })
+	t.Run("PendingNewestFirst", func(t *testing.T) { testPendingOrder(t, backend(t)()) })
+	t.Run("PendingUnderNewerRequests", func(t *testing.T) { testPendingBuried(t, backend(t)()) })
 	t.Run("Durable", func(t *testing.T) {
 		open := backend(t)
 		a := open()
@@ -169,6 +175,26 @@ func testConsumeOnce(t *testing.T, s approvals.Store) {
 	require.Equal(t, int32(1), wins.Load())
 }
 
+// testCreateOnce races creators of one id: exactly one stores it, and it is indexed once.
+func testCreateOnce(t *testing.T, s approvals.Store) {
+	r := Sample("twin", time.Now())
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			err := s.Create(t.Context(), r)
+			if err == nil {
+				wins.Add(1)
+			} else {
+				require.ErrorIs(t, err, approvals.ErrExists)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int32(1), wins.Load())
+	require.Equal(t, []string{r.ID}, pendingIDs(t, s))
+}
+
 func testList(t *testing.T, s approvals.Store) {
 	base := time.Now()
 	for i := range 5 {
@@ -181,6 +207,152 @@ func testList(t *testing.T, s approvals.Store) {
 		ids[i] = r.ID
 	}
 	require.Equal(t, []string{"l4", "l3", "l2"}, ids)
+}
+
+// pendingIDs lists the ids s.Pending returns, in order.
+func pendingIDs(t *testing.T, s approvals.Store) []string {
+	t.Helper()
+	got, err := s.Pending(t.Context())
+	require.NoError(t, err)
+	ids := []string{}
+	for _, r := range got {
+		require.Equal(t, approvals.Pending, r.State, "Pending returned request %s", r.ID)
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// setState is an update that moves a request to st.
+func setState(st approvals.State) func(*approvals.Request) error {
+	return func(q *approvals.Request) error { q.State = st; return nil }
+}
+
+// testPendingTransitions checks that the pending index follows every change of state.
+func testPendingTransitions(t *testing.T, open func() approvals.Store) {
+	tests := []struct {
+		name    string
+		created approvals.State
+		updates []func(*approvals.Request) error
+		pending bool
+	}{
+		{name: "created pending", created: approvals.Pending, pending: true},
+		{name: "created decided", created: approvals.Approved},
+		{name: "approved", created: approvals.Pending, updates: []func(*approvals.Request) error{setState(approvals.Approved)}},
+		{name: "denied", created: approvals.Pending, updates: []func(*approvals.Request) error{setState(approvals.Denied)}},
+		{name: "expired", created: approvals.Pending, updates: []func(*approvals.Request) error{setState(approvals.Expired)}},
+		{
+			name: "approved then consumed", created: approvals.Pending,
+			updates: []func(*approvals.Request) error{setState(approvals.Approved), setState(approvals.Consumed)},
+		},
+		{
+			name: "deferred stays pending", created: approvals.Pending, pending: true,
+			updates: []func(*approvals.Request) error{func(q *approvals.Request) error { q.Deferred = true; return nil }},
+		},
+		{
+			name: "new key stays pending", created: approvals.Pending, pending: true,
+			updates: []func(*approvals.Request) error{func(q *approvals.Request) error { q.Keys = append(q.Keys, "extra"); return nil }},
+		},
+		{
+			name: "aborted decision stays pending", created: approvals.Pending, pending: true,
+			updates: []func(*approvals.Request) error{func(q *approvals.Request) error {
+				q.State = approvals.Approved
+				return approvals.ErrConflict
+			}},
+		},
+	}
+	s := open()
+	base := time.Now()
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Sample("t"+strconv.Itoa(i), base.Add(time.Duration(i)*time.Second))
+			r.State = tc.created
+			require.NoError(t, s.Create(t.Context(), r))
+			for _, fn := range tc.updates {
+				if _, err := s.Update(t.Context(), r.ID, fn); err != nil {
+					require.ErrorIs(t, err, approvals.ErrConflict)
+				}
+			}
+			got, err := s.Get(t.Context(), r.ID)
+			require.NoError(t, err)
+			require.Equal(t, tc.pending, got.State == approvals.Pending, "stored state %s", got.State)
+			if tc.pending {
+				require.Contains(t, pendingIDs(t, s), r.ID)
+			} else {
+				require.NotContains(t, pendingIDs(t, s), r.ID)
+			}
+		})
+	}
+}
+
+func testPendingOrder(t *testing.T, s approvals.Store) {
+	base := time.Now()
+	for i := range 4 {
+		require.NoError(t, s.Create(t.Context(), Sample("p"+strconv.Itoa(i), base.Add(time.Duration(i)*time.Second))))
+	}
+	_, err := s.Update(t.Context(), "p2", setState(approvals.Denied))
+	require.NoError(t, err)
+	require.Equal(t, []string{"p3", "p1", "p0"}, pendingIDs(t, s))
+}
+
+// buried is how many requests are created and decided after the pending one: more than
+// the Service reads when it lists other states.
+const buried = 600
+
+// testPendingBuried: a pending request stays listed, and is expired by the sweep, however
+// many requests were created after it.
+func testPendingBuried(t *testing.T, s approvals.Store) {
+	ctx := t.Context()
+	base := time.Now().Add(-time.Minute)
+	old := Sample("old", base)
+	require.NoError(t, s.Create(ctx, old))
+	for i := range buried {
+		r := Sample("n"+strconv.Itoa(i), base.Add(time.Duration(i+1)*time.Millisecond))
+		require.NoError(t, s.Create(ctx, r))
+		st := approvals.Approved
+		if i%2 == 1 {
+			st = approvals.Denied
+		}
+		_, err := s.Update(ctx, r.ID, setState(st))
+		require.NoError(t, err)
+	}
+	recent, err := s.List(ctx, buried)
+	require.NoError(t, err)
+	require.Len(t, recent, buried)
+	require.NotContains(t, ids(recent), old.ID, "the pending request is older than the newest %d", buried)
+	require.Equal(t, []string{old.ID}, pendingIDs(t, s))
+
+	now := base
+	cfg := approvals.DefaultConfig()
+	cfg.Approvers = []string{"dba"}
+	svc, err := approvals.New(cfg, s, nil, prometheus.NewRegistry(), approvals.WithClock(func() time.Time { return now }))
+	require.NoError(t, err)
+	approver := identity.Identity{Subject: "alice", Issuer: "https://issuer.test", Groups: []string{"dba"}}
+	listed, err := svc.List(ctx, approver, approvals.Pending)
+	require.NoError(t, err)
+	require.Equal(t, []string{old.ID}, ids(listed))
+
+	n, err := svc.Sweep(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "not yet past its expiry")
+	now = old.ExpiresAt.Add(time.Second)
+	listed, err = svc.List(ctx, approver, approvals.Pending)
+	require.NoError(t, err)
+	require.Empty(t, listed, "past its expiry a request is no longer pending")
+	n, err = svc.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	got, err := s.Get(ctx, old.ID)
+	require.NoError(t, err)
+	require.Equal(t, approvals.Expired, got.State)
+	require.Empty(t, pendingIDs(t, s))
+}
+
+func ids(rs []approvals.Request) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return out
 }
 
 func testWatch(t *testing.T, s approvals.Store) {
