@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Build stage: cgo is on because the Postgres SQL classifier (pg_query_go) links the Postgres
 # parser; reproducible paths, version stamped.
-FROM golang:1.26-bookworm AS build
+FROM golang:1.27.3-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download

@@ -4,6 +4,9 @@ module github.com/mcpguard/mcpguard/tools
 
 go 1.26.8
 
+// Builds use go1.27.3 (the Makefile exports GOTOOLCHAIN): 1.26.8 has reachable stdlib vulnerabilities.
+toolchain go1.27.3
+
 tool (
 	github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 	golang.org/x/vuln/cmd/govulncheck

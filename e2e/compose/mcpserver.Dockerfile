@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The e2e upstream MCP server for e2e/docker-compose.yaml. Build context: the repository root.
-FROM golang:1.26-bookworm AS build
+FROM golang:1.27.3-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
