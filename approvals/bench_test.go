@@ -107,8 +107,9 @@ const (
 )
 
 // BenchmarkListPending measures one poll of the approver page, Service.List(pending), over
-// 5,000 stored requests of which 10 are pending and spread through the history. "listed"
-// reports how many of the 10 the poll returned.
+// 5,000 stored requests of which 10 are pending and spread through the history, and for
+// comparison a listing of all states (the newest 500). "listed" reports how many requests
+// the poll returned.
 func BenchmarkListPending(b *testing.B) {
 	run := func(b *testing.B, st approvals.Store) {
 		b.Helper()
@@ -122,16 +123,24 @@ func BenchmarkListPending(b *testing.B) {
 			require.NoError(b, st.Create(b.Context(), r))
 		}
 		s := benchService(b, st)
-		var got []approvals.Request
-		b.ReportAllocs()
-		for b.Loop() {
-			var err error
-			got, err = s.List(b.Context(), benchApprover, approvals.Pending)
-			if err != nil {
-				b.Fatal(err)
+		for _, state := range []approvals.State{approvals.Pending, ""} {
+			name := string(state)
+			if name == "" {
+				name = "all"
 			}
+			b.Run(name, func(b *testing.B) {
+				var got []approvals.Request
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					got, err = s.List(b.Context(), benchApprover, state)
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(got)), "listed")
+			})
 		}
-		b.ReportMetric(float64(len(got)), "listed")
 	}
 	b.Run("file", func(b *testing.B) {
 		st, err := approvals.OpenFile(filepath.Join(b.TempDir(), "a.db"))
