@@ -10,6 +10,8 @@ import (
 type metrics struct {
 	refreshes *prometheus.CounterVec
 	cache     *prometheus.CounterVec
+	cacheHit  prometheus.Counter // cache's children, resolved once: the lookup is per check
+	cacheMiss prometheus.Counter
 	checks    *prometheus.CounterVec
 	duration  prometheus.Histogram
 }
@@ -32,6 +34,7 @@ func newVerifierMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.cache, err = register(reg, m.cache); err != nil {
 		return nil, err
 	}
+	m.cacheHit, m.cacheMiss = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
 	return m, nil
 }
 

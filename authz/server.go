@@ -306,16 +306,22 @@ func isToken68(s string) bool {
 		return false
 	}
 	for i := 0; i < end; i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
+		if !token68Char[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// token68Char marks the bytes a token68 may contain before its trailing '='s. A table, since
+// every check scans the whole token.
+var token68Char = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
 
 // queryHasToken reports an access_token query parameter (RFC 6750 §2.3), which MCP forbids.
 func queryHasToken(path string) bool {
