@@ -108,7 +108,7 @@ func (s Shell) Value() map[string]any {
 // ClassifyShell parses cmd as a bash command line and classifies what it would run.
 func ClassifyShell(cmd string) Shell {
 	s := Shell{Present: true}
-	if err := s.add(cmd, 0); err != nil {
+	if _, err := contain(func() (struct{}, error) { return struct{}{}, s.add(cmd, 0) }); err != nil {
 		return Shell{Present: true, Error: err.Error()}
 	}
 	s.Parsed = true

@@ -179,9 +179,9 @@ func ClassifySQL(d Dialect, q string) SQL {
 	)
 	switch d {
 	case Postgres:
-		stmts, err = classifyPostgres(q)
+		stmts, err = contain(func() ([]Statement, error) { return classifyPostgres(q) })
 	case MySQL:
-		stmts, err = classifyMySQL(q)
+		stmts, err = contain(func() ([]Statement, error) { return classifyMySQL(q) })
 	default:
 		err = fmt.Errorf("unknown dialect %q", string(d))
 	}
