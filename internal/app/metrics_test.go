@@ -81,7 +81,7 @@ func TestMetrics(t *testing.T) {
 	})
 
 	t.Run("mcpguard names follow mcpguard_<subsystem>_<name>_<unit>", func(t *testing.T) {
-		subsystems := []string{"authz", "extproc", "policy", "masking", "recordings", "approvals", "build"}
+		subsystems := []string{"authz", "extproc", "grpc", "policy", "masking", "recordings", "approvals", "build"}
 		for _, name := range mcpguardNames(fams) {
 			parts := strings.SplitN(name, "_", 3)
 			require.Len(t, parts, 3, name)
@@ -234,6 +234,7 @@ var everyMetric = []string{
 	"mcpguard_authz_token_cache_lookups_total",
 	"mcpguard_build_info",
 	"mcpguard_extproc_decisions_total",
+	"mcpguard_grpc_panics_total",
 	"mcpguard_extproc_messages_total",
 	"mcpguard_extproc_stage_duration_seconds",
 	"mcpguard_extproc_streams_active",

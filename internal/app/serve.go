@@ -103,6 +103,10 @@ func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *
 		return nil, fmt.Errorf("start ext_proc: %w", err)
 	}
 
+	guard, err := newPanicGuard(log, reg)
+	if err != nil {
+		return nil, err
+	}
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.GRPC.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(cfg.GRPC.MaxSendMsgBytes),
@@ -124,7 +128,7 @@ func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *
 		}
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(r.ServerConfig())))
 	}
-	s.grpc = grpc.NewServer(gopts...)
+	s.grpc = grpc.NewServer(append(gopts, guard.options()...)...)
 	authz.NewServer(s.verifier, cfg.Auth.Config, log, reg).Register(s.grpc)
 	ext.Register(s.grpc)
 	s.health = health.NewServer()
