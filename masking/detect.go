@@ -167,8 +167,11 @@ func (sc *scan) column(i int) []byte {
 	col := bytes.Count(line, []byte{sep})
 	he := bytes.IndexByte(s, '\n')
 	hdr := s[:he]
-	if len(hdr) > 1024 || bytes.Count(hdr, []byte{sep}) < col || bytes.ContainsAny(hdr, "0123456789") {
-		return nil // not a header row
+	if len(hdr) > 1024 || bytes.Count(hdr, []byte{sep}) < col || bytes.ContainsAny(hdr, "0123456789") ||
+		bytes.Contains(hdr, []byte("[REDACTED:")) {
+		// Not a header row. A masked value means the row held data (its digits, say) before
+		// masking; reading it as a header then would make a second pass mask more.
+		return nil
 	}
 	for k := 0; k < col; k++ {
 		j := bytes.IndexByte(hdr, sep)
