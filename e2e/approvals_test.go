@@ -59,10 +59,8 @@ func approvalGuard(t *testing.T, approvals map[string]any, keyFile string) appro
 // approvalGuardIn is approvalGuard with its directory (and so its data) in dir.
 func approvalGuardIn(t *testing.T, dir string, approvals map[string]any, keyFile string) approvalEnv {
 	t.Helper()
-	require.NoError(t, suite.err, "the suite could not start mcpguard")
 	pol := filepath.Join(dir, "policy.yaml")
 	require.NoError(t, os.WriteFile(pol, []byte(approvalPolicy), 0o600))
-	bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
 	cfg := map[string]any{
 		"policy":    map[string]any{"file": pol},
 		"approvals": approvals,
@@ -70,16 +68,7 @@ func approvalGuardIn(t *testing.T, dir string, approvals map[string]any, keyFile
 	if keyFile != "" {
 		cfg["auth"] = devAuth(keyFile)
 	}
-	g, err := harness.StartGuard(t.Context(), harness.GuardOptions{Bin: bin, Dir: dir, Config: cfg})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
-		defer cancel()
-		require.NoError(t, g.Stop(ctx)) // stopping twice is fine
-		if t.Failed() {
-			t.Logf("mcpguard log:\n%s", g.Logs())
-		}
-	})
+	g := extraGuard(t, dir, cfg) // tests may stop it earlier: stopping twice is fine
 	up, err := mcpserver.Start(mcpserver.Options{Mode: mcpserver.StatefulJSON})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = up.Close(context.WithoutCancel(t.Context())) })
@@ -221,7 +210,7 @@ func TestApprovals(t *testing.T) {
 		id := pending(t, g, env.rm)
 		tokFile := filepath.Join(t.TempDir(), "token")
 		require.NoError(t, os.WriteFile(tokFile, []byte(env.rm), 0o600))
-		bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
+		bin := suiteBin()
 		cli := func(args ...string) string {
 			t.Helper()
 			args = append(args, "--url", "http://"+g.Admin, "--token-file", tokFile)

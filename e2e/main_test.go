@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,27 @@ type stack struct {
 	up    *mcpserver.Server
 	gw    *harness.Gateway
 	trace *trace
+}
+
+// suiteBin is the mcpguard binary the suite built.
+func suiteBin() string { return filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard") }
+
+// extraGuard starts another mcpguard from the suite's binary, in dir, with cfg over the
+// harness defaults. It stops with the test, and its log is printed when the test fails.
+func extraGuard(t *testing.T, dir string, cfg map[string]any) *harness.Guard {
+	t.Helper()
+	require.NoError(t, suite.err, "the suite could not start mcpguard")
+	g, err := harness.StartGuard(t.Context(), harness.GuardOptions{Bin: suiteBin(), Dir: dir, Config: cfg})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
+		defer cancel()
+		require.NoError(t, g.Stop(ctx))
+		if t.Failed() {
+			t.Logf("mcpguard log:\n%s", g.Logs())
+		}
+	})
+	return g
 }
 
 // newStack starts an upstream in mode and a gateway in front of it; on failure the

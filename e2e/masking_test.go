@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -150,18 +149,8 @@ func TestMaskingToolArguments(t *testing.T) {
 	require.NoError(t, suite.err, "the suite could not start mcpguard")
 	on := func(t *testing.T) (*harness.Guard, string) {
 		t.Helper()
-		bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
-		g, err := harness.StartGuard(t.Context(), harness.GuardOptions{Bin: bin, Dir: t.TempDir(), Config: map[string]any{
+		g := extraGuard(t, t.TempDir(), map[string]any{
 			"masking": map[string]any{"enabled": true, "requests": map[string]any{"tool_arguments": true}},
-		}})
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
-			defer cancel()
-			require.NoError(t, g.Stop(ctx))
-			if t.Failed() {
-				t.Logf("mcpguard log:\n%s", g.Logs())
-			}
 		})
 		tok, err := g.Token(t.Context(), harness.TokenOptions{Subject: "agent-1", Scopes: []string{"mcp:tools"}})
 		require.NoError(t, err)

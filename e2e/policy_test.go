@@ -55,24 +55,13 @@ rules:
 // an analyst and for an agent outside the group.
 func policyGuard(t *testing.T) (g *harness.Guard, analyst, other string) {
 	t.Helper()
-	require.NoError(t, suite.err, "the suite could not start mcpguard")
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policy.yaml")
 	require.NoError(t, os.WriteFile(pol, []byte(e2ePolicy), 0o600))
-	bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
-	g, err := harness.StartGuard(t.Context(), harness.GuardOptions{Bin: bin, Dir: dir, Config: map[string]any{
+	g = extraGuard(t, dir, map[string]any{
 		"policy": map[string]any{"file": pol, "reload_interval": "1s"},
-	}})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
-		defer cancel()
-		require.NoError(t, g.Stop(ctx))
-		if t.Failed() {
-			t.Logf("mcpguard log:\n%s", g.Logs())
-		}
 	})
-	analyst, err = g.Token(t.Context(), harness.TokenOptions{Subject: "agent-a", Scopes: []string{"mcp:tools"}, Groups: []string{"analysts"}})
+	analyst, err := g.Token(t.Context(), harness.TokenOptions{Subject: "agent-a", Scopes: []string{"mcp:tools"}, Groups: []string{"analysts"}})
 	require.NoError(t, err)
 	other, err = g.Token(t.Context(), harness.TokenOptions{Subject: "agent-b", Scopes: []string{"mcp:tools"}})
 	require.NoError(t, err)
@@ -207,20 +196,8 @@ func TestPolicyToolChange(t *testing.T) {
 // policy, default masking) a tool result over 4 MiB on an SSE stream reaches the client
 // whole, with the planted card number masked; tools/list of the same session still works.
 func TestPolicyOversizeEvent(t *testing.T) {
-	require.NoError(t, suite.err, "the suite could not start mcpguard")
-	dir := t.TempDir()
-	bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
-	g, err := harness.StartGuard(t.Context(), harness.GuardOptions{Bin: bin, Dir: dir, Config: map[string]any{
+	g := extraGuard(t, t.TempDir(), map[string]any{
 		"extproc": map[string]any{}, // the defaults, not the suite's larger events
-	}})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
-		defer cancel()
-		require.NoError(t, g.Stop(ctx))
-		if t.Failed() {
-			t.Logf("mcpguard log:\n%s", g.Logs())
-		}
 	})
 	token, err := g.Token(t.Context(), harness.TokenOptions{Subject: "agent-a", Scopes: []string{"mcp:tools"}})
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +21,10 @@ import (
 // A session with allowed and denied calls is recorded, uploaded to S3 (versitygw, Object
 // Lock on), then listed, played, verified and exported with the mcpguard CLI.
 func TestRecordings(t *testing.T) {
-	require.NoError(t, suite.err, "the suite could not start mcpguard")
 	s3 := recordingstest.StartS3(t)
 	bucket := s3.Bucket(t, "recordings", true)
 	dir := t.TempDir()
-	bin := filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard")
-	g, err := harness.StartGuard(t.Context(), harness.GuardOptions{Bin: bin, Dir: dir, Config: map[string]any{
+	g := extraGuard(t, dir, map[string]any{
 		"recordings": map[string]any{
 			"replica_id": "e2e-1",
 			"segment":    map[string]any{"max_age": "200ms"},
@@ -38,15 +35,6 @@ func TestRecordings(t *testing.T) {
 				"object_lock": map[string]any{"mode": "GOVERNANCE", "days": 1},
 			}},
 		},
-	}})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
-		defer cancel()
-		require.NoError(t, g.Stop(ctx))
-		if t.Failed() {
-			t.Logf("mcpguard log:\n%s\nversitygw log:\n%s", g.Logs(), s3.Log())
-		}
 	})
 	token, err := g.Token(t.Context(), harness.TokenOptions{Subject: "agent-rec", Scopes: []string{"mcp:tools"}})
 	require.NoError(t, err)
@@ -67,7 +55,7 @@ func TestRecordings(t *testing.T) {
 	require.NoError(t, s.Close()) // DELETE ends the session: its chain is signed and uploaded
 
 	cli := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(t.Context(), bin, append([]string{"recordings"}, append(args, "--config", g.ConfigPath)...)...)
+		cmd := exec.CommandContext(t.Context(), suiteBin(), append([]string{"recordings"}, append(args, "--config", g.ConfigPath)...)...)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
 		err := cmd.Run()
@@ -109,6 +97,11 @@ func TestRecordings(t *testing.T) {
 
 	// The initialize exchange (before the session had an id) is in the caller's stateless
 	// session, still open: verify does not vouch for a chain without its signed manifest.
+	// Its first segment is uploaded on its own schedule: wait until verify sees it.
+	require.Eventually(t, func() bool {
+		out, _ := cli("verify", "--all")
+		return strings.Contains(out, "manifest missing")
+	}, 30*time.Second, 100*time.Millisecond, "the stateless chain is uploaded")
 	out, err = cli("verify", "--all")
 	require.Error(t, err)
 	require.Contains(t, out, "OK   "+session)

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +23,7 @@ func TestSoakShort(t *testing.T) {
 	var log strings.Builder
 	o := soak.Options{
 		Root: suite.root,
-		Bin:  filepath.Join(filepath.Dir(suite.guard.ConfigPath), "mcpguard"),
+		Bin:  suiteBin(),
 		Dir:  t.TempDir(),
 		Log:  &log,
 	}

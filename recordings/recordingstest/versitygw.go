@@ -55,7 +55,8 @@ func Binary() (string, error) {
 	return "", errMissing
 }
 
-// StartS3 starts versitygw on a random loopback port; it stops with the test.
+// StartS3 starts versitygw on a random loopback port; it stops with the test, and what it
+// printed is logged when the test failed.
 func StartS3(t testing.TB) *Server {
 	t.Helper()
 	bin, err := Binary()
@@ -67,7 +68,12 @@ func StartS3(t testing.TB) *Server {
 	s.Endpoint = l.Addr().String()
 	require.NoError(t, l.Close())
 	s.Start(t)
-	t.Cleanup(func() { s.Stop(t) })
+	t.Cleanup(func() {
+		s.Stop(t)
+		if t.Failed() {
+			t.Logf("versitygw log:\n%s", s.Log()) // read once the process is gone: no writer left
+		}
+	})
 	return s
 }
 
@@ -129,5 +135,5 @@ func (s *Server) Bucket(t testing.TB, name string, lock bool) recordings.S3Confi
 	}
 }
 
-// Log returns what the server printed (for failure messages).
+// Log returns what the server printed (for failure messages); call it once the server stopped.
 func (s *Server) Log() string { return fmt.Sprint(s.log) }
