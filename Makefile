@@ -9,10 +9,12 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/mcpguard/mcpguard/internal/app.Version=$(VERSION)
 PKGS := ./...
+# Test servers and tools that `make test` builds (versitygw) live in bin/, found first on PATH.
+export PATH := $(CURDIR)/bin:$(PATH)
 # Fuzz targets run briefly in `make test`; longer with `make fuzz FUZZTIME=5m`.
 FUZZTIME ?= 10s
 
-.PHONY: build run test unit fuzz-short fuzz bench lint vulndb e2e-compose tidy clean help soak demo
+.PHONY: build run test deps unit fuzz-short fuzz bench lint vulndb e2e-compose tidy clean help soak demo
 
 help:
 	@echo "make run    start mcpguard with its embedded development config"
@@ -35,7 +37,12 @@ demo:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/mcpguard ./e2e/cmd/envoy-emulator ./demo/cmd/demo-server ./demo/cmd/demo
 	./bin/demo -bin bin -envoy envoy/envoy.yaml
 
-test: unit fuzz-short
+test: deps unit fuzz-short
+
+# What the tests need on a fresh machine (Debian packages, versitygw in bin/): installed when
+# missing, or one sentence saying what to install.
+deps:
+	GO=$(GO) ./scripts/test-deps.sh
 
 unit:
 	$(GO) vet $(PKGS)

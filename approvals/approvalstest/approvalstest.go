@@ -384,12 +384,12 @@ func waitSignal(t *testing.T, ch <-chan struct{}) {
 }
 
 // StartRedis runs redis-server (no persistence) on a free loopback port until t ends and
-// returns its address. A missing redis-server fails the test: .ci/run installs it.
+// returns its address. A missing redis-server fails the test: `make test` installs it (scripts/test-deps.sh).
 func StartRedis(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatalf("redis-server not installed (apt-get install redis-server): %v", err)
+		t.Fatalf("redis-server not installed (make deps, or apt-get install redis-server): %v", err)
 	}
 	for range 5 {
 		port, err := freePort()

@@ -84,4 +84,4 @@ func Run(t *testing.T, newSink func(t *testing.T) recordings.Sink) {
 }
 
 // errMissing explains how to get versitygw.
-var errMissing = errors.New("versitygw not found in PATH or $(go env GOPATH)/bin: run `go install github.com/versity/versitygw/cmd/versitygw@v1.8.0` (.ci/run does)")
+var errMissing = errors.New("versitygw not found in PATH, bin/ or $(go env GOPATH)/bin: run `make deps` (scripts/test-deps.sh builds it into bin/)")

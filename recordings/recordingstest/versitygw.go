@@ -35,10 +35,15 @@ type Server struct {
 	log      *bytes.Buffer
 }
 
-// Binary finds versitygw in PATH or in $(go env GOPATH)/bin.
+// Binary finds versitygw in PATH, in the module's bin/ (where `make test` builds it) or in
+// $(go env GOPATH)/bin.
 func Binary() (string, error) {
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p, nil
+	}
+	var dirs []string
+	if root, ok := moduleRoot(); ok {
+		dirs = append(dirs, filepath.Join(root, "bin"))
 	}
 	gopath := os.Getenv("GOPATH")
 	if gopath == "" {
@@ -47,12 +52,34 @@ func Binary() (string, error) {
 		}
 	}
 	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", "versitygw")
+		dirs = append(dirs, filepath.Join(dir, "bin"))
+	}
+	for _, dir := range dirs {
+		p := filepath.Join(dir, "versitygw")
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
 	return "", errMissing
+}
+
+// moduleRoot is the nearest directory above the working directory (a test's package
+// directory) that holds a go.mod.
+func moduleRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
 }
 
 // StartS3 starts versitygw on a random loopback port; it stops with the test, and what it

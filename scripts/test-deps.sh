@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Obtains what `make test` needs on a fresh machine, and says in one line what it installs.
+#
+#   Debian packages  gcc + libc6-dev (cgo: the Postgres parser, -race), redis-server (the Redis
+#                    approvals and session stores), chromium (the approvals page in a headless browser)
+#   Go tools         versitygw (a real S3-compatible server for the recordings tests), built from the
+#                    Go module proxy into the repository's bin/, which the Makefile puts first on PATH
+#
+# A missing package is installed with apt-get when running as root, or through sudo when sudo
+# works without a password; otherwise it stops with one sentence naming what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+BIN=$PWD/bin
+
+# Each entry is "command package": the package provides the command.
+need=(
+  "gcc gcc"
+  "redis-server redis-server"
+  "chromium chromium"
+)
+missing=()
+for entry in "${need[@]}"; do
+  cmd=${entry%% *} pkg=${entry#* }
+  command -v "$cmd" >/dev/null 2>&1 && continue
+  # Some distributions name the browser chromium-browser.
+  [ "$cmd" = chromium ] && command -v chromium-browser >/dev/null 2>&1 && continue
+  missing+=("$pkg")
+done
+# cgo needs the C library headers next to gcc.
+[ -e /usr/include/stdio.h ] || missing+=(libc6-dev)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo=(sudo -n)
+  else
+    echo "test-deps: missing ${missing[*]}: install them (e.g. sudo apt-get install ${missing[*]}) or run as root" >&2
+    exit 1
+  fi
+  echo "test-deps: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq >/dev/null
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# versitygw is pinned here and built rather than added to go.mod: it is a test server, not a
+# dependency of mcpguard.
+VERSITYGW=github.com/versity/versitygw/cmd/versitygw@v1.8.0
+if ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$BIN/versitygw" ]; then
+  echo "test-deps: building versitygw (${VERSITYGW#*@}) into bin/"
+  mkdir -p "$BIN"
+  GOFLAGS= GOBIN="$BIN" $GO install "$VERSITYGW"
+fi
