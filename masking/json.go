@@ -80,6 +80,7 @@ type walker struct {
 	buf    []byte
 	esc    []escape
 	label  []byte   // "name: value" scratch for findValue
+	sc     *scan    // scan state reused by every find of this walk
 	names  [][]byte // member names of the objects being read, innermost last (see nameSet)
 	only   [][]byte // Member: the path of the member masked; the rest is copied
 	in     int      // Member: how many keys of only the object being read is under
@@ -122,6 +123,7 @@ type scratch struct {
 	path  []step
 	label []byte
 	names [][]byte
+	sc    scan
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -130,9 +132,11 @@ func (m *Masker) walk(w walker) ([]byte, Counts, error) {
 	src := w.src
 	sp := scratchPool.Get().(*scratch)
 	w.buf, w.fs, w.path, w.esc, w.label, w.names = sp.buf, sp.fs, sp.path[:0], sp.esc[:0], sp.label[:0], sp.names[:0]
+	w.sc = &sp.sc
 	defer func() {
 		if cap(w.buf) <= 1<<20 && cap(w.label) <= 1<<20 {
 			clear(w.names[:cap(w.names)]) // drop references to this document
+			sp.sc = scan{}
 			sp.buf, sp.fs, sp.path, sp.esc, sp.label, sp.names = w.buf[:0], w.fs[:0], w.path[:0], w.esc[:0], w.label[:0], w.names[:0]
 			scratchPool.Put(sp)
 		}
@@ -636,13 +640,13 @@ const maxLabel = 64
 func (w *walker) findValue(v, key []byte) []finding {
 	m := w.m
 	if len(key) == 0 || len(key) > maxLabel || !m.keywordIn(key) {
-		return m.find(v, key, false, w.fs)
+		return m.findIn(w.sc, v, 0, key, false, w.fs)
 	}
 	lb := append(append(w.label[:0], key...), ':', ' ')
 	off := len(lb)
 	lb = append(lb, v...)
 	w.label = lb
-	fs := m.findAt(lb, off, key, false, w.fs)
+	fs := m.findIn(w.sc, lb, off, key, false, w.fs)
 	out := fs[:0]
 	for _, f := range fs {
 		if f.end <= off {
@@ -701,7 +705,7 @@ const (
 // masked one that it equals cannot be renamed without changing what the upstream said:
 // errNameClash, and the message is withheld.
 func (w *walker) maskName(a, b int, key []byte, ns *nameSet) error {
-	w.fs = w.m.find(key, nil, false, w.fs)
+	w.fs = w.m.findIn(w.sc, key, 0, nil, false, w.fs)
 	if len(w.fs) == 0 {
 		if ns.seen == nil {
 			w.names = append(w.names, key)
