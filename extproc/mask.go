@@ -13,8 +13,9 @@ import (
 
 // Masking is the response stage that masks secrets and personal data in every message
 // coming back from upstream: the result of a response (tool results, resources, prompts,
-// task results), the params of notifications and server→client requests, and the error
-// object of an error. Envelope members (jsonrpc, id, method) are never touched. A message
+// task results), the params of notifications and server→client requests, the error
+// object of an error, and the id: field of the server-sent event that carried the message.
+// Envelope members (jsonrpc, id, method) are never touched. A message
 // that cannot be masked is withheld. Each masked message leaves a "masking"/"masked" note
 // with counts per type, never values.
 type Masking struct {
@@ -61,6 +62,20 @@ func (s *Masking) OnResponse(_ context.Context, x *Exchange, r *Response) (Verdi
 	out, counts, err := s.m.Member(raw, member)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("mask %s: %w", member, err)
+	}
+	if ev := r.Event; ev != nil && ev.HasID {
+		// The id: line reaches the agent (and comes back as Last-Event-ID) and the
+		// recording: it is masked like text. The stream re-encodes the event from *ev when
+		// the message is replaced, so a masked id alone still replaces the message.
+		if id, c := s.m.Text([]byte(ev.ID)); len(c) > 0 {
+			ev.ID = string(id)
+			if counts == nil {
+				counts = masking.Counts{}
+			}
+			for t, n := range c {
+				counts[t] += n
+			}
+		}
 	}
 	if len(counts) == 0 {
 		return Pass, nil

@@ -64,6 +64,7 @@ type keyword struct {
 type scan struct {
 	m   *Masker
 	s   []byte
+	off int    // start of the value in s; s[:off] is a context label (see findAt)
 	key []byte // JSON member name of the string, nil outside JSON
 	raw bool   // s is raw JSON text (escapes not decoded): stream mode
 	out []finding
@@ -151,10 +152,11 @@ func (sc *scan) context(i int, words ...string) bool {
 // column returns the header of the CSV (or TSV) column that position i lies in, when the
 // text's first line looks like a header; nil otherwise.
 func (sc *scan) column(i int) []byte {
-	if sc.raw {
+	if sc.raw || i < sc.off {
 		return nil
 	}
-	s := sc.s
+	s := sc.s[sc.off:] // a label before the value is not the header row
+	i -= sc.off
 	ls := bytes.LastIndexByte(s[:i], '\n')
 	if ls < 0 {
 		return nil // on the header line itself
@@ -590,9 +592,21 @@ func (sc *scan) number(i int) int {
 	return next
 }
 
-// notCard reports a number introduced as an order, invoice or tracking number.
+// notCard reports a number introduced as an order, invoice or tracking number, by the
+// text before it or by the JSON member name holding it ("order_no": 4111…).
 func (sc *scan) notCard(i int) bool {
-	return sc.before(i, 24, "order", "invoice", "tracking", "shipment") && !sc.before(i, 24, "card")
+	named := func(words ...string) bool {
+		if sc.before(i, 24, words...) {
+			return true
+		}
+		for _, x := range words {
+			if len(sc.key) > 0 && containsFold(sc.key, []byte(x)) {
+				return true
+			}
+		}
+		return false
+	}
+	return named("order", "invoice", "tracking", "shipment") && !named("card")
 }
 
 // iban checks for an IBAN whose check digits start at i (the country code is at i-2).

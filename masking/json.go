@@ -79,15 +79,23 @@ type walker struct {
 	fs     []finding
 	buf    []byte
 	esc    []escape
+	label  []byte   // "name: value" scratch for findValue
+	sc     *scan    // scan state reused by every find of this walk
+	names  [][]byte // member names of the objects being read, innermost last (see nameSet)
 	only   [][]byte // Member: the path of the member masked; the rest is copied
 	in     int      // Member: how many keys of only the object being read is under
 }
 
-var errSyntax = errors.New("invalid JSON")
+var (
+	errSyntax    = errors.New("invalid JSON")
+	errNameClash = errors.New("member name equals a masked name")
+)
 
-// JSON masks every string value of the JSON document src (keys are kept) and applies the
-// field rules. It returns src itself and nil counts when nothing was masked, and an error
-// for input that is not JSON.
+// JSON masks the JSON document src: every string value, every member name and every
+// number as written (a number with a finding becomes a string holding its masked text),
+// and applies the field rules. It returns src itself and nil counts when nothing was
+// masked, and an error for input that is not JSON or for an object in which a name sent by
+// the upstream equals one masked earlier (see [Masker.maskName]).
 func (m *Masker) JSON(src []byte) ([]byte, Counts, error) {
 	return m.walk(walker{m: m, src: src})
 }
@@ -109,10 +117,13 @@ func (m *Masker) Member(doc []byte, path ...string) ([]byte, Counts, error) {
 
 // scratch holds a walker's reusable buffers between calls.
 type scratch struct {
-	buf  []byte
-	esc  []escape
-	fs   []finding
-	path []step
+	buf   []byte
+	esc   []escape
+	fs    []finding
+	path  []step
+	label []byte
+	names [][]byte
+	sc    scan
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -120,10 +131,13 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 func (m *Masker) walk(w walker) ([]byte, Counts, error) {
 	src := w.src
 	sp := scratchPool.Get().(*scratch)
-	w.buf, w.fs, w.path, w.esc = sp.buf, sp.fs, sp.path[:0], sp.esc[:0]
+	w.buf, w.fs, w.path, w.esc, w.label, w.names = sp.buf, sp.fs, sp.path[:0], sp.esc[:0], sp.label[:0], sp.names[:0]
+	w.sc = &sp.sc
 	defer func() {
-		if cap(w.buf) <= 1<<20 {
-			sp.buf, sp.fs, sp.path, sp.esc = w.buf[:0], w.fs[:0], w.path[:0], w.esc[:0]
+		if cap(w.buf) <= 1<<20 && cap(w.label) <= 1<<20 {
+			clear(w.names[:cap(w.names)]) // drop references to this document
+			sp.sc = scan{}
+			sp.buf, sp.fs, sp.path, sp.esc, sp.label, sp.names = w.buf[:0], w.fs[:0], w.path[:0], w.esc[:0], w.label[:0], w.names[:0]
 			scratchPool.Put(sp)
 		}
 	}()
@@ -207,6 +221,7 @@ func (w *walker) value(depth int) error {
 			w.pos++
 			return nil
 		}
+		ns := nameSet{base: len(w.names)}
 		for {
 			w.ws()
 			if w.pos >= len(w.src) || w.src[w.pos] != '"' {
@@ -223,6 +238,11 @@ func (w *walker) value(depth int) error {
 					return err
 				}
 				key = bytes.Clone(key)
+			}
+			if w.skip == 0 {
+				if err := w.maskName(a, b, key, &ns); err != nil {
+					return err
+				}
 			}
 			w.ws()
 			if w.pos >= len(w.src) || w.src[w.pos] != ':' {
@@ -250,6 +270,7 @@ func (w *walker) value(depth int) error {
 				w.pos++
 			case '}':
 				w.pos++
+				w.names = w.names[:ns.base]
 				return nil
 			default:
 				return w.fail()
@@ -301,7 +322,14 @@ func (w *walker) value(depth int) error {
 		}
 		return w.fail()
 	default:
-		return w.number()
+		a := w.pos
+		if err := w.number(); err != nil {
+			return err
+		}
+		if w.skip == 0 {
+			w.maskNumber(a, w.pos)
+		}
+		return nil
 	}
 }
 
@@ -535,7 +563,7 @@ func (w *walker) maskString(a, b int, esc bool) error {
 			return err
 		}
 	}
-	w.fs = w.m.find(v, w.key(), false, w.fs)
+	w.fs = w.findValue(v, w.key())
 	if len(w.fs) == 0 {
 		return nil
 	}
@@ -599,4 +627,109 @@ func (w *walker) count(typ int) {
 		w.counts = Counts{}
 	}
 	w.counts[w.m.types[typ]]++
+}
+
+// maxLabel bounds the member names findValue writes before a value.
+const maxLabel = 64
+
+// findValue returns the findings in v, a string's content or a number as written, whose
+// member name is key. A name that holds a detector keyword ("user_password", "AWS_SECRET",
+// "api_token") is context the way the label of a line is in text: the scan then runs over
+// "key: v", as the text rendering of the row reads, and keeps what falls in v. Without a
+// keyword the name still serves as context through the scan's key (SSN, phone, secret names).
+func (w *walker) findValue(v, key []byte) []finding {
+	m := w.m
+	if len(key) == 0 || len(key) > maxLabel || !m.keywordIn(key) {
+		return m.findIn(w.sc, v, 0, key, false, w.fs)
+	}
+	lb := append(append(w.label[:0], key...), ':', ' ')
+	off := len(lb)
+	lb = append(lb, v...)
+	w.label = lb
+	fs := m.findIn(w.sc, lb, off, key, false, w.fs)
+	out := fs[:0]
+	for _, f := range fs {
+		if f.end <= off {
+			continue // a finding in the name itself: maskName deals with names
+		}
+		f.start, f.end = max(f.start, off)-off, f.end-off
+		out = append(out, f)
+	}
+	return out
+}
+
+// keywordIn reports whether some detector keyword occurs in the member name k.
+func (m *Masker) keywordIn(k []byte) bool {
+	for i := 0; i+1 < len(k); i++ {
+		if m.pair[k[i]][k[i+1]>>6]&(1<<(k[i+1]&63)) == 0 || class[k[i]] != cKey {
+			continue
+		}
+		for _, x := range m.first[lower(k[i])] {
+			kw := &m.kws[x]
+			if hasPrefixFold(k[i:], kw.lo) && (kw.exact == nil || string(k[i:i+len(kw.exact)]) == string(kw.exact)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// maskNumber masks the number token src[a:b] as the text it is written as. A finding
+// turns the whole token into a JSON string, since a redaction is not a number.
+func (w *walker) maskNumber(a, b int) {
+	v := w.src[a:b]
+	w.fs = w.findValue(v, w.key())
+	if len(w.fs) == 0 {
+		return
+	}
+	r := append(w.m.apply(append(w.buf[:0], '"'), v, w.fs, &w.counts), '"')
+	w.buf = r
+	w.emit(a, b, r) // tokens of every strategy and the digits, '-', '.', 'e' around them need no escaping
+}
+
+// nameSet tracks the member names of one object, so that masked names stay distinct.
+type nameSet struct {
+	base int              // this object's names start at walker.names[base]
+	seen map[string]uint8 // from the first masked name on: nameSent or nameMasked
+}
+
+const (
+	nameSent = iota + 1
+	nameMasked
+)
+
+// maskName masks the member name token src[a:b], decoded as key. Names are masked without
+// member-name context (a name's parent is no label for it). When the masked text equals a
+// name already in the object, a "#2", "#3"… suffix keeps it distinct, since most parsers
+// keep only the last of equal names and data would silently merge. A name sent after a
+// masked one that it equals cannot be renamed without changing what the upstream said:
+// errNameClash, and the message is withheld.
+func (w *walker) maskName(a, b int, key []byte, ns *nameSet) error {
+	w.fs = w.m.findIn(w.sc, key, 0, nil, false, w.fs)
+	if len(w.fs) == 0 {
+		if ns.seen == nil {
+			w.names = append(w.names, key)
+			return nil
+		}
+		if ns.seen[string(key)] == nameMasked {
+			return fmt.Errorf("mask json at %d: %w", a, errNameClash)
+		}
+		ns.seen[string(key)] = nameSent
+		return nil
+	}
+	if ns.seen == nil {
+		ns.seen = make(map[string]uint8, len(w.names)-ns.base+1)
+		for _, n := range w.names[ns.base:] {
+			ns.seen[string(n)] = nameSent
+		}
+		w.names = w.names[:ns.base]
+	}
+	name := w.m.apply(nil, key, w.fs, &w.counts)
+	n := len(name)
+	for k := 2; ns.seen[string(name)] != 0; k++ {
+		name = strconv.AppendInt(append(name[:n], '#'), int64(k), 10)
+	}
+	ns.seen[string(name)] = nameMasked
+	w.emit(a, b, appendQuoted(nil, name))
+	return nil
 }

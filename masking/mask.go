@@ -265,7 +265,19 @@ var class = func() (t [256]uint8) {
 // find returns the findings in s, sorted and merged. key is the JSON member name whose
 // value s is (nil outside JSON); raw marks undecoded JSON text.
 func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
-	sc := scan{m: m, s: s, key: key, raw: raw, out: out[:0]}
+	return m.findAt(s, 0, key, raw, out)
+}
+
+// findAt is find over s whose value starts at off: s[:off] is a label written before the
+// value ("name: ") that detectors read as context, as they would in the text rendering.
+func (m *Masker) findAt(s []byte, off int, key []byte, raw bool, out []finding) []finding {
+	return m.findIn(new(scan), s, off, key, raw, out)
+}
+
+// findIn is findAt with the scan state in sc, which the detectors' indirect calls make
+// escape: a walker reuses one instead of allocating it for every value and name.
+func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out []finding) []finding {
+	*sc = scan{m: m, s: s, off: off, key: key, raw: raw, out: out[:0]}
 	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
 	n := len(s)
 	pair := m.pair
@@ -282,12 +294,12 @@ func (m *Masker) find(s, key []byte, raw bool, out []finding) []finding {
 			for _, k := range m.first[lower(c)] {
 				kw := &m.kws[k]
 				if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
-					kw.fn(&sc, i, kw)
+					kw.fn(sc, i, kw)
 				}
 			}
 		case cAt:
 			if m.on[tEmail] {
-				email(&sc, i)
+				email(sc, i)
 			}
 		case cNum:
 			if !nums {
@@ -348,7 +360,7 @@ func enoughDigits(s []byte) bool {
 // keyContext masks whole values whose member name says they are secrets.
 func (sc *scan) keyContext() {
 	k := sc.key
-	if len(k) > 40 || len(sc.s) == 0 || len(sc.s) > 4096 {
+	if len(k) > 40 || len(sc.s) == sc.off || len(sc.s)-sc.off > 4096 {
 		return
 	}
 	var nk [40]byte
@@ -363,11 +375,11 @@ func (sc *scan) keyContext() {
 	m := sc.m
 	switch {
 	case m.on[tAWSSecretKey] && (name == "awssecretaccesskey" || name == "secretaccesskey"):
-		sc.add(0, len(sc.s), tAWSSecretKey)
+		sc.add(sc.off, len(sc.s), tAWSSecretKey)
 	case m.on[tOkta] && strings.Contains(name, "okta"):
-		okta(sc, 0, &keyword{})
+		okta(sc, sc.off, &keyword{})
 	case m.on[tGeneric] && secretKeys[name]:
-		sc.add(0, len(sc.s), tGeneric)
+		sc.add(sc.off, len(sc.s), tGeneric)
 	}
 }
 
@@ -491,4 +503,39 @@ func (m *Masker) Text(s []byte) ([]byte, Counts) {
 	}
 	var c Counts
 	return m.apply(make([]byte, 0, len(s)+32), s, fs, &c), c
+}
+
+// protocolHeaders are response headers an MCP client needs byte for byte: rewriting them
+// would break the exchange, and none carries data the upstream read from elsewhere.
+var protocolHeaders = map[string]bool{
+	"content-type": true, "content-length": true, "content-encoding": true, "transfer-encoding": true,
+	"mcp-session-id": true, "mcp-protocol-version": true,
+}
+
+// Header masks the value of the response header name as text, with the name as context
+// the way a member name is for a JSON value ("X-Api-Key", "X-Db-Password", "X-SSN"). Pseudo
+// headers and the protocol headers an MCP client needs as sent come back unchanged. It
+// returns value itself and nil counts when nothing was found.
+func (m *Masker) Header(name, value string) (string, Counts) {
+	n := strings.ToLower(name)
+	if value == "" || strings.HasPrefix(n, ":") || protocolHeaders[n] {
+		return value, nil
+	}
+	key := []byte(strings.TrimPrefix(n, "x-"))
+	lb := make([]byte, 0, len(key)+2+len(value))
+	lb = append(append(append(lb, key...), ':', ' '), value...)
+	off := len(key) + 2
+	fs := m.findAt(lb, off, key, false, nil)
+	out := fs[:0]
+	for _, f := range fs {
+		if f.end > off {
+			f.start, f.end = max(f.start, off)-off, f.end-off
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return value, nil
+	}
+	var c Counts
+	return string(m.apply(nil, []byte(value), out, &c)), c
 }

@@ -21,8 +21,8 @@ func TestMemberPath(t *testing.T) {
 			name:   "tool arguments only",
 			doc:    `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay ann@example.com","arguments":{"card":"` + card + `","n":4111111111111111},"_meta":{"progressToken":"ann@example.com"}}}`,
 			path:   []string{"params", "arguments"},
-			want:   `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay ann@example.com","arguments":{"card":"[REDACTED:CREDIT_CARD]","n":4111111111111111},"_meta":{"progressToken":"ann@example.com"}}}`,
-			counts: Counts{"CREDIT_CARD": 1},
+			want:   `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay ann@example.com","arguments":{"card":"[REDACTED:CREDIT_CARD]","n":"[REDACTED:CREDIT_CARD]"},"_meta":{"progressToken":"ann@example.com"}}}`,
+			counts: Counts{"CREDIT_CARD": 2},
 		},
 		{
 			name: "field rules relative to the selected value", fields: []Field{{Path: "user.ssn", Name: "SSN"}, {Path: "arguments.user.ssn"}},
