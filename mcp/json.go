@@ -117,7 +117,7 @@ func (p *parser) members(depth int, fold bool, fn member) (span, *Error) {
 	s := span{kind: kObject, start: p.pos}
 	p.pos++ // '{'
 	base := len(p.keys)
-	var folded map[string]struct{}
+	var folded map[string][]byte
 	if p.skipWS(); p.pos < len(p.buf) && p.buf[p.pos] == '}' {
 		p.pos++
 		s.end = p.pos
@@ -141,15 +141,18 @@ func (p *parser) members(depth int, fold bool, fn member) (span, *Error) {
 			}
 		default:
 			for _, k := range p.keys[base:] {
-				if bytes.Equal(k, key) || (fold && bytes.EqualFold(k, key)) {
+				if bytes.Equal(k, key) {
 					return span{}, p.duplicate()
+				}
+				if fold && bytes.EqualFold(k, key) {
+					return span{}, p.foldDuplicate()
 				}
 			}
 			p.keys = append(p.keys, key)
 			if len(p.keys)-base >= foldMapMin {
-				folded = make(map[string]struct{}, 2*foldMapMin)
+				folded = make(map[string][]byte, 2*foldMapMin)
 				for _, k := range p.keys[base:] {
-					folded[keyOf(k, fold)] = struct{}{}
+					folded[keyOf(k, fold)] = k
 				}
 			}
 		}
@@ -184,12 +187,22 @@ func (p *parser) duplicate() *Error {
 	return newError(CodeInvalidRequest, "invalid request: duplicate object key at offset "+strconv.Itoa(p.pos))
 }
 
-func (p *parser) dupMap(m map[string]struct{}, key []byte, fold bool) *Error {
+// foldDuplicate reports two members of one object whose names differ only by letter case or
+// Unicode folding: a case-insensitive decoder would merge them, and which one it keeps differs
+// between decoders.
+func (p *parser) foldDuplicate() *Error {
+	return newError(CodeInvalidRequest, "invalid request: member names differ only by letter case or Unicode folding at offset "+strconv.Itoa(p.pos))
+}
+
+func (p *parser) dupMap(m map[string][]byte, key []byte, fold bool) *Error {
 	k := keyOf(key, fold)
-	if _, ok := m[k]; ok {
-		return p.duplicate()
+	if prev, ok := m[k]; ok {
+		if bytes.Equal(prev, key) {
+			return p.duplicate()
+		}
+		return p.foldDuplicate()
 	}
-	m[k] = struct{}{}
+	m[k] = key
 	return nil
 }
 
