@@ -117,7 +117,7 @@ func (p *parser) members(depth int, fold bool, fn member) (span, *Error) {
 	s := span{kind: kObject, start: p.pos}
 	p.pos++ // '{'
 	base := len(p.keys)
-	var folded map[string][]byte
+	var folded map[string]struct{}
 	if p.skipWS(); p.pos < len(p.buf) && p.buf[p.pos] == '}' {
 		p.pos++
 		s.end = p.pos
@@ -150,9 +150,9 @@ func (p *parser) members(depth int, fold bool, fn member) (span, *Error) {
 			}
 			p.keys = append(p.keys, key)
 			if len(p.keys)-base >= foldMapMin {
-				folded = make(map[string][]byte, 2*foldMapMin)
+				folded = make(map[string]struct{}, 2*foldMapMin)
 				for _, k := range p.keys[base:] {
-					folded[keyOf(k, fold)] = k
+					folded[keyOf(k, fold)] = struct{}{}
 				}
 			}
 		}
@@ -194,15 +194,16 @@ func (p *parser) foldDuplicate() *Error {
 	return newError(CodeInvalidRequest, "invalid request: member names differ only by letter case or Unicode folding at offset "+strconv.Itoa(p.pos))
 }
 
-func (p *parser) dupMap(m map[string][]byte, key []byte, fold bool) *Error {
+func (p *parser) dupMap(m map[string]struct{}, key []byte, fold bool) *Error {
 	k := keyOf(key, fold)
-	if prev, ok := m[k]; ok {
-		if bytes.Equal(prev, key) {
-			return p.duplicate()
+	if _, ok := m[k]; ok {
+		if fold {
+			// The folded map does not keep the names as sent; say what it compares.
+			return newError(CodeInvalidRequest, "invalid request: member names repeat or differ only by letter case or Unicode folding at offset "+strconv.Itoa(p.pos))
 		}
-		return p.foldDuplicate()
+		return p.duplicate()
 	}
-	m[k] = key
+	m[k] = struct{}{}
 	return nil
 }
 
