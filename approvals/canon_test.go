@@ -69,3 +69,41 @@ func FuzzCanonical(f *testing.F) {
 		require.True(t, json.Valid(Mask(c)))
 	})
 }
+
+func TestBinding(t *testing.T) {
+	base := `{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"}}`
+	want, err := Binding([]byte(base))
+	require.NoError(t, err)
+	require.JSONEq(t, base, string(want))
+	same := []string{
+		` { "arguments" : {"version":"1.2.3","env":"prod"}, "name":"deploy" } `,
+		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"},"_meta":{"progressToken":"p-1"}}`,
+		`{"_meta":{"progressToken":7},"name":"deploy","arguments":{"env":"prod","version":"1.2.3"}}`,
+	}
+	for _, in := range same {
+		got, err := Binding([]byte(in))
+		require.NoError(t, err)
+		if strings.Contains(in, "_meta") {
+			require.JSONEq(t, `{"_meta":{},"name":"deploy","arguments":{"env":"prod","version":"1.2.3"}}`, string(got), "only the progress token is left out")
+			continue
+		}
+		require.Equal(t, string(want), string(got), in)
+	}
+	differs := []string{
+		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"},"Arguments":{"env":"dev"}}`,
+		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"},"task":{"ttl":60000}}`,
+		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3","force":true}}`,
+		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"},"_meta":{"dryRun":false}}`,
+		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"},"_meta":{"ProgressToken":"p"}}`,
+		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3","progressToken":"p"}}`,
+	}
+	for _, in := range differs {
+		got, err := Binding([]byte(in))
+		require.NoError(t, err)
+		require.NotEqual(t, string(want), string(got), in)
+	}
+	for _, bad := range []string{`{"_meta":{"progressToken":1,"progressToken":2}}`, `{"a":1,"a":2}`, `{"_meta":{"progressToken":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}`} {
+		_, err := Binding([]byte(bad))
+		require.Error(t, err, bad)
+	}
+}
