@@ -214,12 +214,24 @@ func keyOf(key []byte, fold bool) string {
 		return string(key)
 	}
 	out := make([]byte, 0, len(key))
-	for _, r := range string(key) {
+	for i := 0; i < len(key); {
+		if c := key[i]; c < utf8.RuneSelf {
+			// The smallest rune of an ASCII letter's orbit is its upper case (K for k and the
+			// Kelvin sign, S for s and ſ); other ASCII bytes fold to nothing else.
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(key[i:])
 		m := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 			m = min(m, f)
 		}
 		out = utf8.AppendRune(out, m)
+		i += n
 	}
 	return string(out)
 }

@@ -421,3 +421,14 @@ func TestParseFoldedDuplicates(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyOfMatchesEqualFold: the folded map key agrees with bytes.EqualFold, so objects of any
+// size refuse the same folded pairs.
+func TestKeyOfMatchesEqualFold(t *testing.T) {
+	names := []string{"k", "K", "\u212a", "s", "S", "\u017f", "task", "tas\u212a", "TA\u017fK", "é", "É", "ǅ", "ǆ", "Ǆ", "ß", "ẞ", "_meta", "_META", "1", "Ω", "ω", "\u2126"}
+	for _, a := range names {
+		for _, b := range names {
+			require.Equal(t, strings.EqualFold(a, b), keyOf([]byte(a), true) == keyOf([]byte(b), true), "%q %q", a, b)
+		}
+	}
+}
