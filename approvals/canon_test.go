@@ -54,7 +54,7 @@ func TestMask(t *testing.T) {
 }
 
 func FuzzCanonical(f *testing.F) {
-	for _, s := range []string{`{"b":1,"a":2}`, `[1,"x",null,true]`, `{"a":{"a":{"a":[]}}}`, `"\u00e9"`, `{"a":1,"a":1}`, `1e5`, ``} {
+	for _, s := range []string{`{"b":1,"a":2}`, `[1,"x",null,true]`, `{"a":{"a":{"a":[]}}}`, `"\u00e9"`, `{"a":1,"a":1}`, `1e5`, ``, `{"_meta":{"progressToken":[1],"x":1},"name":"n"}`, `{"_meta":7}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -67,6 +67,12 @@ func FuzzCanonical(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, string(c), string(again), "canonical form is a fixed point")
 		require.True(t, json.Valid(Mask(c)))
+		b, err := Binding(in)
+		require.NoError(t, err, "what is canonical binds")
+		require.True(t, json.Valid(b))
+		again, err = Binding(b)
+		require.NoError(t, err)
+		require.Equal(t, string(b), string(again), "a binding is a fixed point")
 	})
 }
 
