@@ -77,10 +77,11 @@ func FuzzCanonical(f *testing.F) {
 }
 
 func TestBinding(t *testing.T) {
-	base := `{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"}}`
-	want, err := Binding([]byte(base))
+	const base = `{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"}}`
+	bound, err := Binding([]byte(base))
 	require.NoError(t, err)
-	require.JSONEq(t, base, string(want))
+	require.JSONEq(t, base, string(bound))
+	require.True(t, strings.HasPrefix(string(bound), `{"arguments":`), "keys sorted: %s", bound)
 	same := []string{
 		` { "arguments" : {"version":"1.2.3","env":"prod"}, "name":"deploy" } `,
 		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"},"_meta":{"progressToken":"p-1"}}`,
@@ -93,7 +94,7 @@ func TestBinding(t *testing.T) {
 			require.JSONEq(t, `{"_meta":{},"name":"deploy","arguments":{"env":"prod","version":"1.2.3"}}`, string(got), "only the progress token is left out")
 			continue
 		}
-		require.Equal(t, string(want), string(got), in)
+		require.Equal(t, string(bound), string(got), in)
 	}
 	differs := []string{
 		`{"name":"deploy","arguments":{"env":"prod","version":"1.2.3"},"Arguments":{"env":"dev"}}`,
@@ -106,7 +107,7 @@ func TestBinding(t *testing.T) {
 	for _, in := range differs {
 		got, err := Binding([]byte(in))
 		require.NoError(t, err)
-		require.NotEqual(t, string(want), string(got), in)
+		require.NotEqual(t, string(bound), string(got), in)
 	}
 	for _, bad := range []string{`{"_meta":{"progressToken":1,"progressToken":2}}`, `{"a":1,"a":2}`, `{"_meta":{"progressToken":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}`} {
 		_, err := Binding([]byte(bad))

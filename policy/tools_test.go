@@ -1,7 +1,6 @@
 package policy_test
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -61,7 +60,7 @@ func TestCheckArguments(t *testing.T) {
 				return
 			}
 			var fe *policy.FoldError
-			require.True(t, errors.As(err, &fe), "err %v", err)
+			require.ErrorAs(t, err, &fe)
 			require.Equal(t, tt.want, fe.Argument)
 			require.Contains(t, err.Error(), `"`+tt.want+`"`)
 			require.NotContains(t, err.Error(), "DROP")
