@@ -24,13 +24,41 @@ func Canonical(raw []byte) ([]byte, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return []byte("null"), nil
 	}
+	return canonical(raw, nil)
+}
+
+// omit names a member to leave out of a canonical form: key, or a member of key's object
+// value when next is set.
+type omit struct {
+	key  string
+	next *omit
+}
+
+// perCall is what [Binding] leaves out of params: the progress token, a correlation id a
+// client picks afresh for every call (the MCP TypeScript SDK does), which routes progress
+// notifications and cannot change what the call does.
+var perCall = &omit{key: "_meta", next: &omit{key: "progressToken"}}
+
+// Binding is the canonical form of a call's whole params object, which an approval grant is
+// bound to: every member the client sent, parsed by the gateway or not, except
+// params._meta.progressToken. A retry that adds, drops or changes any other member anywhere in
+// params ("Arguments" next to "arguments", a _meta entry, an unknown member) binds
+// differently and needs its own approval.
+func Binding(params []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(params)) == 0 {
+		return []byte("null"), nil
+	}
+	return canonical(params, perCall)
+}
+
+func canonical(raw []byte, skip *omit) ([]byte, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("canonical json: invalid utf-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var buf bytes.Buffer
-	if err := canonValue(dec, &buf, 0); err != nil {
+	if err := canonValue(dec, &buf, 0, skip); err != nil {
 		return nil, fmt.Errorf("canonical json: %w", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -39,7 +67,7 @@ func Canonical(raw []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func canonValue(dec *json.Decoder, buf *bytes.Buffer, depth int) error {
+func canonValue(dec *json.Decoder, buf *bytes.Buffer, depth int, skip *omit) error {
 	if depth > maxDepth {
 		return errors.New("nesting too deep")
 	}
@@ -51,14 +79,14 @@ func canonValue(dec *json.Decoder, buf *bytes.Buffer, depth int) error {
 	case json.Delim:
 		switch t {
 		case '{':
-			return canonObject(dec, buf, depth)
+			return canonObject(dec, buf, depth, skip)
 		case '[':
 			buf.WriteByte('[')
 			for i := 0; dec.More(); i++ {
 				if i > 0 {
 					buf.WriteByte(',')
 				}
-				if err := canonValue(dec, buf, depth+1); err != nil {
+				if err := canonValue(dec, buf, depth+1, nil); err != nil {
 					return err
 				}
 			}
@@ -87,7 +115,7 @@ func canonValue(dec *json.Decoder, buf *bytes.Buffer, depth int) error {
 	return nil
 }
 
-func canonObject(dec *json.Decoder, buf *bytes.Buffer, depth int) error {
+func canonObject(dec *json.Decoder, buf *bytes.Buffer, depth int, skip *omit) error {
 	type member struct {
 		key string
 		val []byte
@@ -107,9 +135,17 @@ func canonObject(dec *json.Decoder, buf *bytes.Buffer, depth int) error {
 			return fmt.Errorf("duplicate key %q", k)
 		}
 		seen[k] = true
+		var child *omit
+		if skip != nil && k == skip.key {
+			child = skip.next
+		}
 		var v bytes.Buffer
-		if err := canonValue(dec, &v, depth+1); err != nil {
+		// An omitted member is still read in full, so that it is valid and within bounds.
+		if err := canonValue(dec, &v, depth+1, child); err != nil {
 			return err
+		}
+		if skip != nil && k == skip.key && child == nil {
+			continue
 		}
 		members = append(members, member{k, v.Bytes()})
 	}

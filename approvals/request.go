@@ -69,7 +69,8 @@ type Decision struct {
 }
 
 // Request is one approval request. Arguments are the masked form shown to approvers; the
-// call itself is identified by Key, a digest of the requester, tool and canonical arguments.
+// call itself is identified by a key in Keys, a digest of the requester, tool and canonical
+// params (see [Binding]), or canonical arguments for callers that pass no params.
 type Request struct {
 	ID        string          `json:"id"`
 	State     State           `json:"state"`
@@ -122,10 +123,12 @@ func (r Request) CanApprove(id identity.Identity) error {
 	return fmt.Errorf("%w: not in an approver group of this request", ErrForbidden)
 }
 
-// callKey identifies one call: the same requester, tool and canonical arguments.
-func callKey(p Party, tool string, canon []byte) string {
+// callKey identifies one call: the same requester, tool and canonical form. bound says what
+// the form is of ("call": the arguments, "params": the whole params), so that the two never
+// collide.
+func callKey(p Party, tool, bound string, canon []byte) string {
 	h := sha256.New()
-	for _, s := range []string{"call", p.Issuer, p.Subject, tool} {
+	for _, s := range []string{bound, p.Issuer, p.Subject, tool} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}

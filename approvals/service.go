@@ -85,10 +85,14 @@ func (s *Service) Link(id string) string {
 type Call struct {
 	Requester identity.Identity
 	Tool      string
-	// Arguments are the raw call arguments; only their canonical digest and masked form are kept.
+	// Arguments are the raw call arguments; only their masked form is kept, to show approvers.
 	Arguments json.RawMessage
-	Rule      string
-	Reason    string
+	// Params is the call's whole params object. When set, a one-time grant is bound to its
+	// [Binding], so any member the client adds or changes anywhere in params needs a new
+	// approval; when nil, to the canonical Arguments.
+	Params json.RawMessage
+	Rule   string
+	Reason string
 	// Approvers are the rule's approver groups; empty uses Config.Approvers.
 	Approvers []string
 	RequestID string
@@ -136,7 +140,15 @@ func (s *Service) Begin(ctx context.Context, c Call) (Result, error) {
 	if p.Subject == "" || p.Issuer == "" || c.Tool == "" {
 		return Result{}, errors.New("begin approval: requester and tool required")
 	}
-	ck, tk := callKey(p, c.Tool, canon), toolKey(p, c.Tool)
+	ck := callKey(p, c.Tool, "call", canon)
+	if c.Params != nil {
+		bound, err := Binding(c.Params)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrArguments, err)
+		}
+		ck = callKey(p, c.Tool, "params", bound)
+	}
+	tk := toolKey(p, c.Tool)
 	now := s.now()
 
 	r, err := s.store.Lookup(ctx, tk)

@@ -115,6 +115,42 @@ func TestOnceGrant(t *testing.T) {
 	require.InDelta(t, 3.0, events(t, reg, evRequested), 1e-9)
 }
 
+// TestOnceGrantBoundToParams: a one-time grant covers the call's whole params, not only the
+// arguments: the same arguments with any member added or changed anywhere in params open a new
+// request, while key order, spacing and the per-call progress token do not matter.
+func TestOnceGrantBoundToParams(t *testing.T) {
+	s, _, _, _ := newTestService(t, nil)
+	ctx := t.Context()
+	args := `{"query":"drop table t"}`
+	withParams := func(params string) Call {
+		c := sqlCall(args)
+		c.Params = json.RawMessage(params)
+		return c
+	}
+	res, err := s.Begin(ctx, withParams(`{"name":"execute_sql","arguments":`+args+`,"_meta":{"progressToken":1}}`))
+	require.NoError(t, err)
+	require.Equal(t, Waiting, res.Outcome)
+	_, err = s.Decide(ctx, res.Request.ID, dba, true, "ok")
+	require.NoError(t, err)
+
+	for _, p := range []string{
+		`{"name":"execute_sql","arguments":` + args + `,"Arguments":{"query":"drop table users"}}`,
+		`{"name":"execute_sql","arguments":` + args + `,"task":{"ttl":1}}`,
+		`{"name":"execute_sql","arguments":` + args + `,"_meta":{"progressToken":1,"x":1}}`,
+		`{"name":"execute_sql","arguments":{"query":"drop table t","db":"prod"}}`,
+	} {
+		got, err := s.Begin(ctx, withParams(p))
+		require.NoError(t, err)
+		require.Equal(t, Waiting, got.Outcome, "%s is not the approved call", p)
+		require.True(t, got.Created, p)
+		require.NotEqual(t, res.Request.ID, got.Request.ID)
+	}
+	got, err := s.Begin(ctx, withParams(` {"arguments":`+args+`,"_meta":{"progressToken":"retry-2"},"name":"execute_sql"}`))
+	require.NoError(t, err)
+	require.Equal(t, Granted, got.Outcome, "the approved call, retried with a new progress token")
+	require.Equal(t, res.Request.ID, got.Request.ID)
+}
+
 func TestTimeGrant(t *testing.T) {
 	s, c, _, _ := newTestService(t, func(cfg *Config) { cfg.RuleGrants = map[string]time.Duration{"sql-writes": 15 * time.Minute} })
 	ctx := t.Context()

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -49,13 +50,19 @@ func (a *Approvals) OnApproval(ctx context.Context, x *Exchange, d policy.Decisi
 		return Refuse(CodeApprovalRequired, "approval required: calls that need approval cannot be batched"), nil
 	}
 	m := &x.Body.Messages[0]
+	// The grant is bound to the whole params (approvals.Binding), not to the parsed arguments:
+	// a member the gateway does not read may still change what the upstream does, so a call
+	// that differs anywhere in params is a different call. Approvers are shown the arguments.
 	call := approvals.Call{
-		Requester: x.Identity, Tool: target(m), Arguments: m.Arguments,
+		Requester: x.Identity, Tool: target(m), Arguments: m.Arguments, Params: m.Params,
 		Rule: ruleLabel(d.Rule), Reason: d.Reason, Approvers: d.Approvers,
 		RequestID: x.RequestID, SessionID: x.SessionID,
 	}
 	if m.Method != "tools/call" {
 		call.Arguments = m.Params
+	}
+	if call.Params == nil {
+		call.Params = json.RawMessage("{}") // no params binds like empty params, never like arguments
 	}
 	res, err := a.svc.Begin(ctx, call)
 	if errors.Is(err, approvals.ErrArguments) {

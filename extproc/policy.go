@@ -102,6 +102,11 @@ func (p *Policy) OnRequest(ctx context.Context, x *Exchange) (Verdict, error) {
 		if m.Kind != mcp.KindRequest && m.Kind != mcp.KindNotification {
 			continue // answers to server requests (sampling, elicitation) carry no method
 		}
+		// A member folding to a classified argument ("Query" for query) is read by upstreams
+		// that decode case-insensitively; it is malformed input, refused even in observe mode.
+		if err := set.CheckArguments(m); err != nil {
+			return Verdict{Action: Deny, Err: &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params: " + err.Error()}}, nil
+		}
 		in, err := p.input(ctx, x, m)
 		if err != nil {
 			return Verdict{}, err

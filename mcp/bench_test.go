@@ -57,3 +57,35 @@ func BenchmarkDecoder(b *testing.B) {
 		}
 	}
 }
+
+// paramsMembers is a tools/call whose params and arguments carry many members the gateway does
+// not read, each compared with the names it does read (case folding), and many arguments.
+var paramsMembers = func() []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"run_query","arguments":{`)
+	for i := range 40 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`"argument_` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + string(rune('a'+i/26)) + `":"value"`)
+	}
+	sb.WriteString(`}`)
+	for _, k := range []string{"cursor", "task", "names", "urn", "uris", "argumentsX", "meta", "nameX", "ttl", "priority", "trace", "label"} {
+		sb.WriteString(`,"` + k + `":1`)
+	}
+	sb.WriteString(`,"_meta":{"progressToken":"p","traceparent":"00-x","io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`)
+	return []byte(sb.String())
+}()
+
+func BenchmarkParseManyMembers(b *testing.B) {
+	if _, err := Parse(paramsMembers); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(paramsMembers)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(paramsMembers); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

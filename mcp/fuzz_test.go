@@ -17,6 +17,14 @@ var parseSeeds = []string{
 	`{"jsonrpc":"2.0","id":1,"method":"ping","method":"x"}`,
 	`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///\ud83d\ude00","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
 	`[]`, `[1]`, `{}`, `"\ud800"`, `1e5`, ` {"a":[{"b":{"B":1}}]}`,
+	// Member names that fold to ones the gateway reads (ASCII case, ſ U+017F, K U+212A).
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"execute_sql","Arguments":{"query":"DROP TABLE users"}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q","argument\u017f":{"query":"x"}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q","arguments":{"tas\u212a":"x","task":"y"}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"IO.modelcontextprotocol/protocolversion":"2026-07-28"}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","NAME":"q"}}`,
+	`{"JSONRPC":"2.0","Id":1,"METHOD":"ping"}`,
+	`{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m","Data":1}}`,
 }
 
 // FuzzParse checks that Parse never panics, that whatever it accepts is JSON whose envelope a
@@ -56,9 +64,13 @@ func checkMessage(t *testing.T, m Message) {
 		ID      json.RawMessage `json:"id"`
 		Method  *string         `json:"method"`
 		Params  *struct {
-			Name string          `json:"name"`
-			URI  string          `json:"uri"`
+			// Raw: methods the gateway does not inspect may carry any type here.
+			Name json.RawMessage `json:"name"`
+			URI  json.RawMessage `json:"uri"`
 			Args json.RawMessage `json:"arguments"`
+			Meta *struct {
+				Version *string `json:"io.modelcontextprotocol/protocolVersion"`
+			} `json:"_meta"`
 		} `json:"params"`
 		Result json.RawMessage `json:"result"`
 		Error  *Error          `json:"error"`
@@ -73,16 +85,25 @@ func checkMessage(t *testing.T, m Message) {
 		if m.Kind == KindRequest {
 			require.True(t, validID(m.ID))
 		}
+		// encoding/json matches member names case-insensitively (with Unicode folding): what it
+		// reads must be what the gateway read, or a member walked around the gateway.
+		if env.Params != nil && env.Params.Meta != nil {
+			require.Equal(t, env.Params.Meta.Version != nil, m.HasMetaVersion)
+			if m.HasMetaVersion {
+				require.Equal(t, *env.Params.Meta.Version, m.MetaVersion)
+			}
+		}
 		switch m.Method {
 		case "tools/call":
-			require.Equal(t, env.Params.Name, m.Tool)
+			require.Equal(t, jsonString(t, env.Params.Name), m.Tool)
+			require.Equal(t, env.Params.Args == nil, m.Arguments == nil)
 			if m.Arguments != nil {
 				require.JSONEq(t, string(env.Params.Args), string(m.Arguments))
 			}
 		case "prompts/get":
-			require.Equal(t, env.Params.Name, m.Prompt)
+			require.Equal(t, jsonString(t, env.Params.Name), m.Prompt)
 		case "resources/read", "resources/subscribe", "resources/unsubscribe":
-			require.Equal(t, env.Params.URI, m.URI)
+			require.Equal(t, jsonString(t, env.Params.URI), m.URI)
 		}
 	case KindResult:
 		require.True(t, validID(m.ID))
@@ -100,6 +121,14 @@ func checkMessage(t *testing.T, m Message) {
 	again, err := Parse(out)
 	require.NoError(t, err)
 	require.Equal(t, m.Kind, again.Messages[0].Kind)
+}
+
+// jsonString decodes a JSON string the parser accepted as one.
+func jsonString(t *testing.T, raw json.RawMessage) string {
+	t.Helper()
+	var s string
+	require.NoError(t, json.Unmarshal(raw, &s))
+	return s
 }
 
 // FuzzDecoder checks chunking invariance: any split gives the same events, and the Raw bytes plus

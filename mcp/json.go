@@ -141,8 +141,11 @@ func (p *parser) members(depth int, fold bool, fn member) (span, *Error) {
 			}
 		default:
 			for _, k := range p.keys[base:] {
-				if bytes.Equal(k, key) || (fold && bytes.EqualFold(k, key)) {
+				if bytes.Equal(k, key) {
 					return span{}, p.duplicate()
+				}
+				if fold && bytes.EqualFold(k, key) {
+					return span{}, p.foldDuplicate()
 				}
 			}
 			p.keys = append(p.keys, key)
@@ -184,9 +187,20 @@ func (p *parser) duplicate() *Error {
 	return newError(CodeInvalidRequest, "invalid request: duplicate object key at offset "+strconv.Itoa(p.pos))
 }
 
+// foldDuplicate reports two members of one object whose names differ only by letter case or
+// Unicode folding: a case-insensitive decoder would merge them, and which one it keeps differs
+// between decoders.
+func (p *parser) foldDuplicate() *Error {
+	return newError(CodeInvalidRequest, "invalid request: member names differ only by letter case or Unicode folding at offset "+strconv.Itoa(p.pos))
+}
+
 func (p *parser) dupMap(m map[string]struct{}, key []byte, fold bool) *Error {
 	k := keyOf(key, fold)
 	if _, ok := m[k]; ok {
+		if fold {
+			// The folded map does not keep the names as sent; say what it compares.
+			return newError(CodeInvalidRequest, "invalid request: member names repeat or differ only by letter case or Unicode folding at offset "+strconv.Itoa(p.pos))
+		}
 		return p.duplicate()
 	}
 	m[k] = struct{}{}
@@ -200,12 +214,24 @@ func keyOf(key []byte, fold bool) string {
 		return string(key)
 	}
 	out := make([]byte, 0, len(key))
-	for _, r := range string(key) {
+	for i := 0; i < len(key); {
+		if c := key[i]; c < utf8.RuneSelf {
+			// The smallest rune of an ASCII letter's orbit is its upper case (K for k and the
+			// Kelvin sign, S for s and ſ); other ASCII bytes fold to nothing else.
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(key[i:])
 		m := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 			m = min(m, f)
 		}
 		out = utf8.AppendRune(out, m)
+		i += n
 	}
 	return string(out)
 }

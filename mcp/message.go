@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 )
@@ -67,8 +68,11 @@ type Body struct {
 // the gateway inspects); [Error.ID] returns the offending message's id when it was readable.
 //
 // Refused: invalid UTF-8 or lone surrogate escapes, trailing data, nesting deeper than [MaxDepth],
-// duplicate keys at any depth, keys that differ only by case in the envelope, the error object and
-// anywhere inside params (case-insensitive decoders would merge them), a missing or wrong jsonrpc,
+// duplicate keys at any depth, keys that differ only by case or Unicode folding in the envelope, the
+// error object and anywhere inside params (case-insensitive decoders would merge them), a member of
+// the envelope, params, params._meta or the error object whose name is not one the gateway reads
+// but folds to one ("Arguments", "argumentſ": an upstream decoding case-insensitively would take it
+// for the member the gateway saw as absent), a missing or wrong jsonrpc,
 // members JSON-RPC does not define, a null id on requests and results, ids that are neither strings
 // nor 64-bit integers, non-object params, results or batch elements, both result and error, and an
 // empty batch. Error responses may carry a null or absent id, as JSON-RPC allows.
@@ -160,6 +164,43 @@ func parse(body []byte) (*Body, *Error) {
 	return &b, nil
 }
 
+// The member names the gateway reads at each level. A member whose name is not one of them
+// but folds to one (see [folded]) is refused: a case-insensitive decoder upstream would take it
+// for the member the gateway read as absent.
+var (
+	envelopeNames = names("jsonrpc", "id", "method", "params", "result", "error")
+	paramNames    = names("name", "uri", "arguments", "_meta")
+	metaNames     = names(MetaProtocolVersion)
+	errorNames    = names("code", "message", "data")
+)
+
+func names(n ...string) [][]byte {
+	out := make([][]byte, len(n))
+	for i, s := range n {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+// folded returns the name in known that key equals under Unicode simple case folding (what
+// encoding/json and strings.EqualFold match: ASCII case, and ſ U+017F for s, K U+212A for k),
+// or "" if none. The caller has already matched key against known byte for byte. The length
+// test keeps the common case cheap: every known name is ASCII, and a rune folding to an ASCII
+// letter is at most 3 bytes long.
+func folded(key []byte, known [][]byte) string {
+	for _, n := range known {
+		if len(key) >= len(n) && len(key) <= 3*len(n) && bytes.EqualFold(key, n) {
+			return string(n)
+		}
+	}
+	return ""
+}
+
+// foldMessage describes a refused member without echoing the name or value the client sent.
+func foldMessage(name string) string {
+	return "member name differs from " + strconv.Quote(name) + " only by letter case or Unicode folding"
+}
+
 // fields of params the gateway extracts before it knows the method.
 type paramFields struct {
 	name, uri, args, meta span
@@ -190,6 +231,9 @@ func (p *parser) message() (Message, *Error) {
 		case "error":
 			errObj, err = p.errorObject()
 		default:
+			if n := folded(key, envelopeNames); n != "" {
+				return newError(CodeInvalidRequest, "invalid request: "+foldMessage(n))
+			}
 			return newError(CodeInvalidRequest, "invalid request: unknown member")
 		}
 		return err
@@ -297,6 +341,9 @@ func (p *parser) params(pf *paramFields) (span, *Error) {
 		case "_meta":
 			pf.meta, err = p.meta(pf)
 		default:
+			if n := folded(key, paramNames); n != "" {
+				return newError(CodeInvalidParams, "invalid params: params "+foldMessage(n))
+			}
 			_, err = p.value(2, true)
 		}
 		return err
@@ -309,9 +356,12 @@ func (p *parser) meta(pf *paramFields) (span, *Error) {
 	}
 	return p.object(3, true, func(key []byte) *Error {
 		var err *Error
-		if string(key) == MetaProtocolVersion {
+		switch {
+		case string(key) == MetaProtocolVersion:
 			pf.version, err = p.value(3, true)
-		} else {
+		case folded(key, metaNames) != "":
+			return newError(CodeInvalidParams, "invalid params: params._meta "+foldMessage(MetaProtocolVersion))
+		default:
 			_, err = p.value(3, true)
 		}
 		return err
@@ -378,6 +428,9 @@ func (p *parser) errorObject() (*Error, *Error) {
 		case "data":
 			data, err = p.value(2, false)
 		default:
+			if n := folded(key, errorNames); n != "" {
+				return newError(CodeInvalidRequest, "invalid request: error "+foldMessage(n))
+			}
 			return newError(CodeInvalidRequest, "invalid request: unknown error member")
 		}
 		return err

@@ -345,3 +345,90 @@ func TestKindString(t *testing.T) {
 		t.Run(tt.want, func(t *testing.T) { require.Equal(t, tt.want, tt.k.String()) })
 	}
 }
+
+// TestParseFoldedNames: a member whose name differs from one the gateway reads only by letter
+// case or Unicode simple folding (ſ U+017F folds to s, K U+212A to k) is what a case-insensitive
+// decoder upstream (encoding/json and many others) takes for that member, while the gateway
+// would see nothing there. Such members are refused at the envelope, in params, in _meta and in
+// the error object; the message names the member the gateway reads, never the value.
+func TestParseFoldedNames(t *testing.T) {
+	const secret = "DROP TABLE users"
+	tests := []struct {
+		name, body string
+		code       int
+		member     string // the member the refusal names
+	}{
+		{"params Arguments alone", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"execute_sql","Arguments":{"query":"` + secret + `"}}}`, CodeInvalidParams, "arguments"},
+		{"params long s alone", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"execute_sql","argument\u017f":{"query":"` + secret + `"}}}`, CodeInvalidParams, "arguments"},
+		{"params raw long s alone", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"execute_sql","argumentſ":{"query":"` + secret + `"}}}`, CodeInvalidParams, "arguments"},
+		{"params Name on prompts/get", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"Name":"` + secret + `"}}`, CodeInvalidParams, "name"},
+		{"params URI next to another method", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"URI":"` + secret + `"}}`, CodeInvalidParams, "uri"},
+		{"params _META", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_META":{"x":"` + secret + `"}}}`, CodeInvalidParams, "_meta"},
+		{"meta protocol version folded", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVer\u017fion":"` + secret + `"}}}`, CodeInvalidParams, MetaProtocolVersion},
+		{"envelope Method alone", `{"jsonrpc":"2.0","id":1,"Method":"` + secret + `"}`, CodeInvalidRequest, "method"},
+		{"envelope JSONRPC", `{"JSONRPC":"2.0","id":1,"method":"ping","x":"` + secret + `"}`, CodeInvalidRequest, "jsonrpc"},
+		{"envelope long s params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","param\u017f":{"name":"` + secret + `"}}`, CodeInvalidRequest, "params"},
+		{"envelope ID", `{"jsonrpc":"2.0","ID":"` + secret + `","method":"ping"}`, CodeInvalidRequest, "id"},
+		{"error Message alone", `{"jsonrpc":"2.0","id":1,"error":{"code":1,"Message":"` + secret + `"}}`, CodeInvalidRequest, "message"},
+		{"error Data", `{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x","DATA":"` + secret + `"}}`, CodeInvalidRequest, "data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := Parse([]byte(tt.body))
+			require.Nil(t, b)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, tt.code, e.Code, "message: %s", e.Message)
+			require.Contains(t, e.Message, `"`+tt.member+`"`)
+			require.Contains(t, e.Message, "only by letter case")
+			require.NotContains(t, e.Message, "DROP")
+			id, _ := json.Marshal(e)
+			require.NotContains(t, string(id), "DROP", "the error never echoes values")
+		})
+	}
+}
+
+// TestParseFoldedNamesAllowed: exact names, escaped spellings of the exact name and unrelated
+// members that merely look alike still pass.
+func TestParseFoldedNamesAllowed(t *testing.T) {
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","argument\u0073":{"Query":1}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"userId":1},"argumentsX":2,"task":"k"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":"Progresstoken","ProtocolVersion":1}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"names":[],"url":"x","meta":{}}}`,
+	} {
+		_, err := Parse([]byte(body))
+		require.NoError(t, err, body)
+	}
+}
+
+// TestParseFoldedDuplicates: two members of one object whose names fold to each other are
+// refused at every depth of params, with a message that says so (not "duplicate").
+func TestParseFoldedDuplicates(t *testing.T) {
+	for name, body := range map[string]string{
+		"arguments twice":      `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q","arguments":{"query":"SELECT 1"},"Arguments":{"query":"DROP TABLE users"}}}`,
+		"kelvin in arguments":  `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q","arguments":{"task":"ls","tas\u212a":"DROP"}}}`,
+		"long s deep":          `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q","arguments":{"o":[{"sql":"x","\u017fql":"DROP"}]}}}`,
+		"many members, folded": `{"jsonrpc":"2.0","id":1,"method":"x","params":{` + manyKeys(40) + `,"\u212a7":0}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(body))
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, CodeInvalidRequest, e.Code)
+			require.Contains(t, e.Message, "differ only by letter case or Unicode folding")
+			require.NotContains(t, e.Message, "DROP")
+		})
+	}
+}
+
+// TestKeyOfMatchesEqualFold: the folded map key agrees with bytes.EqualFold, so objects of any
+// size refuse the same folded pairs.
+func TestKeyOfMatchesEqualFold(t *testing.T) {
+	names := []string{"k", "K", "\u212a", "s", "S", "\u017f", "task", "tas\u212a", "TA\u017fK", "é", "É", "ǅ", "ǆ", "Ǆ", "ß", "ẞ", "_meta", "_META", "1", "Ω", "ω", "\u2126"}
+	for _, a := range names {
+		for _, b := range names {
+			require.Equal(t, strings.EqualFold(a, b), keyOf([]byte(a), true) == keyOf([]byte(b), true), "%q %q", a, b)
+		}
+	}
+}

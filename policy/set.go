@@ -514,7 +514,8 @@ func classifyArgs(spec ToolSpec, args map[string]any) (SQL, Shell) {
 	return q, sh
 }
 
-// lookup follows a dotted path (query, or options.sql) through decoded JSON objects.
+// lookup follows a dotted path (query, or options.sql) through decoded JSON objects, matching
+// names as a case-insensitive decoder would when no member has the exact name.
 func lookup(args map[string]any, p string) (any, bool) {
 	var cur any = args
 	for _, k := range strings.Split(p, ".") {
@@ -522,7 +523,7 @@ func lookup(args map[string]any, p string) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		if cur, ok = m[k]; !ok {
+		if cur, ok = member(m, k); !ok {
 			return nil, false
 		}
 	}
