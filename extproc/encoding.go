@@ -169,6 +169,8 @@ func (d *decoder) decode(src *bufio.Reader) error {
 		return fmt.Errorf("open %s: %w", d.c, err)
 	}
 	defer closer()
+	// Read into a buffer of its own: Read may suspend the coroutine, and Write hands d.out
+	// to the caller meanwhile.
 	buf := make([]byte, decodeStep)
 	for {
 		n, err := r.Read(buf)
@@ -177,6 +179,13 @@ func (d *decoder) decode(src *bufio.Reader) error {
 			return errDecodedSize
 		}
 		d.left -= n
+		if cap(d.out)-len(d.out) < n {
+			// Grow by doubling, never past what the limit still allows: append's 1.25x
+			// growth of large slices would allocate about five times a bomb's limit.
+			grown := make([]byte, len(d.out), min(2*cap(d.out)+n, len(d.out)+n+d.left))
+			copy(grown, d.out)
+			d.out = grown
+		}
 		d.out = append(d.out, buf[:n]...)
 		if errors.Is(err, io.EOF) {
 			return nil
