@@ -91,6 +91,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 
 	st := newStream(s, srv)
 	defer st.ended()
+	defer st.releaseCodec()
 	for {
 		req, err := srv.Recv()
 		if errors.Is(err, io.EOF) {

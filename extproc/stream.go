@@ -63,19 +63,21 @@ type stream struct {
 	srv extprocv3.ExternalProcessor_ProcessServer
 	log *slog.Logger
 
-	phase    phase
-	x        *Exchange
-	idErr    error
-	held     [finished + 1]bool
-	reqMode  filterv3.ProcessingMode_BodySendMode // configured, from protocol_config
-	respMode filterv3.ProcessingMode_BodySendMode
-	mode     respMode
-	methods  map[string]string // request id → method, to label results
-	dec      mcp.Decoder
-	acc      []byte
-	accOver  bool
-	frag     []Filter // filters of the oversized event streaming through (maskstream.go)
-	reqBody  []byte   // request body as replaced by a request stage; nil when unchanged
+	phase       phase
+	x           *Exchange
+	idErr       error
+	held        [finished + 1]bool
+	reqMode     filterv3.ProcessingMode_BodySendMode // configured, from protocol_config
+	respMode    filterv3.ProcessingMode_BodySendMode
+	mode        respMode
+	methods     map[string]string // request id → method, to label results
+	dec         mcp.Decoder
+	acc         []byte
+	accOver     bool
+	frag        []Filter // filters of the oversized event streaming through (maskstream.go)
+	reqBody     []byte   // request body as replaced by a request stage; nil when unchanged
+	codec       *decoder // content decoder of a coded response body (encoding.go); nil when plain
+	codecLogged bool
 }
 
 func newStream(s *Server, srv extprocv3.ExternalProcessor_ProcessServer) *stream {
@@ -115,7 +117,7 @@ func (st *stream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) 
 		if err := st.expect(awaitResponseBody, "response_body"); err != nil {
 			return nil, err
 		}
-		return st.responseBody(ctx, r.ResponseBody)
+		return st.decodedBody(ctx, r.ResponseBody)
 	default:
 		return nil, status.Errorf(codes.FailedPrecondition, "unexpected %T in phase %s", r, st.phase)
 	}
@@ -148,11 +150,10 @@ func (st *stream) requestHeaders(ctx context.Context, req *extprocv3.ProcessingR
 
 	if h.GetEndOfStream() {
 		st.phase = awaitResponseHeaders
-		return st.decide(ctx, awaitRequestHeaders, func() *extprocv3.ProcessingResponse {
-			return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
-				RequestHeaders: &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{}},
-			}}
-		})
+		return st.decide(ctx, awaitRequestHeaders, requestHeadersPass)
+	}
+	if r := st.codedRequest(hs); r != nil {
+		return r, st.finish()
 	}
 	if st.reqMode != filterv3.ProcessingMode_BUFFERED {
 		return nil, status.Errorf(codes.FailedPrecondition, "request body mode %s: must be BUFFERED to inspect MCP requests", st.reqMode)
@@ -160,9 +161,7 @@ func (st *stream) requestHeaders(ctx context.Context, req *extprocv3.ProcessingR
 	// Envoy holds the request until the buffered body is answered, so deciding there
 	// (where the JSON-RPC id is known) lets nothing through early.
 	st.phase = awaitRequestBody
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
-		RequestHeaders: &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{}},
-	}}, nil
+	return requestHeadersPass(), nil
 }
 
 func (st *stream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
@@ -374,6 +373,9 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 		if err != nil || n > st.s.cfg.BufferResponseBytes {
 			st.mode, want = respAccumulate, filterv3.ProcessingMode_STREAMED
 		}
+	}
+	if r := st.codedResponse(hs, resp.Response, want == filterv3.ProcessingMode_STREAMED); r != nil {
+		return r, nil
 	}
 	if want != st.respMode {
 		// Envoy ≥1.34 takes both body modes from an override: set the request one too.
