@@ -73,7 +73,7 @@ func TestSessionBoundToCreator(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ss, reg := sessionStage(t)
-	h := start(t, extproc.DefaultConfig(), ss)
+			h := start(t, extproc.DefaultConfig(), ss)
 			initialize(t, h, caller, "sess-a")
 
 			e := sessionRequest(t, h, intruder, tc.method, "sess-a")

@@ -19,13 +19,13 @@ import (
 )
 
 // stages builds the ext_proc pipeline in its fixed order. The protocol checks always run
-// first inside extproc. Request path: the session's owner is checked, policy decides, approvals hold, then (when
-// masking.requests.tool_arguments is on) tool-call arguments are masked, then recording:
-// policy and approvers judge the arguments the agent actually sent, while the upstream and
-// the recording only ever get them masked. Response path: session (2024-11-05 answers
-// matched to their requests), policy (tools/list visibility,
-// tool pinning), then masking, then recording, so what is recorded is what the client
-// received. Each feature adds its stage here, at its place.
+// first inside extproc. Request path: the session's owner is checked, policy decides,
+// approvals hold, then (when masking.requests.tool_arguments is on) tool-call arguments are
+// masked, then recording: policy and approvers judge the arguments the agent actually sent,
+// while the upstream and the recording only ever get them masked. Response path: session
+// (2024-11-05 answers matched to their requests), policy (tools/list visibility, tool
+// pinning), then masking, then recording, so what is recorded is what the client received.
+// Each feature adds its stage here, at its place.
 func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, v *authz.Verifier, admin map[string]http.Handler) (_ []extproc.Stage, closers []func(context.Context) error, _ error) {
 	var out []extproc.Stage
 	src, err := policy.Open(cfg.Policy, log, reg)
