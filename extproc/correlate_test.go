@@ -90,3 +90,20 @@ func BenchmarkSessionCheck(b *testing.B) {
 		}
 	}
 }
+
+// FuzzLegacySession: the session parameter of a client path or an upstream endpoint event
+// and the shape check on upstream results never panic, and a session only comes from a query.
+func FuzzLegacySession(f *testing.F) {
+	for _, s := range []string{
+		"/sse?sessionid=abc", "/messages/?session_id=x&y=1", "/m?sessionId=%zz", "/sse#?sessionid=a",
+		"?sessionid=", `{"tools":[{"name":"a"}]}`, `{"tools":{}}`, "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if sid := legacySession(s); sid != "" {
+			require.Contains(t, s, "?")
+		}
+		_ = listsTools(json.RawMessage(s))
+	})
+}
