@@ -47,6 +47,7 @@ type Sessions struct {
 var (
 	_ RequestStage  = (*Sessions)(nil)
 	_ ResponseStage = (*Sessions)(nil)
+	_ FragmentStage = (*Sessions)(nil)
 )
 
 // NewSessions returns the stage keeping bindings in store.
@@ -114,6 +115,11 @@ func (s *Sessions) OnResponse(_ context.Context, x *Exchange, r *Response) (Verd
 	}
 	return Pass, nil
 }
+
+// Fragments implements [FragmentStage]: an event too large to parse is no business of the
+// session stage (policy decides whether it may pass); its request stays in the table until
+// it expires.
+func (*Sessions) Fragments(*Exchange) Filter { return passFilter{} }
 
 // bind binds id to x's identity unless it is bound already, and reports whether the
 // binding is x's identity.

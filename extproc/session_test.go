@@ -246,3 +246,47 @@ func TestLegacyRecordingOneSession(t *testing.T) {
 	require.Contains(t, string(raw), `"tool":"query"`, "the POSTed request")
 	require.Contains(t, string(raw), "answered on the stream", "its answer from the GET stream")
 }
+
+// TestLegacyOversizeEventWithheld: an event too large to read on a 2024-11-05 GET stream is
+// withheld when a tools/list of the session is pending (its id gets an error) and when the
+// replica never saw the session's requests; otherwise it passes.
+func TestLegacyOversizeEventWithheld(t *testing.T) {
+	big := "event: message\ndata: " + result(3, strings.Repeat("x", 4096)) + "\n\n"
+	cases := []struct {
+		name string
+		post string // request POSTed before the event; "" for none
+		want func(t *testing.T, out string)
+	}{
+		{"tools/list pending", toolsList(3), func(t *testing.T, out string) {
+			require.Contains(t, out, `"id":3`)
+			require.Contains(t, out, "too large to inspect")
+			require.NotContains(t, out, "xxxx")
+		}},
+		{"session unknown here", "", func(t *testing.T, out string) {
+			require.Empty(t, out)
+		}},
+		{"no tools/list pending", toolsCall(3, "query"), func(t *testing.T, out string) {
+			require.Equal(t, big, out)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := extproc.DefaultConfig()
+			cfg.MaxEventBytes = 1024
+			ss, _ := sessionStage(t)
+			h := start(t, cfg, ss, policyStage(t, nil))
+			g := legacyStream(t, h, caller, "L1")
+			g.recv()
+			if tc.post != "" {
+				legacyPost(t, h, caller, "L1", tc.post).passed()
+			}
+			var out []byte
+			for i := 0; i < len(big); i += 512 {
+				chunk := []byte(big[i:min(i+512, len(big))])
+				g.responseBody(chunk, false)
+				out = append(out, emitted(t, g.recv(), chunk)...)
+			}
+			tc.want(t, string(out))
+		})
+	}
+}
