@@ -21,7 +21,7 @@ import (
 	"github.com/mcpguard/mcpguard/e2e/mcpserver"
 )
 
-// mismatches reads mcpguard_session_identity_mismatch_total from g's admin port.
+// mismatches reads mcpguard_extproc_session_identity_mismatch_total from g's admin port.
 func mismatches(t *testing.T, g *harness.Guard) float64 {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+g.Admin+"/metrics", nil)
@@ -31,7 +31,7 @@ func mismatches(t *testing.T, g *harness.Guard) float64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "mcpguard_session_identity_mismatch_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), "mcpguard_extproc_session_identity_mismatch_total "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			require.NoError(t, err)
 			return f

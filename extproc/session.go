@@ -59,7 +59,7 @@ func NewSessions(store policy.Store, reg prometheus.Registerer) (*Sessions, erro
 		store: store,
 		corr:  newCorrelations(defaultCorrelationLimits()),
 		mismatch: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mcpguard_session_identity_mismatch_total",
+			Name: "mcpguard_extproc_session_identity_mismatch_total",
 			Help: "Requests and upstream answers refused because the MCP session belongs to another identity.",
 		}),
 	}

@@ -23,7 +23,7 @@ import (
 // intruder is a second identity of the same issuer.
 var intruder = identity.Identity{Subject: "svc-other", ClientID: "0oa2", Issuer: caller.Issuer, Scopes: caller.Scopes}
 
-const mismatchMetric = "mcpguard_session_identity_mismatch_total"
+const mismatchMetric = "mcpguard_extproc_session_identity_mismatch_total"
 
 // sessionStage returns the stage and the registry holding its metrics.
 func sessionStage(t *testing.T) (*extproc.Sessions, *prometheus.Registry) {
