@@ -3,6 +3,7 @@ package extproc
 import (
 	"container/list"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +21,8 @@ type correlationLimits struct {
 }
 
 // defaultCorrelationLimits: 256 requests in flight per session is far above what clients
-// pipeline; 65536 entries of ~150 bytes are ~10 MiB at most; an hour outlives the longest
-// approval hold (max_hold is at most 1h).
+// pipeline; 65536 entries take about 20 MiB at most (measured ~310 bytes each with their
+// session); an hour outlives the longest approval hold (max_hold is at most 1h).
 func defaultCorrelationLimits() correlationLimits {
 	return correlationLimits{PerSession: 256, Total: 1 << 16, TTL: time.Hour}
 }
@@ -49,10 +50,20 @@ type corrSession struct {
 	seen  time.Time
 }
 
-// pending is one request awaiting its answer; msg nil marks an id reused while pending.
+// pending is one request awaiting its answer: what response stages need of it, copied so
+// the request body is not retained. reused marks an id sent twice while pending.
 type pending struct {
-	msg *mcp.Message
-	at  time.Time
+	method, tool, uri, prompt string
+	at                        time.Time
+	reused                    bool
+}
+
+// request rebuilds the request envelope, nil for a reused id.
+func (p pending) request(id json.RawMessage) *mcp.Message {
+	if p.reused {
+		return nil
+	}
+	return &mcp.Message{Kind: mcp.KindRequest, ID: id, Method: p.method, Tool: p.tool, URI: p.uri, Prompt: p.prompt}
 }
 
 func newCorrelations(lim correlationLimits) *correlations {
@@ -83,7 +94,7 @@ func (c *correlations) add(sid string, msgs []mcp.Message) {
 		k := string(m.ID)
 		if _, dup := s.reqs[k]; dup {
 			// Two outstanding requests with one id: the answer cannot be attributed.
-			s.reqs[k] = pending{at: now}
+			s.reqs[k] = pending{at: now, reused: true}
 			s.lossy = true
 			continue
 		}
@@ -93,10 +104,10 @@ func (c *correlations) add(sid string, msgs []mcp.Message) {
 		for c.total >= c.lim.Total {
 			c.evictSession()
 		}
-		s.reqs[k] = pending{at: now, msg: &mcp.Message{
-			Kind: m.Kind, ID: append(json.RawMessage(nil), m.ID...), Method: m.Method,
-			Tool: m.Tool, URI: m.URI, Prompt: m.Prompt,
-		}}
+		s.reqs[k] = pending{
+			at: now, method: strings.Clone(m.Method), tool: strings.Clone(m.Tool),
+			uri: strings.Clone(m.URI), prompt: strings.Clone(m.Prompt),
+		}
 		s.order = append(s.order, k)
 		c.total++
 	}
@@ -121,7 +132,7 @@ func (c *correlations) take(sid string, id json.RawMessage) *mcp.Message {
 	}
 	delete(s.reqs, string(id))
 	c.total--
-	return p.msg
+	return p.request(append(json.RawMessage(nil), id...))
 }
 
 // toolsLists returns the ids of session sid's pending tools/list requests, and whether the
@@ -134,12 +145,9 @@ func (c *correlations) toolsLists(sid string) ([]json.RawMessage, bool) {
 		return nil, false
 	}
 	var ids []json.RawMessage
-	for _, p := range s.reqs {
-		if p.msg == nil {
-			continue
-		}
-		if p.msg.Method == "tools/list" {
-			ids = append(ids, p.msg.ID)
+	for k, p := range s.reqs {
+		if !p.reused && p.method == "tools/list" {
+			ids = append(ids, json.RawMessage(k))
 		}
 	}
 	return ids, !s.lossy
