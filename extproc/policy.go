@@ -285,6 +285,16 @@ func (p *Policy) record(x *Exchange, m *mcp.Message, d policy.Decision) {
 // caller is marked private.
 func (p *Policy) OnResponse(ctx context.Context, x *Exchange, r *Response) (Verdict, error) {
 	req := p.requestFor(x, r.Msg)
+	if req == nil && r.Msg.Kind == mcp.KindResult {
+		// Not asked in this exchange: a 2024-11-05 answer on the GET stream (matched by the
+		// session stage, by ids the client chose) or a replayed answer. A result shaped like
+		// a tools/list result is filtered as one whatever it was matched to: an unfiltered
+		// tool list must never reach the agent.
+		req = r.Request
+		if (req == nil || req.Method != "tools/list") && listsTools(r.Msg.Result) {
+			req = &mcp.Message{Kind: mcp.KindRequest, ID: r.Msg.ID, Method: "tools/list"}
+		}
+	}
 	if req == nil || req.Method != "tools/list" || r.Msg.Kind != mcp.KindResult {
 		return Pass, nil
 	}
@@ -396,6 +406,15 @@ func (p *Policy) Fragments(x *Exchange) Filter {
 			if m.Kind == mcp.KindRequest && m.Method == "tools/list" {
 				ids = append(ids, m.ID)
 			}
+		}
+	}
+	if x.toolsLists != nil {
+		// A 2024-11-05 GET stream carries the answers to the session's POSTs: withhold when
+		// a tools/list is pending or when this replica cannot know (see correlations).
+		pend, known := x.toolsLists()
+		ids = append(ids, pend...)
+		if !known && len(ids) == 0 {
+			return &withholdFilter{p: p, x: x}
 		}
 	}
 	if len(ids) == 0 {

@@ -92,6 +92,11 @@ func identityOf(x *Exchange) *recordings.Identity {
 
 // record appends one event of x; a failure is remembered and fails the exchange closed.
 func (s *Recording) record(x *Exchange, st *recState, ev recordings.Event) {
+	if x.legacy {
+		// A 2024-11-05 GET stream learns its session from the endpoint event, after its own
+		// request was recorded: the answers it carries go with the session's POSTs.
+		st.session = recordings.SessionKey(x.SessionID, identityOf(x))
+	}
 	ev.Session, ev.RequestID = st.session, x.RequestID
 	ev.MCPSessionID = x.SessionID
 	if err := s.rec.Record(ev); err != nil {

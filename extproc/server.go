@@ -27,6 +27,7 @@ type Server struct {
 	req  []RequestStage
 	resp []ResponseStage
 	obs  []Observer // see record.go
+	sess *Sessions  // binds the sessions the upstream opens (session.go); nil without it
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -64,6 +65,9 @@ func NewServer(cfg Config, log *slog.Logger, reg prometheus.Registerer, stages .
 		}
 		if okResp {
 			s.resp = append(s.resp, rs)
+		}
+		if ss, ok := st.(*Sessions); ok {
+			s.sess = ss
 		}
 		if o, ok := st.(Observer); ok {
 			s.obs = append(s.obs, o)

@@ -40,6 +40,10 @@ type Response struct {
 	Msg *mcp.Message
 	// Event is the server-sent event that carried Msg, nil for a JSON body.
 	Event *mcp.Event
+	// Request is the request Msg answers when it did not travel in this exchange (the
+	// 2024-11-05 transport answers POSTs on the GET stream), as matched by the session
+	// stage; nil when unknown. The client chose the ids: it is a hint, not proof.
+	Request *mcp.Message
 }
 
 // Action is what a stage wants done with a message.
@@ -108,7 +112,9 @@ type Exchange struct {
 	Identity identity.Identity
 	// RequestID is Envoy's x-request-id (the request.id attribute).
 	RequestID string
-	// SessionID is the mcp-session-id request header, empty for stateless traffic.
+	// SessionID is the MCP session: the mcp-session-id request header or, on the 2024-11-05
+	// transport, the session of the POST endpoint (set by the session stage) and of the GET
+	// stream that announced it. Empty for stateless traffic.
 	SessionID string
 	// Method and Path are the HTTP method and path (with query).
 	Method, Path string
@@ -126,6 +132,12 @@ type Exchange struct {
 
 	hold  func(time.Duration) (time.Duration, error)
 	notes []Note
+	// legacy marks a 2024-11-05 GET stream once its endpoint event bound the session: the
+	// answers to the session's POSTs arrive here, matched by the session stage.
+	legacy bool
+	// toolsLists, on such a stream, returns the session's pending tools/list ids and whether
+	// every pending request of the session is known (see correlations.toolsLists).
+	toolsLists func() ([]json.RawMessage, bool)
 }
 
 // Note is a fact a stage establishes about the exchange for the audit trail: a policy

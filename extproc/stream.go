@@ -112,6 +112,9 @@ func (st *stream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) 
 		if err := st.expect(awaitResponseHeaders, "response_headers"); err != nil {
 			return nil, err
 		}
+		if resp, err := st.sessionOpened(ctx, r.ResponseHeaders); resp != nil || err != nil {
+			return resp, err
+		}
 		return st.responseHeaders(r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		if err := st.expect(awaitResponseBody, "response_body"); err != nil {
@@ -525,7 +528,7 @@ func (st *stream) inspectEvent(ctx context.Context, ev mcp.Event) ([]byte, error
 	switch ev.Name {
 	case "", "message":
 	case "endpoint":
-		return ev.Raw, nil
+		return st.endpoint(ctx, ev)
 	default:
 		return nil, status.Error(codes.InvalidArgument, "server-sent event of unknown type")
 	}

@@ -253,6 +253,7 @@ var everyMetric = []string{
 	"mcpguard_recordings_spool_bytes",
 	"mcpguard_recordings_upload_lag_seconds",
 	"mcpguard_recordings_uploads_total",
+	"mcpguard_extproc_session_identity_mismatch_total",
 }
 
 // upstream is an MCP server whose echo tool can be redefined mid-session.

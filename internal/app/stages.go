@@ -19,12 +19,13 @@ import (
 )
 
 // stages builds the ext_proc pipeline in its fixed order. The protocol checks always run
-// first inside extproc. Request path: policy decides, approvals hold, then (when
-// masking.requests.tool_arguments is on) tool-call arguments are masked, then recording:
-// policy and approvers judge the arguments the agent actually sent, while the upstream and
-// the recording only ever get them masked. Response path: policy (tools/list visibility,
-// tool pinning), then masking, then recording, so what is recorded is what the client
-// received. Each feature adds its stage here, at its place.
+// first inside extproc. Request path: the session's owner is checked, policy decides,
+// approvals hold, then (when masking.requests.tool_arguments is on) tool-call arguments are
+// masked, then recording: policy and approvers judge the arguments the agent actually sent,
+// while the upstream and the recording only ever get them masked. Response path: session
+// (2024-11-05 answers matched to their requests), policy (tools/list visibility, tool
+// pinning), then masking, then recording, so what is recorded is what the client received.
+// Each feature adds its stage here, at its place.
 func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, v *authz.Verifier, admin map[string]http.Handler) (_ []extproc.Stage, closers []func(context.Context) error, _ error) {
 	var out []extproc.Stage
 	src, err := policy.Open(cfg.Policy, log, reg)
@@ -38,6 +39,13 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 		return nil, closers, fmt.Errorf("approvals: %w", err)
 	}
 	maps.Copy(admin, ap.routes)
+	// Sessions first: a request naming a session of another identity goes no further, and
+	// on the 2024-11-05 transport it matches answers to requests before policy reads them.
+	sess, err := extproc.NewSessions(ap.sessions, reg)
+	if err != nil {
+		return nil, closers, fmt.Errorf("session stage: %w", err)
+	}
+	out = append(out, sess)
 	pol, err := extproc.NewPolicy(src, ap.sessions, ap.approver, reg)
 	if err != nil {
 		return nil, closers, fmt.Errorf("policy stage: %w", err)
