@@ -101,7 +101,7 @@ func FuzzLegacySession(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if sid := legacySession(s); sid != "" {
+		if sid, _ := legacySession(s); sid != "" {
 			require.Contains(t, s, "?")
 		}
 		_ = listsTools(json.RawMessage(s))

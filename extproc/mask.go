@@ -26,6 +26,8 @@ type Masking struct {
 var (
 	_ ResponseStage = (*Masking)(nil)
 	_ FragmentStage = (*Masking)(nil)
+	_ HeaderStage   = (*Masking)(nil)
+	_ RawEventStage = (*Masking)(nil)
 )
 
 // NewMasking returns the stage for m and registers its findings counter on reg.
@@ -82,6 +84,28 @@ func (s *Masking) OnResponse(_ context.Context, x *Exchange, r *Response) (Verdi
 	}
 	s.note(x, counts)
 	return Verdict{Action: Replace, Message: out}, nil
+}
+
+// ResponseHeader implements [HeaderStage]: header values are masked like text, with the
+// header's name as context (see [masking.Masker.Header] for the headers left alone).
+func (s *Masking) ResponseHeader(x *Exchange, name, value string) (string, bool) {
+	out, counts := s.m.Header(name, value)
+	if len(counts) == 0 {
+		return value, false
+	}
+	s.note(x, counts)
+	return out, true
+}
+
+// RawEvent implements [RawEventStage]: the event's lines are masked as text. A redaction
+// holds no line break, so the event's framing is kept.
+func (s *Masking) RawEvent(x *Exchange, raw []byte) []byte {
+	out, counts := s.m.Text(raw)
+	if len(counts) == 0 {
+		return raw
+	}
+	s.note(x, counts)
+	return out
 }
 
 func (s *Masking) note(x *Exchange, counts masking.Counts) {

@@ -58,7 +58,7 @@ func TestArgumentMasking(t *testing.T) {
 		notes    int
 	}{
 		{name: "tool call", rev: "2025-06-18", in: callWith(1, "pay", args), want: callWith(1, "pay", masked), notes: 1},
-		{name: "clean arguments pass unchanged", rev: "2025-06-18", in: callWith(1, "pay", `{"memo":"lunch","n":4111111111111111}`)},
+		{name: "clean arguments pass unchanged", rev: "2025-06-18", in: callWith(1, "pay", `{"memo":"lunch","n":4111111111111112}`)},
 		{name: "no arguments", rev: "2025-06-18", in: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay"}}`},
 		{
 			name: "other methods are not masked", rev: "2025-06-18",
@@ -110,6 +110,18 @@ func TestArgumentMasking(t *testing.T) {
 			require.InDelta(t, 1, metric(t, reg, "mcpguard_masking_argument_findings_total", "type", "CREDIT_CARD"), 0)
 		})
 	}
+}
+
+// TestArgumentMaskingNumbers: a card number sent as a bare JSON number is masked like one
+// sent as a string (the member becomes a string holding the redaction).
+func TestArgumentMaskingNumbers(t *testing.T) {
+	st, _ := newArgumentMasking(t)
+	h := start(t, extproc.DefaultConfig(), st)
+	e := h.open(t, t.Context())
+	in := callWith(1, "pay", `{"memo":"lunch","n":4111111111111111}`)
+	e.post(in, "mcp-protocol-version", "2025-06-18", "content-length", strconv.Itoa(len(in)))
+	got := e.recv().GetRequestBody().GetResponse().GetBodyMutation().GetBody()
+	require.Equal(t, callWith(1, "pay", `{"memo":"lunch","n":"[REDACTED:CREDIT_CARD]"}`), string(got))
 }
 
 // TestArgumentMaskingOffByDefault: with the default masking configuration only the response

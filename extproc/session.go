@@ -77,12 +77,19 @@ func (*Sessions) Name() string { return "session" }
 // remembers the requests so their answers on the GET stream can be matched.
 func (s *Sessions) OnRequest(ctx context.Context, x *Exchange) (Verdict, error) {
 	legacy := false
-	if x.SessionID == "" && x.Method == http.MethodPost {
-		if sid := legacySession(x.Path); sid != "" {
-			// The POST endpoint's session is the MCP session: policy counters, tool pins
-			// and recordings are kept per session as on Streamable HTTP.
-			x.SessionID, legacy = sid, true
-		}
+	sid, ambiguous := legacySession(x.Path)
+	if ambiguous || (sid != "" && x.SessionID != "" && sid != x.SessionID) {
+		// Which session the upstream serves would depend on how it reads the query.
+		x.Log.Warn("request names more than one session; refused")
+		return Verdict{
+			Action: Deny, Status: http.StatusBadRequest,
+			Err: &mcp.Error{Code: mcp.CodeInvalidRequest, Message: "invalid request: more than one session named"},
+		}, nil
+	}
+	if x.SessionID == "" && x.Method == http.MethodPost && sid != "" {
+		// The POST endpoint's session is the MCP session: policy counters, tool pins
+		// and recordings are kept per session as on Streamable HTTP.
+		x.SessionID, legacy = sid, true
 	}
 	if x.SessionID == "" {
 		return Pass, nil
@@ -205,7 +212,10 @@ func (st *stream) endpoint(ctx context.Context, ev mcp.Event) ([]byte, error) {
 	if sess == nil {
 		return ev.Raw, nil
 	}
-	sid := legacySession(strings.TrimSpace(string(ev.Data)))
+	sid, ambiguous := legacySession(strings.TrimSpace(string(ev.Data)))
+	if ambiguous {
+		return nil, status.Error(codes.InvalidArgument, "2024-11-05 endpoint names more than one session")
+	}
 	if sid == "" {
 		st.log.Warn("2024-11-05 endpoint without a session parameter; its POSTs are not bound to an identity")
 		return ev.Raw, nil
@@ -224,25 +234,41 @@ func (st *stream) endpoint(ctx context.Context, ev mcp.Event) ([]byte, error) {
 }
 
 // legacySession is the session id in the query of a 2024-11-05 POST endpoint: the SDKs name
-// the parameter sessionId (TypeScript), session_id (Python) or sessionid (Go).
-func legacySession(uri string) string {
+// the parameter sessionId (TypeScript), session_id (Python) or sessionid (Go). ambiguous
+// reports a query naming more than one session (two spellings, a repeated parameter, or a
+// spelling that differs only by case, '_' or '-'): servers differ in which one they take,
+// so the gateway could check one session while the upstream serves another.
+func legacySession(uri string) (sid string, ambiguous bool) {
 	_, query, ok := strings.Cut(uri, "?")
 	if !ok {
-		return ""
+		return "", false
 	}
 	if i := strings.IndexByte(query, '#'); i >= 0 {
 		query = query[:i]
 	}
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return ""
+		return "", false
 	}
-	for _, k := range []string{"sessionId", "session_id", "sessionid"} {
-		if v := q.Get(k); v != "" {
-			return v
+	for k, vs := range q {
+		if !sessionParam(k) {
+			continue
+		}
+		for _, v := range vs {
+			if sid != "" && v != sid {
+				return "", true
+			}
+			sid = v
 		}
 	}
-	return ""
+	return sid, false
+}
+
+// sessionParam reports whether a query parameter names the session, however it is cased
+// or separated.
+func sessionParam(k string) bool {
+	k = strings.NewReplacer("_", "", "-", "").Replace(k)
+	return strings.EqualFold(k, "sessionid")
 }
 
 // listsTools reports whether a result has the shape of a tools/list result (a top-level

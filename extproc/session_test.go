@@ -164,6 +164,42 @@ func TestLegacySessionBoundToStreamOwner(t *testing.T) {
 	require.InDelta(t, 2, metric(t, reg, mismatchMetric), 0)
 }
 
+// TestSessionNamedTwiceRefused: a request naming two sessions (two spellings of the
+// 2024-11-05 query parameter, a repeated one, or a query next to mcp-session-id) is refused
+// before the upstream, which might serve the one the gateway did not check.
+func TestSessionNamedTwiceRefused(t *testing.T) {
+	ss, _ := sessionStage(t)
+	h := start(t, extproc.DefaultConfig(), ss)
+	legacyStream(t, h, caller, "L1").recv()
+	legacyStream(t, h, intruder, "L2").recv()
+	for _, path := range []string{
+		"/sse?sessionId=L2&sessionid=L1",
+		"/sse?sessionid=L2&sessionid=L1",
+		"/sse?session_id=L2&SessionID=L1",
+	} {
+		t.Run(path, func(t *testing.T) {
+			e := h.open(t, t.Context()).as(intruder)
+			e.requestHeaders(false, ":method", "POST", ":path", path, "content-type", "application/json")
+			require.NotNil(t, e.recv().GetRequestHeaders())
+			e.requestBody(toolsCall(1, "query"))
+			code, rpc := immediate(t, e.recv())
+			require.Equal(t, http.StatusBadRequest, code)
+			require.Contains(t, rpc.Error.Message, "more than one session")
+		})
+	}
+	t.Run("query next to the header", func(t *testing.T) {
+		initialize(t, h, intruder, "S2")
+		e := h.open(t, t.Context()).as(intruder)
+		e.requestHeaders(false, ":method", "POST", ":path", "/mcp?sessionid=L1", "content-type", "application/json",
+			"accept", "application/json, text/event-stream", "mcp-protocol-version", "2025-06-18", "mcp-session-id", "S2")
+		require.NotNil(t, e.recv().GetRequestHeaders())
+		e.requestBody(toolsCall(1, "query"))
+		code, _ := immediate(t, e.recv())
+		require.Equal(t, http.StatusBadRequest, code)
+	})
+	legacyPost(t, h, caller, "L1", toolsCall(2, "query")).passed()
+}
+
 // listEvent is the SSE event carrying a tools/list result.
 func listEvent(id int, descr string) string {
 	return "event: message\ndata: " + listResult(id, descr) + "\n\n"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -380,6 +381,19 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 	if r := st.codedResponse(hs, resp.Response, want == filterv3.ProcessingMode_STREAMED); r != nil {
 		return r, nil
 	}
+	st.maskHeaders(h.GetHeaders(), resp.Response)
+	if want == filterv3.ProcessingMode_STREAMED {
+		// Envoy drops content-length for a streamed body only when the configured mode is
+		// streamed, decided as the headers arrive; after a mode_override it keeps the
+		// upstream's, and a body whose length masking changed would then be cut or hang
+		// (Filter::encodeHeaders in ext_proc.cc). The length goes with the override.
+		if resp.Response.HeaderMutation == nil {
+			resp.Response.HeaderMutation = &extprocv3.HeaderMutation{}
+		}
+		if !slices.Contains(resp.Response.HeaderMutation.RemoveHeaders, "content-length") {
+			resp.Response.HeaderMutation.RemoveHeaders = append(resp.Response.HeaderMutation.RemoveHeaders, "content-length")
+		}
+	}
 	if want != st.respMode {
 		// Envoy ≥1.34 takes both body modes from an override: set the request one too.
 		out.ModeOverride = &filterv3.ProcessingMode{RequestBodyMode: st.reqMode, ResponseBodyMode: want}
@@ -523,7 +537,7 @@ func (st *stream) events(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3
 // data is not JSON-RPC, or an unknown event type, ends the stream (fail closed).
 func (st *stream) inspectEvent(ctx context.Context, ev mcp.Event) ([]byte, error) {
 	if ev.Comment || len(ev.Data) == 0 {
-		return ev.Raw, nil
+		return st.rawEvent(ev.Raw), nil
 	}
 	switch ev.Name {
 	case "", "message":

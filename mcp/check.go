@@ -29,7 +29,7 @@ const (
 // Check applies the transport rules of the revision the request declares and returns that revision.
 //
 // The revision comes from the mcp-protocol-version header. Without it, a GET of a path ending in
-// /sse, or a POST whose query carries sessionId=, without an mcp-session-id header, is 2024-11-05
+// /sse, or a POST whose query carries a session parameter (sessionId=, session_id=, sessionid=), without an mcp-session-id header, is 2024-11-05
 // HTTP+SSE traffic; anything else is 2025-03-26, as the spec prescribes. A params._meta protocol
 // version must agree with the header. Only POST, GET and DELETE are known; GET and DELETE carry no
 // body, DELETE needs a session revision and an mcp-session-id, and 2026-07-28 accepts POST only, with one request or
@@ -178,8 +178,13 @@ func defaultRevision(r Request, h Headers) Revision {
 	case r.Method == "GET" && strings.HasSuffix(path, "/sse"):
 		return Rev20241105
 	case r.Method == "POST" && query != "":
-		if q, err := url.ParseQuery(query); err == nil && q.Has("sessionId") {
-			return Rev20241105
+		if q, err := url.ParseQuery(query); err == nil {
+			for k := range q {
+				// sessionId (TypeScript SDK), session_id (Python), sessionid (Go).
+				if strings.EqualFold(strings.NewReplacer("_", "", "-", "").Replace(k), "sessionid") {
+					return Rev20241105
+				}
+			}
 		}
 	}
 	return Rev20250326

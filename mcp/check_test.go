@@ -70,6 +70,8 @@ func TestCheck(t *testing.T) {
 		{name: "GET with a body", method: "GET", h: hdr{"mcp-protocol-version": "2025-06-18"}, body: list, rev: Rev20250618, code: CodeInvalidRequest, status: 400},
 		{name: "2024-11-05 GET /sse", method: "GET", path: "/sse", rev: Rev20241105},
 		{name: "2024-11-05 POST to announced endpoint", method: "POST", path: "/messages?sessionId=0f3c", body: call, rev: Rev20241105},
+		{name: "2024-11-05 POST, Go SDK spelling", method: "POST", path: "/messages?sessionid=0f3c", body: call, rev: Rev20241105},
+		{name: "2024-11-05 POST, Python SDK spelling", method: "POST", path: "/messages/?session_id=0f3c", body: call, rev: Rev20241105},
 		{name: "DELETE without session refused", method: "DELETE", path: "/sse", rev: Rev20250326, code: CodeInvalidRequest, status: 400},
 		{name: "2024-11-05 DELETE refused", method: "DELETE", h: hdr{"mcp-protocol-version": "2024-11-05", "mcp-session-id": "s"}, rev: Rev20241105, code: CodeInvalidRequest, status: 405},
 		{name: "sessionId query with session header is streamable", method: "POST", path: "/mcp?sessionId=1", h: hdr{"mcp-session-id": "s"}, body: call, rev: Rev20250326},
