@@ -45,6 +45,10 @@ func blindUpstream(t *testing.T, sse bool) *httptest.Server {
 			w.WriteHeader(http.StatusAccepted)
 			return
 		}
+		// A debug header with a token, and a repeated header with a card in one field.
+		w.Header().Set("X-Debug-Token", blindGH)
+		w.Header().Add("X-Trace", "card "+blindCard)
+		w.Header().Add("X-Trace", "plain")
 		if !sse {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, blindResult(req.ID))
@@ -56,6 +60,8 @@ func blindUpstream(t *testing.T, sse bool) *httptest.Server {
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
 		_, _ = fmt.Fprintf(w, "id: %s\ndata: %s\n\n", blindGH, blindResult(req.ID))
+		// A priming event (an id and no data) and a comment reach the client too.
+		_, _ = fmt.Fprintf(w, "id: %s\nretry: 500\n\n: trace %s\n\n", blindGH, blindCard)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -82,9 +88,11 @@ func TestMaskingBlindSpots(t *testing.T) {
 					t.Log(suite.guard.Logs().Since(mark))
 				}
 			}()
-			code, _, raw := post(t, "http://"+gw.Addr()+mcpserver.Path, suite.token,
+			code, hdr, raw := post(t, "http://"+gw.Addr()+mcpserver.Path, suite.token,
 				map[string]string{"MCP-Protocol-Version": harness.V20250618}, body)
 			require.Equal(t, http.StatusOK, code, "body %s", raw)
+			require.Equal(t, "[REDACTED:GITHUB_TOKEN]", hdr.Get("X-Debug-Token"), "a token in a response header is masked")
+			require.Equal(t, []string{"card [REDACTED:CREDIT_CARD]", "plain"}, hdr.Values("X-Trace"), "every field of a repeated header, in order")
 
 			data := string(raw)
 			if tc.sse {

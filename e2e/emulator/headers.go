@@ -126,6 +126,20 @@ func procIgnored(k string) bool {
 // are ignored, invalid names or values are errors. It returns the number of ignored mutations.
 func applyProc(f *fields, m *extprocv3.HeaderMutation, response bool) (int, error) {
 	ignored := 0
+	// Removals first, then sets and appends: MutationUtils::applyHeaderMutations in
+	// source/extensions/filters/http/ext_proc/mutation_utils.cc walks remove_headers before
+	// set_headers, so a header removed and appended again in one mutation keeps what is appended.
+	for _, k := range m.GetRemoveHeaders() {
+		k = strings.ToLower(k)
+		if strings.HasPrefix(k, ":") || procIgnored(k) {
+			ignored++
+			continue
+		}
+		if !validName(k) {
+			return ignored, fmt.Errorf("%w: invalid header name %q", errMutation, k)
+		}
+		f.del(k)
+	}
 	for _, o := range m.GetSetHeaders() {
 		h := o.GetHeader()
 		k := strings.ToLower(h.GetKey())
@@ -150,17 +164,6 @@ func applyProc(f *fields, m *extprocv3.HeaderMutation, response bool) (int, erro
 			continue
 		}
 		f.set(k, v)
-	}
-	for _, k := range m.GetRemoveHeaders() {
-		k = strings.ToLower(k)
-		if strings.HasPrefix(k, ":") || procIgnored(k) {
-			ignored++
-			continue
-		}
-		if !validName(k) {
-			return ignored, fmt.Errorf("%w: invalid header name %q", errMutation, k)
-		}
-		f.del(k)
 	}
 	return ignored, nil
 }
