@@ -151,6 +151,113 @@ func TestPathologicalPayloads(t *testing.T) {
 	}
 }
 
+// wideQuery is a 64 KiB report query: 100 nested subqueries, a wide select list of CASE
+// expressions, a long IN list and a WHERE of many conditions.
+func wideQuery() string {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i := range 450 {
+		fmt.Fprintf(&b, "CASE WHEN x.c%d = 'a' AND x.d > %d THEN coalesce(x.e, 0) + 1 ELSE 0 END AS c%d, ", i, i, i)
+	}
+	b.WriteString("1 FROM ")
+	b.WriteString(rep("(SELECT * FROM ", 100))
+	b.WriteString("t")
+	b.WriteString(rep(" WHERE a = 1 AND b <> 2) x", 100))
+	b.WriteString(" WHERE x.id IN (")
+	for i := range 4000 {
+		fmt.Fprintf(&b, "%d, ", i)
+	}
+	b.WriteString("0)")
+	for i := range 200 {
+		fmt.Fprintf(&b, " AND x.f%d >= %d", i, i)
+	}
+	return b.String()
+}
+
+// TestBoundsKeepOrdinaryPayloads: large and nested payloads of the kind agents send are
+// classified, not refused, and quoted or commented text counts for nothing.
+func TestBoundsKeepOrdinaryPayloads(t *testing.T) {
+	q := wideQuery()
+	require.Greater(t, len(q), 64<<10)
+	script := "cat > gen.py <<'EOF'\n" + rep("print(f'{(lambda x: (x, [x]))(1)}')  # ((( `\n", 1500) + "EOF\npython3 gen.py | tee out.txt\n"
+	require.Greater(t, len(script), 64<<10)
+	for _, c := range []struct {
+		name    string
+		dialect policy.Dialect
+		payload string
+	}{
+		{"postgres 64 KiB nested 100", policy.Postgres, q},
+		{"mysql 64 KiB nested 100", policy.MySQL, q},
+		{"postgres nested 150", policy.Postgres, "SELECT " + rep("abs(", 150) + "1" + rep(")", 150)},
+		{"postgres 500 conditions", policy.Postgres, "SELECT 1 FROM t WHERE a = 1" + rep(" AND a = 1", 499)},
+		{"postgres brackets in strings", policy.Postgres, "SELECT '" + rep("(", 100000) + "', E'\\'" + rep("(", 1000) + "'"},
+		{"postgres brackets in comments", policy.Postgres, "SELECT 1 /* " + rep("( /* ( */", 1000) + " */ -- " + rep("(", 1000) + "\n"},
+		{"postgres brackets in dollar quotes", policy.Postgres, "SELECT $x$" + rep("((('", 10000) + "$x$, $$ ) $$"},
+		{"postgres brackets in identifiers", policy.Postgres, `SELECT 1 AS "` + rep("(", 10000) + `"`},
+		{"mysql brackets in strings", policy.MySQL, `SELECT '\'` + rep("(", 10000) + `', "` + rep("+", 10000) + `"`},
+		{"mysql brackets in comments", policy.MySQL, "SELECT 1 # " + rep("(", 10000) + "\n, 2 -- " + rep("(", 10000) + "\n"},
+		{"shell 64 KiB heredoc script", "", script},
+		{"shell nested 100", "", "echo " + rep("$(echo ", 100) + "x" + rep(")", 100)},
+		{"shell brackets in quotes", "", `echo '` + rep("$(", 10000) + `' "` + rep("((", 10000) + `" $'\'` + rep("`", 1000) + `'`},
+		{"shell brackets in a comment", "", "ls # " + rep("$(", 10000) + "\necho ok"},
+		{"shell 200-stage pipeline", "", "cat f" + rep(" | grep -v x", 199)},
+		{"shell case patterns", "", "x=$(case $a in a) echo a;; (b) echo b;; esac); echo \"$x\""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.dialect == "" {
+				got := policy.ClassifyShell(c.payload)
+				require.True(t, got.Parsed, "%s", got.Error)
+				return
+			}
+			got := policy.ClassifySQL(c.dialect, c.payload)
+			require.True(t, got.Parsed, "%s", got.Error)
+		})
+	}
+}
+
+// TestBoundsSeeCode: what the lexer treats as a string or comment must be one in the
+// dialect, or nesting hidden behind a quote would reach the parser uncounted.
+func TestBoundsSeeCode(t *testing.T) {
+	deep := rep("(", 20000) + "1" + rep(")", 20000)
+	for _, c := range []struct {
+		name    string
+		dialect policy.Dialect
+		payload string
+	}{
+		// In Postgres a backslash does not escape in a standard string: the string ends.
+		{"postgres standard string ends at quote", policy.Postgres, `SELECT 'a\', ` + deep},
+		{"postgres doubled quote", policy.Postgres, `SELECT 'a''b', ` + deep},
+		{"postgres nested comment ends", policy.Postgres, "SELECT /* /* */ */ " + deep},
+		{"postgres dollar quote ends at its tag", policy.Postgres, "SELECT $a$ $b$ $a$, " + deep},
+		{"postgres hash is an operator", policy.Postgres, "SELECT 1 # " + deep},
+		{"mysql double dash without space is minus", policy.MySQL, "SELECT 1 --" + deep},
+		{"mysql versioned comment is code", policy.MySQL, "SELECT /*!50000 " + deep + " */"},
+		{"mysql escaped quote", policy.MySQL, `SELECT 'a\'', ` + deep},
+		{"shell double-quoted single quote", "", `echo "'" ` + rep("$(echo ", 5000) + rep(")", 5000) + ` "'"`},
+		{"shell hash inside a word", "", "echo a#b " + rep("$(", 20000) + rep(")", 20000)},
+		{"shell ansi-c escaped quote", "", `echo $'\'' ` + rep("$(", 20000) + rep(")", 20000) + ` '`},
+		{"shell escaped dollar before quote", "", `echo \$'\' ` + rep("$(", 20000) + rep(")", 20000) + ` '`},
+		{"shell quoted heredoc ends at its line", "", "cat <<'E'\nx\nE\n" + rep("(", 20000) + rep(")", 20000)},
+		{"shell arithmetic shift is no heredoc", "", "echo $((1<<2))\n" + rep("(", 20000) + rep(")", 20000)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var reasons []string
+			if c.dialect == "" {
+				got := policy.ClassifyShell(c.payload)
+				require.False(t, got.Parsed)
+				require.True(t, got.Unchecked)
+				reasons = got.Reasons()
+			} else {
+				got := policy.ClassifySQL(c.dialect, c.payload)
+				require.False(t, got.Parsed)
+				require.True(t, got.Unchecked)
+				reasons = got.Reasons()
+			}
+			require.Len(t, reasons, 1)
+			require.Contains(t, reasons[0], tooDeep)
+		})
+	}
+}
 
 // TestDefaultPolicyRefusesUnchecked: through the shipped policy, a payload beyond a bound is
 // denied with the bound as its reason, and CEL sees it as unparsed and unchecked.
