@@ -115,8 +115,8 @@ var (
 		"IS": true, "ISNULL": true, "NOTNULL": true, "LIKE": true, "ILIKE": true, "SIMILAR": true,
 		"BETWEEN": true, "IN": true, "COLLATE": true, "AT": true, "OVERLAPS": true, "ESCAPE": true,
 		"REGEXP": true, "RLIKE": true, "DIV": true, "MOD": true, "SOUNDS": true, "MEMBER": true,
-		"INTERVAL": true, "BINARY": true, "ANY": true, "ALL": true, "SOME": true, "EXISTS": true,
-		"ARRAY": true, "ROW": true, "UNIQUE": true, "OPERATOR": true, "DISTINCT": true,
+		"INTERVAL": true, "BINARY": true, "ANY": true, "SOME": true, "EXISTS": true,
+		"ARRAY": true, "ROW": true, "UNIQUE": true, "OPERATOR": true,
 	}
 )
 
@@ -144,6 +144,7 @@ func isOpByte(c byte) bool { return strings.IndexByte("+-*/<>=~!@#%^&|`?:", c) >
 func sqlDepth(d Dialect, q string) int {
 	my := d == MySQL
 	m := newMeter()
+	var upper [12]byte // a word in upper case, for keyword lookups without allocating
 	versioned := false // inside a MySQL /*! … */ comment, which is code
 	for i := 0; i < len(q); {
 		c := q[i]
@@ -193,15 +194,25 @@ func sqlDepth(d Dialect, q string) int {
 			for j < len(q) && isWordByte(q[j]) {
 				j++
 			}
-			w := strings.ToUpper(q[i:j])
 			if j < len(q) && q[j] == '\'' {
 				// A prefixed string: E'…' has backslash escapes in Postgres; in MySQL every
 				// string has them (X'…', N'…', _utf8mb4'…').
-				i = sqlQuoted(q, j, my || w == "E")
+				i = sqlQuoted(q, j, my || (j == i+1 && (q[i] == 'E' || q[i] == 'e')))
 				continue
 			}
+			word := q[i:j]
 			i = j
-			if m.sqlWord(w) {
+			if len(word) > len(upper) {
+				continue // longer than any keyword counted
+			}
+			for k := range len(word) {
+				c := word[k]
+				if 'a' <= c && c <= 'z' {
+					c -= 'a' - 'A'
+				}
+				upper[k] = c
+			}
+			if m.sqlWord(upper[:len(word)]) {
 				return m.max
 			}
 		case isOpByte(c):
@@ -217,8 +228,8 @@ func sqlDepth(d Dialect, q string) int {
 }
 
 // sqlWord counts one keyword; it reports whether the bound is exceeded.
-func (m *depthMeter) sqlWord(w string) bool {
-	switch {
+func (m *depthMeter) sqlWord(b []byte) bool {
+	switch w := string(b); {
 	case w == "CASE":
 		return m.push(meterFrame{kind: 'c'})
 	case w == "END":
