@@ -60,10 +60,10 @@ type depthMeter struct {
 }
 
 type meterFrame struct {
-	kind         byte // '(' '[' 'c' (CASE) for SQL; the opener for shell
-	chain, seg   int
-	cases, arith int // shell: open `case` statements, arithmetic context
-	dq           bool
+	kind       byte // '(' '[' 'c' (CASE) for SQL; the opener for shell
+	chain, seg int
+	cases      int // shell: 1 for a `case` statement, whose patterns end in an unmatched )
+	dq         bool
 }
 
 func newMeter() *depthMeter {
