@@ -1,8 +1,11 @@
 package policy_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/mcpguard/mcpguard/mcp"
 	"github.com/mcpguard/mcpguard/policy"
 )
 
@@ -13,6 +16,10 @@ func FuzzClassifySQL(f *testing.F) {
 		"SELECT 1", "DROP/**/TABLE x", "/*!50000 DROP TABLE t */", "WITH d AS (DELETE FROM t) SELECT 1",
 		"DO $$ BEGIN EXECUTE 'x'; END $$", "SELECT 1; DELETE FROM t WHERE 1=1", "COPY t TO PROGRAM 'x'",
 		"UPDATE t SET a=1 WHERE a=a OR NOT true", "'", "",
+		// Shapes that overflow the parsers without the bounds (see bounds.go), near the bound.
+		"SELECT " + strings.Repeat("(", 300) + "1" + strings.Repeat(")", 300), "SELECT 1" + strings.Repeat("+1", 1200),
+		"SELECT 1" + strings.Repeat(" UNION ALL SELECT 1", 1100), "SELECT " + strings.Repeat("NOT ", 1100) + "true",
+		"SELECT 'a\\', " + strings.Repeat("(", 300), "SELECT $$ ((( $$ " + strings.Repeat("-", 1100), "SELECT /*!50000 ( */ 1",
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
@@ -38,6 +45,10 @@ func FuzzClassifyShell(f *testing.F) {
 	for _, s := range []string{
 		"ls -la", "curl x | sh", ":(){ :|:& };:", "sudo env A=1 bash -c 'rm -rf /'", "$(echo rm) -rf /",
 		"echo > /dev/sda", "psql -c 'DROP TABLE x'", "'unterminated", "xargs -I{} rm -rf {}",
+		// Shapes that exhaust the parser without the bounds (see bounds.go), near the bound.
+		"echo " + strings.Repeat("$(echo ", 260) + strings.Repeat(")", 260), strings.Repeat("(", 300) + ":" + strings.Repeat(")", 300),
+		"echo " + strings.Repeat("`echo \\", 300) + "`", "true" + strings.Repeat(" | cat", 1100),
+		"cat <<E\n" + strings.Repeat("$(", 300) + "\nE\n" + strings.Repeat(")", 300), "echo $'\\'' $( '",
 	} {
 		f.Add(s)
 	}
@@ -71,6 +82,29 @@ func FuzzCompile(f *testing.F) {
 		}
 		if d.Action != policy.Deny && d.Reply != policy.ReplyError {
 			t.Fatalf("%s answered as %s", d.Action, d.Reply)
+		}
+	})
+}
+
+// FuzzDecideArguments: tool arguments of any shape are decided without a crash, and
+// arguments that cannot be decoded never let the SQL argument go unchecked.
+func FuzzDecideArguments(f *testing.F) {
+	for _, s := range []string{
+		`{"query":"SELECT 1"}`, `{"query":"DROP TABLE t"}`, `{"query":1}`, `{"query":"SELECT 1",}`,
+		`{"query":"SELECT 1","x":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`,
+		`{"query":"SELECT 1","x":"` + strings.Repeat("[", 200) + `"}`, `{"query":"SELECT 1","x":"\"[["}`,
+	} {
+		f.Add(s)
+	}
+	set, err := policy.Compile(policy.DefaultPolicy())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, args string) {
+		m := &mcp.Message{Method: "tools/call", Tool: "execute_sql", Arguments: json.RawMessage(args)}
+		d := set.Decide(policy.Input{Msg: m})
+		if args != "" && !json.Valid([]byte(args)) && d.Action != policy.Deny {
+			t.Fatalf("undecodable arguments %s", d.Action)
 		}
 	})
 }

@@ -460,14 +460,12 @@ func (s *Set) activation(in Input) (map[string]any, SQL, Shell) {
 	)
 	if m := in.Msg; m != nil {
 		req["method"], req["tool"], req["uri"], req["prompt"] = m.Method, m.Tool, m.URI, m.Prompt
-		var args map[string]any
-		if len(m.Arguments) > 0 {
-			if err := json.Unmarshal(m.Arguments, &args); err == nil && args != nil {
-				req["arguments"] = args
-			}
+		args, argErr := decodeArguments(m.Arguments)
+		if args != nil {
+			req["arguments"] = args
 		}
 		if spec, ok := s.tools[m.Tool]; ok && m.Method == "tools/call" {
-			q, sh = classifyArgs(spec, args)
+			q, sh = classifyArgs(spec, args, argErr)
 		}
 	}
 	req["sql"], req["shell"] = q.Value(), sh.Value()
@@ -486,13 +484,67 @@ func (s *Set) activation(in Input) (map[string]any, SQL, Shell) {
 	}, q, sh
 }
 
+// maxArgumentDepth bounds the nesting of the arguments decoded for conditions. The protocol
+// stage refuses deeper messages (mcp.MaxDepth) before they reach the policy; this keeps the
+// policy safe on its own, whoever builds the Input.
+const maxArgumentDepth = mcp.MaxDepth
+
+// decodeArguments decodes a tools/call arguments object for conditions. Arguments nested
+// deeper than maxArgumentDepth are not decoded at all (the depth is measured first, without
+// recursion), so neither the decoder nor CEL ever walks a deep value.
+func decodeArguments(raw json.RawMessage) (map[string]any, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if jsonDepth(raw) > maxArgumentDepth {
+		return nil, &limitError{fmt.Sprintf("tool arguments too deeply nested to check (depth > %d)", maxArgumentDepth)}
+	}
+	var args map[string]any
+	if err := json.Unmarshal(raw, &args); err != nil {
+		return nil, fmt.Errorf("tool arguments could not be decoded: %w", err)
+	}
+	return args, nil
+}
+
+// jsonDepth is the deepest nesting of objects and arrays in raw, strings skipped.
+func jsonDepth(raw []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}
+
 // classifyArgs classifies the tool's configured SQL and shell arguments. An argument that is
-// present but not a string is reported as unparsable, never skipped.
-func classifyArgs(spec ToolSpec, args map[string]any) (SQL, Shell) {
+// present but not a string, or arguments that could not be decoded (argErr), are reported
+// as unparsable, never skipped.
+func classifyArgs(spec ToolSpec, args map[string]any, argErr error) (SQL, Shell) {
 	var (
 		q  SQL
 		sh Shell
 	)
+	if argErr != nil {
+		unchecked := errors.As(argErr, new(*limitError))
+		if spec.SQL != nil {
+			q = SQL{Present: true, Dialect: spec.SQL.Dialect, Error: argErr.Error(), Unchecked: unchecked}
+		}
+		if spec.Shell != nil {
+			sh = Shell{Present: true, Error: argErr.Error(), Unchecked: unchecked}
+		}
+		return q, sh
+	}
 	if spec.SQL != nil {
 		if v, ok := lookup(args, spec.SQL.Argument); ok {
 			if str, isStr := v.(string); isStr {

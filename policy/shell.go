@@ -35,6 +35,9 @@ type Shell struct {
 	DeviceRedirect bool
 	// SQL holds the payloads of psql -c and mysql -e, classified in their dialects.
 	SQL []SQL
+	// Unchecked is set when the command was refused before parsing because it exceeds a
+	// bound (size or nesting): Parsed is false and Error says which bound, as a reason.
+	Unchecked bool
 }
 
 // maxShellDepth bounds `sh -c` nesting; deeper commands are refused as unparsable.
@@ -55,6 +58,9 @@ func (s Shell) Dangerous() bool {
 func (s Shell) Reasons() []string {
 	if !s.Present {
 		return nil
+	}
+	if s.Unchecked {
+		return []string{s.Error}
 	}
 	if !s.Parsed {
 		return []string{"shell command did not parse: " + s.Error}
@@ -97,7 +103,7 @@ func (s Shell) Value() map[string]any {
 		reasons = []string{}
 	}
 	return map[string]any{
-		"present": s.Present, "parsed": s.Parsed, "error": s.Error, "commands": cmds,
+		"present": s.Present, "parsed": s.Parsed, "error": s.Error, "unchecked": s.Unchecked, "commands": cmds,
 		"pipe_to_interpreter": s.PipeToInterpreter, "recursive_delete": s.RecursiveDelete,
 		"disk_write": s.DiskWrite, "fork_bomb": s.ForkBomb, "substitution": s.Substitution,
 		"dynamic_command": s.DynamicCommand, "device_redirect": s.DeviceRedirect,
@@ -109,6 +115,9 @@ func (s Shell) Value() map[string]any {
 func ClassifyShell(cmd string) Shell {
 	s := Shell{Present: true}
 	if _, err := contain(func() (struct{}, error) { return struct{}{}, s.add(cmd, 0) }); err != nil {
+		if errors.As(err, new(*limitError)) {
+			return Shell{Present: true, Error: "shell command " + err.Error(), Unchecked: true}
+		}
 		return Shell{Present: true, Error: err.Error()}
 	}
 	s.Parsed = true
@@ -119,12 +128,15 @@ func (s *Shell) add(cmd string, depth int) error {
 	if depth > maxShellDepth {
 		return errShellDepth
 	}
+	if err := shellBound(cmd); err != nil {
+		return err
+	}
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(cmd), "")
 	if err != nil {
 		return err //nolint:wrapcheck // the parser's message is the reason shown
 	}
 	var inner error
-	syntax.Walk(f, func(n syntax.Node) bool {
+	if err := shWalk(f, func(n syntax.Node) bool {
 		if inner != nil {
 			return false
 		}
@@ -156,8 +168,35 @@ func (s *Shell) add(cmd string, depth int) error {
 			}
 		}
 		return true
-	})
+	}); err != nil {
+		return err
+	}
 	return inner
+}
+
+// shWalk is syntax.Walk that gives up below maxTreeDepth. Walk calls f(nil) after a node's
+// children, which is where the depth goes back down.
+func shWalk(root syntax.Node, f func(syntax.Node) bool) error {
+	depth, over := 0, false
+	syntax.Walk(root, func(n syntax.Node) bool {
+		if n == nil {
+			depth--
+			return true
+		}
+		if over || depth >= maxTreeDepth {
+			over = true
+			return false
+		}
+		if !f(n) {
+			return false
+		}
+		depth++
+		return true
+	})
+	if over {
+		return errTreeDepth
+	}
+	return nil
 }
 
 // interpreters run code read from their standard input.
@@ -373,7 +412,8 @@ func stmtCommand(st *syntax.Stmt) string {
 
 func callsItself(name string, body *syntax.Stmt) bool {
 	found := false
-	syntax.Walk(body, func(n syntax.Node) bool {
+	// The body is part of a tree add already walked within maxTreeDepth.
+	_ = shWalk(body, func(n syntax.Node) bool {
 		if c, ok := n.(*syntax.CallExpr); ok && len(c.Args) > 0 {
 			if l, ok := literal(c.Args[0]); ok && l == name {
 				found = true

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -66,6 +67,9 @@ type SQL struct {
 	Error      string
 	Parsed     bool
 	Statements []Statement
+	// Unchecked is set when the payload was refused before parsing because it exceeds a
+	// bound (size or nesting): Parsed is false and Error says which bound, as a reason.
+	Unchecked bool
 }
 
 // Multi reports a payload of more than one statement.
@@ -78,6 +82,9 @@ func (s SQL) any(f func(Statement) bool) bool { return slices.ContainsFunc(s.Sta
 func (s SQL) Reasons() []string {
 	if !s.Present {
 		return nil
+	}
+	if s.Unchecked {
+		return []string{s.Error}
 	}
 	if !s.Parsed {
 		return []string{"sql did not parse as " + string(s.Dialect) + ": " + s.Error}
@@ -149,6 +156,7 @@ func (s SQL) Value() map[string]any {
 		"present":       s.Present,
 		"parsed":        s.Parsed,
 		"error":         s.Error,
+		"unchecked":     s.Unchecked,
 		"dialect":       string(s.Dialect),
 		"statements":    stmts,
 		"kinds":         kinds,
@@ -170,9 +178,16 @@ func (s SQL) Value() map[string]any {
 
 // ClassifySQL parses q in dialect d and classifies every statement. A payload that does not
 // parse (or is empty) is returned with Parsed false and the parser's error: callers must
-// treat it as unknown, never as harmless.
+// treat it as unknown, never as harmless. A payload beyond the bounds the parsers are safe
+// with (see sqlBound) is not parsed at all and is returned Unchecked.
 func ClassifySQL(d Dialect, q string) SQL {
 	out := SQL{Present: true, Dialect: d}
+	if d.Validate() == nil {
+		if err := sqlBound(d, q); err != nil {
+			out.Error, out.Unchecked = "sql statement "+err.Error(), true
+			return out
+		}
+	}
 	var (
 		stmts []Statement
 		err   error
@@ -188,6 +203,9 @@ func ClassifySQL(d Dialect, q string) SQL {
 	switch {
 	case err != nil:
 		out.Error = err.Error()
+		if errors.As(err, new(*limitError)) {
+			out.Error, out.Unchecked = "sql statement "+err.Error(), true
+		}
 	case len(stmts) == 0:
 		out.Error = "no statement"
 	default:

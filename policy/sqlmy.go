@@ -27,12 +27,16 @@ func classifyMySQL(q string) ([]Statement, error) {
 	}
 	out := make([]Statement, 0, len(stmts))
 	for _, s := range stmts {
-		out = append(out, myStatement(s))
+		st, err := myStatement(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }
 
-func myStatement(s sqlparser.Statement) Statement {
+func myStatement(s sqlparser.Statement) (Statement, error) {
 	var st Statement
 	switch v := s.(type) {
 	case *sqlparser.Select, *sqlparser.Union:
@@ -99,15 +103,22 @@ func myStatement(s sqlparser.Statement) Statement {
 	default:
 		st.Kind = strings.ToLower(reflect.TypeOf(s).Elem().Name())
 	}
-	myNested(s, &st)
-	return st
+	err := myNested(s, &st)
+	return st, err
 }
 
 // myNested walks the whole statement: data changes in subqueries and CTEs, INTO OUTFILE,
-// and side-effecting function calls.
-func myNested(s sqlparser.Statement, st *Statement) {
-	_ = sqlparser.Walk(func(n sqlparser.SQLNode) (bool, error) {
-		switch v := n.(type) {
+// and side-effecting function calls. It gives up below maxTreeDepth: Rewrite (which changes
+// nothing here) calls post after a node's children, where the depth goes back down.
+func myNested(s sqlparser.Statement, st *Statement) error {
+	depth, over := 0, false
+	sqlparser.Rewrite(s, func(c *sqlparser.Cursor) bool {
+		if over || depth >= maxTreeDepth {
+			over = true
+			return false
+		}
+		depth++
+		switch v := c.Node().(type) {
 		case *sqlparser.CommonTableExpr:
 			switch v.Subquery.(type) {
 			case *sqlparser.Select, *sqlparser.Union:
@@ -132,8 +143,15 @@ func myNested(s sqlparser.Statement, st *Statement) {
 				st.Read = false
 			}
 		}
-		return true, nil
-	}, s)
+		return true
+	}, func(*sqlparser.Cursor) bool {
+		depth--
+		return !over
+	})
+	if over {
+		return errTreeDepth
+	}
+	return nil
 }
 
 // myTautology reports a WHERE that restricts nothing (see pgTautology).
@@ -141,10 +159,14 @@ func myTautology(w *sqlparser.Where) bool {
 	if w == nil || w.Expr == nil {
 		return true
 	}
-	return myTrue(w.Expr)
+	return myTrue(w.Expr, 0)
 }
 
-func myTrue(e sqlparser.Expr) bool {
+// myTrue judges nothing below maxTreeDepth a truth (the walk of the same tree refuses it).
+func myTrue(e sqlparser.Expr, depth int) bool {
+	if depth >= maxTreeDepth {
+		return false
+	}
 	switch v := e.(type) {
 	case sqlparser.BoolVal:
 		return bool(v)
@@ -157,9 +179,9 @@ func myTrue(e sqlparser.Expr) bool {
 			return false // strings, hex and dates are not counted as constant truths
 		}
 	case *sqlparser.OrExpr:
-		return myTrue(v.Left) || myTrue(v.Right)
+		return myTrue(v.Left, depth+1) || myTrue(v.Right, depth+1)
 	case *sqlparser.AndExpr:
-		return myTrue(v.Left) && myTrue(v.Right)
+		return myTrue(v.Left, depth+1) && myTrue(v.Right, depth+1)
 	case *sqlparser.ComparisonExpr:
 		same := sqlparser.String(v.Left) == sqlparser.String(v.Right)
 		_, lc := v.Left.(*sqlparser.Literal)

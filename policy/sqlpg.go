@@ -17,12 +17,16 @@ func classifyPostgres(q string) ([]Statement, error) {
 	}
 	out := make([]Statement, 0, len(tree.GetStmts()))
 	for _, raw := range tree.GetStmts() {
-		out = append(out, pgStatement(raw.GetStmt()))
+		st, err := pgStatement(raw.GetStmt())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }
 
-func pgStatement(n *pg.Node) Statement {
+func pgStatement(n *pg.Node) (Statement, error) {
 	var st Statement
 	switch s := n.GetNode().(type) {
 	case *pg.Node_SelectStmt:
@@ -31,10 +35,10 @@ func pgStatement(n *pg.Node) Statement {
 		st.Kind, st.Write = "insert", true
 	case *pg.Node_UpdateStmt:
 		st.Kind, st.Write = "update", true
-		st.Unbounded = pgTautology(s.UpdateStmt.GetWhereClause())
+		st.Unbounded = pgTautology(s.UpdateStmt.GetWhereClause(), 0)
 	case *pg.Node_DeleteStmt:
 		st.Kind, st.Write = "delete", true
-		st.Unbounded = pgTautology(s.DeleteStmt.GetWhereClause())
+		st.Unbounded = pgTautology(s.DeleteStmt.GetWhereClause(), 0)
 	case *pg.Node_MergeStmt:
 		st.Kind, st.Write = "merge", true
 	case *pg.Node_DropStmt:
@@ -105,32 +109,32 @@ func pgStatement(n *pg.Node) Statement {
 		st.DDL = strings.HasPrefix(st.Kind, "create_") || strings.HasPrefix(st.Kind, "alter_") ||
 			strings.HasPrefix(st.Kind, "drop_") || strings.HasPrefix(st.Kind, "comment")
 	}
-	pgNested(n, &st)
-	return st
+	err := pgNested(n, &st)
+	return st, err
 }
 
 // pgNested walks the whole statement: data changes inside CTEs, subqueries and EXPLAIN
 // ANALYZE, SELECT INTO, and side-effecting function calls anywhere.
-func pgNested(n *pg.Node, st *Statement) {
-	pgWalk(n.ProtoReflect(), func(m proto.Message) {
+func pgNested(n *pg.Node, st *Statement) error {
+	return pgWalk(n.ProtoReflect(), 0, func(m proto.Message) {
 		switch v := m.(type) {
 		case *pg.CommonTableExpr:
 			switch q := v.GetCtequery().GetNode().(type) {
 			case *pg.Node_DeleteStmt:
 				st.ModifyingCTE, st.Write, st.Read = true, true, false
-				st.Unbounded = st.Unbounded || pgTautology(q.DeleteStmt.GetWhereClause())
+				st.Unbounded = st.Unbounded || pgTautology(q.DeleteStmt.GetWhereClause(), 0)
 			case *pg.Node_UpdateStmt:
 				st.ModifyingCTE, st.Write, st.Read = true, true, false
-				st.Unbounded = st.Unbounded || pgTautology(q.UpdateStmt.GetWhereClause())
+				st.Unbounded = st.Unbounded || pgTautology(q.UpdateStmt.GetWhereClause(), 0)
 			case *pg.Node_InsertStmt, *pg.Node_MergeStmt:
 				st.ModifyingCTE, st.Write, st.Read = true, true, false
 			}
 		case *pg.DeleteStmt:
 			st.Write, st.Read = true, false
-			st.Unbounded = st.Unbounded || pgTautology(v.GetWhereClause())
+			st.Unbounded = st.Unbounded || pgTautology(v.GetWhereClause(), 0)
 		case *pg.UpdateStmt:
 			st.Write, st.Read = true, false
-			st.Unbounded = st.Unbounded || pgTautology(v.GetWhereClause())
+			st.Unbounded = st.Unbounded || pgTautology(v.GetWhereClause(), 0)
 		case *pg.InsertStmt, *pg.MergeStmt:
 			st.Write, st.Read = true, false
 		case *pg.SelectStmt:
@@ -149,33 +153,42 @@ func pgNested(n *pg.Node, st *Statement) {
 	})
 }
 
-// pgWalk visits m and every message below it, in every field.
-func pgWalk(m protoreflect.Message, visit func(proto.Message)) {
+// pgWalk visits m and every message below it, in every field, down to maxTreeDepth.
+func pgWalk(m protoreflect.Message, depth int, visit func(proto.Message)) error {
 	if !m.IsValid() {
-		return
+		return nil
+	}
+	if depth >= maxTreeDepth {
+		return errTreeDepth
 	}
 	visit(m.Interface())
+	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		if fd.Message() == nil || fd.IsMap() {
 			return true
 		}
 		if fd.IsList() {
 			l := v.List()
-			for i := range l.Len() {
-				pgWalk(l.Get(i).Message(), visit)
+			for i := 0; i < l.Len() && err == nil; i++ {
+				err = pgWalk(l.Get(i).Message(), depth+1, visit)
 			}
-			return true
+			return err == nil
 		}
-		pgWalk(v.Message(), visit)
-		return true
+		err = pgWalk(v.Message(), depth+1, visit)
+		return err == nil
 	})
+	return err
 }
 
 // pgTautology reports a WHERE that restricts nothing: absent, a true constant, a
-// comparison of equal constants or the same column, or an OR with such a branch.
-func pgTautology(w *pg.Node) bool {
+// comparison of equal constants or the same column, or an OR with such a branch. Below
+// maxTreeDepth nothing is judged a tautology (the walk of the same tree refuses it).
+func pgTautology(w *pg.Node, depth int) bool {
 	if w == nil {
 		return true
+	}
+	if depth >= maxTreeDepth {
+		return false
 	}
 	switch v := w.GetNode().(type) {
 	case *pg.Node_AConst:
@@ -188,13 +201,13 @@ func pgTautology(w *pg.Node) bool {
 		switch v.BoolExpr.GetBoolop() {
 		case pg.BoolExprType_OR_EXPR:
 			for _, a := range v.BoolExpr.GetArgs() {
-				if pgTautology(a) {
+				if pgTautology(a, depth+1) {
 					return true
 				}
 			}
 		case pg.BoolExprType_AND_EXPR:
 			for _, a := range v.BoolExpr.GetArgs() {
-				if !pgTautology(a) {
+				if !pgTautology(a, depth+1) {
 					return false
 				}
 			}
@@ -240,37 +253,44 @@ func pgTrueConst(c *pg.A_Const) bool {
 }
 
 // pgSame compares two expressions ignoring their source locations.
+// Operands too deep to compare within maxTreeDepth are not the same.
 func pgSame(a, b *pg.Node) bool {
 	ca, cb := proto.Clone(a), proto.Clone(b)
-	clearLocations(ca.ProtoReflect())
-	clearLocations(cb.ProtoReflect())
+	if clearLocations(ca.ProtoReflect()) != nil || clearLocations(cb.ProtoReflect()) != nil {
+		return false
+	}
 	return proto.Equal(ca, cb)
 }
 
-func clearLocations(m protoreflect.Message) {
-	pgWalkMut(m, func(m protoreflect.Message) {
+func clearLocations(m protoreflect.Message) error {
+	return pgWalkMut(m, 0, func(m protoreflect.Message) {
 		if fd := m.Descriptor().Fields().ByName("location"); fd != nil {
 			m.Clear(fd)
 		}
 	})
 }
 
-func pgWalkMut(m protoreflect.Message, f func(protoreflect.Message)) {
+func pgWalkMut(m protoreflect.Message, depth int, f func(protoreflect.Message)) error {
+	if depth >= maxTreeDepth {
+		return errTreeDepth
+	}
 	f(m)
+	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		if fd.Message() == nil || fd.IsMap() {
 			return true
 		}
 		if fd.IsList() {
 			l := v.List()
-			for i := range l.Len() {
-				pgWalkMut(l.Get(i).Message(), f)
+			for i := 0; i < l.Len() && err == nil; i++ {
+				err = pgWalkMut(l.Get(i).Message(), depth+1, f)
 			}
-			return true
+			return err == nil
 		}
-		pgWalkMut(v.Message(), f)
-		return true
+		err = pgWalkMut(v.Message(), depth+1, f)
+		return err == nil
 	})
+	return err
 }
 
 // pgKind names an unlisted statement after its node type: AlterTableStmt → alter_table.
