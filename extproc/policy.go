@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -306,6 +307,12 @@ func (p *Policy) OnResponse(ctx context.Context, x *Exchange, r *Response) (Verd
 	if err := json.Unmarshal(res["tools"], &tools); err != nil {
 		return Verdict{}, fmt.Errorf("decode tools/list tools: %w", err)
 	}
+	if err := foldedTools(res, tools); err != nil {
+		// A client that matches names case-insensitively (Go's encoding/json, and others)
+		// could read a list or a definition the filter and the pins never saw.
+		x.Log.Warn("tools/list result withheld", "err", err)
+		return Verdict{Action: Deny, Err: internal("tools/list result withheld: ambiguous member names")}, nil
+	}
 	set := p.src.Current()
 	base, err := p.input(ctx, x, req)
 	if err != nil {
@@ -453,4 +460,32 @@ func (f *withholdFilter) Close() []byte {
 		out = append(out, ev.Encode()...)
 	}
 	return out
+}
+
+// foldedTools reports a tools/list result whose member names are ambiguous to a client that
+// matches them case-insensitively: a member of the result that folds to "tools" without
+// being it, or a tool definition with two members that fold to the same name. (Exact
+// duplicates are refused by the parser.)
+func foldedTools(res map[string]json.RawMessage, tools []json.RawMessage) error {
+	for k := range res {
+		if k != "tools" && strings.EqualFold(k, "tools") {
+			return errors.New("a result member folds to tools")
+		}
+	}
+	for i, raw := range tools {
+		var t map[string]json.RawMessage
+		if json.Unmarshal(raw, &t) != nil {
+			continue // not an object: withheld as an entry without a name
+		}
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			for _, o := range keys {
+				if strings.EqualFold(k, o) {
+					return fmt.Errorf("tool %d has members whose names fold together", i)
+				}
+			}
+			keys = append(keys, k)
+		}
+	}
+	return nil
 }
