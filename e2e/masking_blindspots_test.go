@@ -108,7 +108,7 @@ func TestMaskingBlindSpots(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal([]byte(data), &msg), "masked message must stay valid JSON: %s", data)
 			require.Equal(t, map[string]any{
-				"card":                     "[REDACTED:CREDIT_CARD]",
+				"card":                      "[REDACTED:CREDIT_CARD]",
 				"[REDACTED:AWS_ACCESS_KEY]": "deploy",
 				"rows": []any{map[string]any{
 					"ssn": "[REDACTED:US_SSN]", "user_password": "[REDACTED:GENERIC_SECRET]", "zip": float64(94107),
