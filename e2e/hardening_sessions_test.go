@@ -16,8 +16,10 @@ import (
 	"github.com/mcpguard/mcpguard/e2e/mcpserver"
 )
 
-// mismatches reads mcpguard_extproc_session_identity_mismatch_total from g's admin port.
-func mismatches(t *testing.T, g *harness.Guard) float64 {
+const mismatchTotal = "mcpguard_extproc_session_identity_mismatch_total"
+
+// metricValue reads an unlabelled metric from g's admin port (0 when it is absent).
+func metricValue(t *testing.T, g *harness.Guard, name string) float64 {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+g.Admin+"/metrics", nil)
 	require.NoError(t, err)
@@ -26,7 +28,7 @@ func mismatches(t *testing.T, g *harness.Guard) float64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "mcpguard_extproc_session_identity_mismatch_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			require.NoError(t, err)
 			return f
@@ -70,7 +72,7 @@ func TestSessionHijackRefused(t *testing.T) {
 	s := connect(t, url, a, harness.V20250618, nil)
 	sid := s.ID()
 	require.NotEmpty(t, sid)
-	before := mismatches(t, g)
+	before := metricValue(t, g, mismatchTotal)
 
 	hc := harness.HTTPClient(b)
 	cases := []struct {
@@ -93,7 +95,7 @@ func TestSessionHijackRefused(t *testing.T) {
 			resp, err := hc.Do(req)
 			require.NoError(t, err)
 			refusedAsUnknown(t, resp)
-			require.InDelta(t, before+float64(i+1), mismatches(t, g), 0, "every refusal is counted")
+			require.InDelta(t, before+float64(i+1), metricValue(t, g, mismatchTotal), 0, "every refusal is counted")
 		})
 	}
 	require.Equal(t, "still mine", text(t, call(t, s, "echo", map[string]any{"text": "still mine"})),
@@ -126,7 +128,7 @@ func TestLegacySessionHijackRefused(t *testing.T) {
 		}
 	}
 	require.Contains(t, endpoint, "sessionid=", "the endpoint event names the session")
-	before := mismatches(t, g)
+	before := metricValue(t, g, mismatchTotal)
 
 	post := func(token string) *http.Response {
 		init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`
@@ -138,7 +140,7 @@ func TestLegacySessionHijackRefused(t *testing.T) {
 		return resp
 	}
 	refusedAsUnknown(t, post(b))
-	require.InDelta(t, before+1, mismatches(t, g), 0)
+	require.InDelta(t, before+1, metricValue(t, g, mismatchTotal), 0)
 	resp := post(a)
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, "the stream's owner posts to its session")
