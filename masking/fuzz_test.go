@@ -32,10 +32,10 @@ func sameShape(in, out []byte) error {
 		a, ea := da.Token()
 		b, eb := db.Token()
 		if ea != nil || eb != nil {
-			if ea == io.EOF && eb == io.EOF {
+			if errors.Is(ea, io.EOF) && errors.Is(eb, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("tokens end differently: %v, %v", ea, eb)
+			return fmt.Errorf("tokens end differently: %w", errors.Join(ea, eb))
 		}
 		switch x := a.(type) {
 		case string:
