@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,6 +88,9 @@ type Set struct {
 	dryRun bool
 	denyAs Reply
 	tools  map[string]ToolSpec
+	// argPaths are the argument paths conditions read by name ("mode", "opts.level"), which
+	// CheckArguments guards against folded member names.
+	argPaths []string
 }
 
 // PerIdentity reports whether a refusing rule depends on the caller (mentions identity), so
@@ -221,6 +225,7 @@ func Compile(data []byte) (*Set, error) {
 			errs = append(errs, fmt.Errorf("line %d: %s.when: must be a bool expression, is %s", line, at, ast.OutputType()))
 			continue
 		}
+		s.argPaths = appendNew(s.argPaths, argumentPaths(ast.NativeRep().Expr())...)
 		prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(costLimit))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %s.when: %w", line, at, err))
@@ -297,6 +302,67 @@ func literalDialects(at string, n *yaml.Node, a *cel.Ast) []error {
 		}
 	}))
 	return out
+}
+
+// argumentPaths returns the dotted paths below request.arguments that e reads by name:
+// field selections (request.arguments.opts.level), indexes by a string literal
+// (request.arguments["mode"]) and membership tests ("mode" in request.arguments).
+func argumentPaths(e celast.Expr) []string {
+	var out []string
+	celast.PreOrderVisit(e, celast.NewExprVisitor(func(x celast.Expr) {
+		var segs []string
+		cur := x
+		for {
+			switch {
+			case cur.Kind() == celast.SelectKind:
+				segs = append(segs, cur.AsSelect().FieldName())
+				cur = cur.AsSelect().Operand()
+				continue
+			case cur.Kind() == celast.CallKind && cur.AsCall().FunctionName() == "_[_]" && len(cur.AsCall().Args()) == 2:
+				if lit, ok := stringLiteral(cur.AsCall().Args()[1]); ok {
+					segs = append(segs, lit)
+					cur = cur.AsCall().Args()[0]
+					continue
+				}
+			case cur.Kind() == celast.CallKind && cur.AsCall().FunctionName() == "@in" && len(cur.AsCall().Args()) == 2:
+				if lit, ok := stringLiteral(cur.AsCall().Args()[0]); ok && len(segs) == 0 {
+					segs = append(segs, lit)
+					cur = cur.AsCall().Args()[1]
+					continue
+				}
+			}
+			break
+		}
+		// segs run from the outermost access inwards: the last two must be arguments, request.
+		n := len(segs)
+		if n < 2 || segs[n-1] != "arguments" || cur.Kind() != celast.IdentKind || cur.AsIdent() != "request" {
+			return
+		}
+		path := make([]string, 0, n-1)
+		for i := n - 2; i >= 0; i-- {
+			path = append(path, segs[i])
+		}
+		out = append(out, strings.Join(path, "."))
+	}))
+	return out
+}
+
+func stringLiteral(e celast.Expr) (string, bool) {
+	if e.Kind() != celast.LiteralKind {
+		return "", false
+	}
+	s, ok := e.AsLiteral().(types.String)
+	return string(s), ok
+}
+
+// appendNew appends the elements of add that dst does not hold yet.
+func appendNew(dst []string, add ...string) []string {
+	for _, a := range add {
+		if !slices.Contains(dst, a) {
+			dst = append(dst, a)
+		}
+	}
+	return dst
 }
 
 // mentions reports whether e refers to the variable name anywhere.

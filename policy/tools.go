@@ -71,24 +71,31 @@ func (e *FoldError) Error() string {
 }
 
 // CheckArguments refuses a tools/call whose arguments name, along the path of an argument the
-// policy classifies (tools.<tool>.sql.argument or .shell.argument), a member that folds to the
-// configured name without being it. An upstream that decodes case-insensitively (Go's
+// policy classifies (tools.<tool>.sql.argument or .shell.argument) or that a rule's condition
+// reads (request.arguments.mode, request.arguments["mode"], "mode" in request.arguments), a
+// member that folds to that name without being it. An upstream that decodes case-insensitively (Go's
 // encoding/json and many others) takes such a member for the argument while policy would see
 // no SQL or command at all. It returns a [*FoldError]; members of one object that fold to
 // each other are already refused by [mcp.Parse] at every depth of params.
 func (s *Set) CheckArguments(m *mcp.Message) error {
-	if m == nil || m.Method != "tools/call" || len(m.Arguments) == 0 {
+	if m == nil || len(m.Arguments) == 0 {
 		return nil
 	}
-	spec, ok := s.tools[m.Tool]
-	if !ok {
-		return nil
-	}
-	for _, a := range []*ArgSpec{spec.SQL, spec.Shell} {
-		if a == nil {
-			continue
+	if spec, ok := s.tools[m.Tool]; ok && m.Method == "tools/call" {
+		for _, a := range []*ArgSpec{spec.SQL, spec.Shell} {
+			if a == nil {
+				continue
+			}
+			if p, found := foldedPath(m.Arguments, a.Argument); found {
+				return &FoldError{Tool: m.Tool, Argument: p}
+			}
 		}
-		if p, found := foldedPath(m.Arguments, a.Argument); found {
+	}
+	// Conditions read arguments by name too (request.arguments.mode, for tools/call and
+	// prompts/get alike): a "Mode" would reach
+	// the upstream as mode while the rule saw none.
+	for _, path := range s.argPaths {
+		if p, found := foldedPath(m.Arguments, path); found {
 			return &FoldError{Tool: m.Tool, Argument: p}
 		}
 	}

@@ -70,6 +70,45 @@ func TestCheckArguments(t *testing.T) {
 	require.NoError(t, set.CheckArguments(&mcp.Message{Method: "prompts/get", Prompt: "execute_sql"}), "only tools/call is read")
 }
 
+// TestCheckArgumentsReadByConditions: an argument a rule's condition reads by name (field,
+// string index, membership test, nested path) is guarded like the classified ones, so
+// "Mode" cannot reach an upstream as mode while the rule saw no mode at all.
+func TestCheckArgumentsReadByConditions(t *testing.T) {
+	set, err := policy.Compile([]byte(`version: 1
+default: allow
+rules:
+  - name: no-force
+    when: request.arguments.mode == "force" || request.arguments["target"] == "prod"
+    action: deny
+  - name: no-debug
+    when: '"debug" in request.arguments || has(request.arguments.opts.level)'
+    action: deny
+`))
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		name string
+		args map[string]any
+		want string
+	}{
+		{"field", map[string]any{"Mode": "force"}, "mode"},
+		{"index", map[string]any{"TARGET": "prod"}, "target"},
+		{"membership", map[string]any{"Debug": true}, "debug"},
+		{"nested", map[string]any{"opts": map[string]any{"LEVEL": 3}}, "opts.level"},
+		{"exact names pass", map[string]any{"mode": "safe", "target": "dev", "opts": map[string]any{"level": 1}}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := set.CheckArguments(call(t, "any_tool", tt.args))
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			var fe *policy.FoldError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, tt.want, fe.Argument)
+		})
+	}
+}
+
 // TestFoldedArgumentIsClassified: on its own, Decide classifies the value an upstream decoding
 // case-insensitively would take for the argument, so the SQL behind "Query" is seen.
 func TestFoldedArgumentIsClassified(t *testing.T) {
