@@ -445,23 +445,9 @@ func TestOutOfOrder(t *testing.T) {
 				RequestTrailers: &extprocv3.HttpTrailers{},
 			}})
 		}},
-		{name: "request body in parts", run: func(e *envoy) {
-			e.requestHeaders(false, ":method", "POST", ":path", "/mcp")
-			e.recv()
-			e.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
-				RequestBody: &extprocv3.HttpBody{Body: []byte("{"), EndOfStream: false},
-			}})
-		}},
 		{name: "request body not buffered", run: func(e *envoy) {
 			e.modes = &extprocv3.ProtocolConfiguration{RequestBodyMode: filterv3.ProcessingMode_STREAMED}
 			e.requestHeaders(false, ":method", "POST", ":path", "/mcp")
-		}},
-		{name: "buffered response body in parts", run: func(e *envoy) {
-			e.requestHeaders(true, get...)
-			e.recv()
-			e.responseHeaders(false, ":status", "200", "content-type", "application/json", "content-length", "5")
-			e.recv()
-			e.responseBody([]byte("{"), false)
 		}},
 	}
 	for _, tc := range cases {
@@ -474,6 +460,40 @@ func TestOutOfOrder(t *testing.T) {
 			require.Equal(t, codes.FailedPrecondition, status.Code(err), "err %v", err)
 		})
 	}
+}
+
+// TestBufferedBodyWithTrailers: when a request or response has trailers, Envoy sends the
+// whole buffered body with end_of_stream false (the body ends as the trailers arrive, and
+// they are forwarded only in trailer mode SEND). Such a body is inspected like any other:
+// a valid one passes, a truncated one is refused, never a stream error (Envoy's 500).
+func TestBufferedBodyWithTrailers(t *testing.T) {
+	st, _, _ := newMasking(t)
+	h := start(t, extproc.DefaultConfig(), st)
+
+	e := h.open(t, t.Context())
+	e.requestHeaders(false, ":method", "POST", ":path", "/mcp", "content-type", "application/json",
+		"accept", "application/json, text/event-stream", "mcp-protocol-version", "2025-06-18")
+	require.NotNil(t, e.recv().GetRequestHeaders())
+	e.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		RequestBody: &extprocv3.HttpBody{Body: []byte(toolsCall(1, "query")), EndOfStream: false},
+	}})
+	require.NotNil(t, e.recv().GetRequestBody(), "a whole buffered request body passes")
+	body := toolResult(1, "card "+card)
+	e.responseHeaders(false, ":status", "200", "content-type", "application/json", "content-length", strconv.Itoa(len(body)))
+	require.NotNil(t, e.recv().GetResponseHeaders())
+	e.responseBody([]byte(body), false)
+	out := string(e.recv().GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+	require.Contains(t, out, "[REDACTED:CREDIT_CARD]", "the buffered response is inspected")
+
+	e = h.open(t, t.Context())
+	e.requestHeaders(false, ":method", "POST", ":path", "/mcp", "content-type", "application/json",
+		"accept", "application/json, text/event-stream", "mcp-protocol-version", "2025-06-18")
+	require.NotNil(t, e.recv().GetRequestHeaders())
+	e.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		RequestBody: &extprocv3.HttpBody{Body: []byte("{"), EndOfStream: false},
+	}})
+	code, _ := immediate(t, e.recv())
+	require.Equal(t, http.StatusBadRequest, code, "a truncated body is refused")
 }
 
 func TestStreamEndsMidway(t *testing.T) {

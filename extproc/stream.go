@@ -169,9 +169,9 @@ func (st *stream) requestHeaders(ctx context.Context, req *extprocv3.ProcessingR
 }
 
 func (st *stream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
-	if !b.GetEndOfStream() {
-		return nil, status.Error(codes.FailedPrecondition, "request body arrived in parts: request body mode must be BUFFERED without trailers")
-	}
+	// BUFFERED (required in requestHeaders) sends the whole body in one message. It carries
+	// end_of_stream false when the request has trailers: Envoy sends the buffered body as the
+	// trailers arrive, and forwards them only in trailer mode SEND.
 	st.phase = awaitResponseHeaders
 	if len(b.GetBody()) > st.s.cfg.MaxRequestBytes {
 		return immediate(http.StatusRequestEntityTooLarge, mcp.ErrorResponse(nil, &mcp.Error{
@@ -410,9 +410,9 @@ func (st *stream) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*ext
 	case respBuffered:
 		// handled below: the whole body in one message
 	}
-	if !b.GetEndOfStream() {
-		return nil, status.Error(codes.FailedPrecondition, "response body arrived in parts where BUFFERED was expected")
-	}
+	// One message holds the whole buffered body (configured, or set by this stream's
+	// mode_override); end_of_stream is false when trailers follow. Were the override not
+	// honoured, a first chunk of a streamed body would fail to parse and be refused.
 	st.phase = finished
 	body := b.GetBody()
 	if st.x.ContentType != "application/json" {

@@ -35,10 +35,6 @@ const (
 // errPass means the processor is out of the picture (closed OK, or failed open): continue unprocessed.
 var errPass = errors.New("ext_proc: continue without processor")
 
-// closeWait bounds how long a finished stream waits for the server to close after our half-close,
-// like Envoy's remote_close_timeout_milliseconds default.
-const closeWait = time.Second
-
 type endKind int
 
 const (
@@ -456,8 +452,11 @@ func (p *proc) active() bool {
 	return p.end == nil
 }
 
-// close ends the stream when the HTTP request is over: half-close and let the server finish (bounded),
-// or cancel at once after a failure or downstream reset.
+// close ends the stream when the HTTP request is over, as Envoy does by default: half-close, then reset
+// at once. The graceful close (wait for the server to end the stream) is the runtime guard
+// envoy.reloadable_features.ext_proc_graceful_grpc_close, false in runtime_features.cc; without it
+// ExternalProcessorStreamImpl::closeLocalStream is followed by resetStream, so the server sees the stream
+// cancelled right after the last response it needed.
 func (p *proc) close(reset bool) {
 	p.mu.Lock()
 	if p.end == nil {
@@ -480,12 +479,6 @@ func (p *proc) close(reset bool) {
 		p.sendMu.Lock()
 		_ = st.CloseSend()
 		p.sendMu.Unlock()
-		t := time.NewTimer(closeWait)
-		defer t.Stop()
-		select {
-		case <-recvDone:
-		case <-t.C:
-		}
 		cancel()
 		<-recvDone
 	}()

@@ -130,6 +130,32 @@ func TestMessageOrder(t *testing.T) {
 	}
 }
 
+// TestTrailersEndTheBody: a request with trailers has its buffered body sent with
+// end_of_stream false, as Envoy sends it from decodeTrailers (ext_proc.cc, Filter::onTrailers);
+// with trailer mode SKIP no trailers message follows.
+func TestTrailersEndTheBody(t *testing.T) {
+	up := newEcho()
+	h := start(t, loadBase(t), nil, nil, up)
+	const body = `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.url+"/mcp", io.NopCloser(strings.NewReader(body)))
+	require.NoError(t, err)
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Digest": {"d1"}}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, body, <-up.body)
+	streams := h.proc.Streams()
+	require.Len(t, streams, 1)
+	s := streams[0]
+	require.Equal(t, []string{"request_headers", "request_body", "response_headers", "response_body"}, kinds(s))
+	rb := s[1].GetRequestBody()
+	require.Equal(t, body, string(rb.GetBody()))
+	require.False(t, rb.GetEndOfStream(), "the body ends with the trailers, not with end_of_stream")
+}
+
 func TestBufferedRequestMutation(t *testing.T) {
 	const in = `{"jsonrpc":"2.0","id":1,"method":"tools/call"}`
 	const out = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`

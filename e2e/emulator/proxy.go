@@ -553,7 +553,10 @@ func (x *exchange) forward(bodyless bool) error {
 func (x *exchange) bufferedBody(d dir, data []byte, h *fields, src *source) ([]byte, error) {
 	tr := src.trailers()
 	sendTr := tr != nil && x.sendsTrailers(d)
-	resp, err := x.phase(d, kBody, bodyReq(d, data, !sendTr))
+	// With trailers the body ends when they arrive: Envoy sends the buffered body from
+	// decodeTrailers/encodeTrailers with end_of_stream false whatever the trailer mode
+	// (ext_proc.cc, Filter::onTrailers -> sendBufferedData(state, false)).
+	resp, err := x.phase(d, kBody, bodyReq(d, data, tr == nil))
 	if err != nil {
 		return nil, err
 	}
@@ -629,10 +632,10 @@ func (x *exchange) pump(d dir, src *source, out func([]byte) error, outTrailers 
 				if c.eos {
 					tr = src.trailers()
 				}
-				sendTr := tr != nil && x.sendsTrailers(d)
 				it.raw = !x.p.active()
 				if !it.raw {
-					_ = x.p.send(d, kBody, bodyReq(d, c.data, c.eos && !sendTr))
+					// The last chunk before trailers carries end_of_stream false, sent or not.
+					_ = x.p.send(d, kBody, bodyReq(d, c.data, c.eos && tr == nil))
 				}
 				if tr != nil {
 					it.trailers = fromHTTP(tr)
