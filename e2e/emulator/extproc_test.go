@@ -146,13 +146,13 @@ func TestTrailersEndTheBody(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Equal(t, body, <-up.body)
+	require.Equal(t, body, <-up.body) //nolint:testifylint // byte-exact: the body passes untouched
 	streams := h.proc.Streams()
 	require.Len(t, streams, 1)
 	s := streams[0]
 	require.Equal(t, []string{"request_headers", "request_body", "response_headers", "response_body"}, kinds(s))
 	rb := s[1].GetRequestBody()
-	require.Equal(t, body, string(rb.GetBody()))
+	require.Equal(t, body, string(rb.GetBody())) //nolint:testifylint // byte-exact: what Envoy sends
 	require.False(t, rb.GetEndOfStream(), "the body ends with the trailers, not with end_of_stream")
 }
 
