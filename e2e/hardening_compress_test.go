@@ -2,13 +2,10 @@ package e2e_test
 
 import (
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +22,7 @@ import (
 
 	"github.com/mcpguard/mcpguard/e2e/harness"
 	"github.com/mcpguard/mcpguard/e2e/mcpserver"
+	"github.com/mcpguard/mcpguard/internal/testutil"
 )
 
 // coder is a streaming compressor that can flush what it holds (for SSE).
@@ -95,27 +93,11 @@ func compressing(h http.Handler, enc, header string, seen *sync.Map) http.Handle
 	})
 }
 
-// leakyCompressing is an MCP server whose report tool returns a card number and an AWS
-// key, behind compressing.
+// leakyCompressing is leakyUpstream behind compressing.
 func leakyCompressing(t *testing.T, jsonResponses bool, enc, header string, seen *sync.Map) *httptest.Server {
 	t.Helper()
-	s := mcp.NewServer(&mcp.Implementation{Name: "leaky-gzip", Version: "1"}, nil)
-	mcp.AddTool(s, &mcp.Tool{Name: "report", Description: "Return the billing report."},
-		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-			if !jsonResponses {
-				_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
-					ProgressToken: req.Params.GetProgressToken(), Progress: 1, Total: 2, Message: "mailing ann@example.com",
-				})
-			}
-			text := "paid with card " + leakCard + "; deploy key " + leakAWS
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}},
-				map[string]any{"card": leakCard, "aws_key": leakAWS}, nil
-		})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
-		JSONResponse: jsonResponses, DisableLocalhostProtection: true,
-	})
 	mux := http.NewServeMux()
-	mux.Handle(mcpserver.Path, compressing(h, enc, header, seen))
+	mux.Handle(mcpserver.Path, compressing(leakyHandler(jsonResponses), enc, header, seen))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -124,16 +106,7 @@ func leakyCompressing(t *testing.T, jsonResponses bool, enc, header string, seen
 func gateway(t *testing.T, upstream string) *harness.Gateway {
 	t.Helper()
 	require.NoError(t, suite.err, "the suite could not start mcpguard")
-	gw, err := harness.StartGateway(t.Context(), harness.GatewayOptions{
-		Root: suite.root, GRPC: suite.guard.GRPC, Admin: suite.guard.Admin, Upstream: upstream,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 5*time.Second)
-		defer cancel()
-		_ = gw.Close(ctx)
-	})
-	return gw
+	return gatewayFor(t, suite.guard, upstream)
 }
 
 // TestCompressedResponsesMasked: an upstream that compresses every response (gzip,
@@ -173,7 +146,7 @@ func TestCompressedResponsesMasked(t *testing.T) {
 				require.Equal(t, want, text(t, r))
 				sc, err := json.Marshal(r.StructuredContent)
 				require.NoError(t, err)
-				require.JSONEq(t, `{"card":"[REDACTED:CREDIT_CARD]","aws_key":"[REDACTED:AWS_ACCESS_KEY]"}`, string(sc))
+				require.JSONEq(t, `{"card":"[REDACTED:CREDIT_CARD]","aws_key":"[REDACTED:AWS_ACCESS_KEY]","note":"`+want+`"}`, string(sc))
 				if !jsonResp {
 					select {
 					case msg := <-progress:
@@ -232,7 +205,7 @@ func TestCompressedResponsesRefused(t *testing.T) {
 		}
 	}
 
-	bomb := gzipBomb(t, 1<<30)
+	bomb := testutil.GzipBomb(t, 1<<30)
 	for _, ct := range []string{"application/json", "text/event-stream"} {
 		t.Run("gzip bomb/"+ct, func(t *testing.T) {
 			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -303,27 +276,4 @@ func chunkBytes(b []byte, n int) [][]byte {
 		b = b[n:]
 	}
 	return append(out, b)
-}
-
-// gzipBomb is a gzip member that decodes to n zero bytes (n a multiple of 1 MiB): one
-// flushed deflate segment of a MiB of zeros, repeated (its back-references point at zeros
-// wherever it lands). About 1 KiB per MiB.
-func gzipBomb(t *testing.T, n int) []byte {
-	t.Helper()
-	zeros := make([]byte, 1<<20)
-	var seg bytes.Buffer
-	fw, err := flate.NewWriter(&seg, flate.BestCompression)
-	require.NoError(t, err)
-	_, err = fw.Write(zeros)
-	require.NoError(t, err)
-	require.NoError(t, fw.Flush())
-	out := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
-	crc := crc32.NewIEEE()
-	for range n >> 20 {
-		out = append(out, seg.Bytes()...)
-		_, _ = crc.Write(zeros)
-	}
-	out = append(out, 0x03, 0x00) // final empty fixed-Huffman block
-	out = binary.LittleEndian.AppendUint32(out, crc.Sum32())
-	return binary.LittleEndian.AppendUint32(out, uint32(n)) //nolint:gosec // ISIZE is the size mod 2^32
 }

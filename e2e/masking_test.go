@@ -25,6 +25,15 @@ const (
 // its text block and again in structuredContent, and logs an email to the client first.
 func leakyUpstream(t *testing.T, jsonResponses bool) *httptest.Server {
 	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(mcpserver.Path, leakyHandler(jsonResponses))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// leakyHandler is leakyUpstream's MCP handler, for servers that wrap it.
+func leakyHandler(jsonResponses bool) http.Handler {
 	s := mcp.NewServer(&mcp.Implementation{Name: "leaky", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "report", Description: "Return the billing report."},
 		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
@@ -38,14 +47,9 @@ func leakyUpstream(t *testing.T, jsonResponses bool) *httptest.Server {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}},
 				map[string]any{"card": leakCard, "aws_key": leakAWS, "note": text}, nil
 		})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
 		JSONResponse: jsonResponses, DisableLocalhostProtection: true,
 	})
-	mux := http.NewServeMux()
-	mux.Handle(mcpserver.Path, h)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 // TestMaskingThroughGateway: a tool result with a card number and an AWS key arrives

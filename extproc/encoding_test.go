@@ -59,7 +59,8 @@ func encode(t testing.TB, c string, plain []byte) []byte {
 
 // gzipBomb is a gzip member that decodes to n zero bytes (n a multiple of 1 MiB), built
 // by repeating one flushed deflate segment: every back-reference in it points at zeros,
-// so it stays valid wherever it is repeated. About 1 KiB per MiB decoded.
+// so it stays valid wherever it is repeated. About 1 KiB per MiB decoded. (The e2e suite
+// has it in internal/testutil, which domain packages may not import, tests included.)
 func gzipBomb(t testing.TB, n int) []byte {
 	t.Helper()
 	zeros := make([]byte, 1<<20)

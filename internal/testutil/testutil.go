@@ -1,17 +1,20 @@
-// Package testutil holds helpers shared by tests: a goroutine-safe log buffer and a
-// throwaway PKI for TLS and mTLS tests. Test code only.
+// Package testutil holds helpers shared by tests: a goroutine-safe log buffer, a
+// throwaway PKI for TLS and mTLS tests, and hostile payloads. Test code only.
 package testutil
 
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
+	"hash/crc32"
 	"math/big"
 	"net"
 	"os"
@@ -120,4 +123,27 @@ func (p *PKI) Issue(t testing.TB, name string, serial int64, usage x509.ExtKeyUs
 func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+}
+
+// GzipBomb is a gzip member that decodes to n zero bytes (n a multiple of 1 MiB), built by
+// repeating one flushed deflate segment: every back-reference in it points at zeros, so it
+// stays valid wherever it is repeated. About 1 KiB per MiB decoded.
+func GzipBomb(t testing.TB, n int) []byte {
+	t.Helper()
+	zeros := make([]byte, 1<<20)
+	var seg bytes.Buffer
+	fw, err := flate.NewWriter(&seg, flate.BestCompression)
+	require.NoError(t, err)
+	_, err = fw.Write(zeros)
+	require.NoError(t, err)
+	require.NoError(t, fw.Flush())
+	out := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
+	crc := crc32.NewIEEE()
+	for range n >> 20 {
+		out = append(out, seg.Bytes()...)
+		_, _ = crc.Write(zeros)
+	}
+	out = append(out, 0x03, 0x00) // final empty fixed-Huffman block
+	out = binary.LittleEndian.AppendUint32(out, crc.Sum32())
+	return binary.LittleEndian.AppendUint32(out, uint32(n)) //nolint:gosec // ISIZE is the size mod 2^32
 }
