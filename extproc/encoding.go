@@ -286,13 +286,12 @@ func (st *stream) codedRequest(hs Headers) *extprocv3.ProcessingResponse {
 	return r
 }
 
-// codedResponse prepares the decoding of a coded response body: the coding and the length
-// of its coded form go from the headers (the client gets the plain, inspected body).
-// Envoy drops content-length only for a body mode configured as streamed, not for a
-// mode_override, so a body switched to STREAMED loses it here; a BUFFERED body gets its
-// new length in the body response. An unknown or stacked coding is refused before any
-// byte leaves.
-func (st *stream) codedResponse(hs Headers, c *extprocv3.CommonResponse, streamed bool) *extprocv3.ProcessingResponse {
+// codedResponse prepares the decoding of a coded response body: content-encoding goes from
+// the headers (the client gets the plain, inspected body). The coded length goes too: a
+// streamed body loses content-length in responseHeaders, as every body switched to
+// STREAMED does, and a BUFFERED body gets its new length in the body response. An unknown
+// or stacked coding is refused before any byte leaves.
+func (st *stream) codedResponse(hs Headers, c *extprocv3.CommonResponse) *extprocv3.ProcessingResponse {
 	cd, err := parseCoding(hs.Get("content-encoding"))
 	if err != nil {
 		st.s.m.decisions.WithLabelValues("encoding", Deny.String()).Inc()
@@ -309,9 +308,6 @@ func (st *stream) codedResponse(hs Headers, c *extprocv3.CommonResponse, streame
 		c.HeaderMutation = &extprocv3.HeaderMutation{}
 	}
 	c.HeaderMutation.RemoveHeaders = append(c.HeaderMutation.RemoveHeaders, "content-encoding")
-	if streamed {
-		c.HeaderMutation.RemoveHeaders = append(c.HeaderMutation.RemoveHeaders, "content-length")
-	}
 	return nil
 }
 
@@ -321,7 +317,9 @@ func (st *stream) decodedBody(ctx context.Context, b *extprocv3.HttpBody) (*extp
 	if st.codec == nil {
 		return st.responseBody(ctx, b)
 	}
-	eos := b.GetEndOfStream()
+	// A buffered body is one message, the whole body even when trailers follow (it then
+	// carries end_of_stream false): the coded body must end there, verified.
+	eos := b.GetEndOfStream() || st.mode == respBuffered
 	if eos {
 		defer st.codec.Close()
 	}

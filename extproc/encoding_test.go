@@ -233,10 +233,12 @@ func TestCorruptCodedResponse(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		coded []byte
+		eos   bool // false: the buffered body comes before trailers, as Envoy sends it then
 	}{
-		{"not gzip", plain},
-		{"truncated", good[:len(good)-4]},
-		{"trailing bytes", append(append([]byte{}, good...), []byte("data: leak\n\n")...)},
+		{"not gzip", plain, true},
+		{"truncated", good[:len(good)-4], true},
+		{"truncated, trailers follow", good[:len(good)-4], false},
+		{"trailing bytes", append(append([]byte{}, good...), []byte("data: leak\n\n")...), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t, extproc.DefaultConfig())
@@ -246,7 +248,7 @@ func TestCorruptCodedResponse(t *testing.T) {
 			e.responseHeaders(false, ":status", "200", "content-type", "application/json", "content-encoding", "gzip",
 				"content-length", strconv.Itoa(len(tc.coded)))
 			require.NotNil(t, e.recv().GetResponseHeaders())
-			e.responseBody(tc.coded, true)
+			e.responseBody(tc.coded, tc.eos)
 			code, rpc := immediate(t, e.recv())
 			require.Equal(t, 502, code)
 			require.Contains(t, rpc.Error.Message, "could not be decoded")

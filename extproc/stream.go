@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -378,7 +377,7 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 			st.mode, want = respAccumulate, filterv3.ProcessingMode_STREAMED
 		}
 	}
-	if r := st.codedResponse(hs, resp.Response, want == filterv3.ProcessingMode_STREAMED); r != nil {
+	if r := st.codedResponse(hs, resp.Response); r != nil {
 		return r, nil
 	}
 	st.maskHeaders(h.GetHeaders(), resp.Response)
@@ -390,9 +389,7 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 		if resp.Response.HeaderMutation == nil {
 			resp.Response.HeaderMutation = &extprocv3.HeaderMutation{}
 		}
-		if !slices.Contains(resp.Response.HeaderMutation.RemoveHeaders, "content-length") {
-			resp.Response.HeaderMutation.RemoveHeaders = append(resp.Response.HeaderMutation.RemoveHeaders, "content-length")
-		}
+		resp.Response.HeaderMutation.RemoveHeaders = append(resp.Response.HeaderMutation.RemoveHeaders, "content-length")
 	}
 	if want != st.respMode {
 		// Envoy ≥1.34 takes both body modes from an override: set the request one too.
