@@ -20,9 +20,16 @@ type correlationLimits struct {
 	TTL        time.Duration // a request not answered within TTL is forgotten
 }
 
+// maxCorrBytes bounds what one entry keeps (the session id, or a request's id, method,
+// tool, URI and prompt together). The client chooses all of them and a request may be
+// megabytes, so a larger one is not kept: its answer is uncorrelated, and the session is
+// marked lossy (see [corrSession]). Real ids and names are far shorter.
+const maxCorrBytes = 512
+
 // defaultCorrelationLimits: 256 requests in flight per session is far above what clients
-// pipeline; 65536 entries take about 20 MiB at most (measured ~310 bytes each with their
-// session); an hour outlives the longest approval hold (max_hold is at most 1h).
+// pipeline; 65536 entries take about 20 MiB with ordinary ids (measured ~310 bytes each
+// with their session) and under 70 MiB with every entry at maxCorrBytes; an hour outlives
+// the longest approval hold (max_hold is at most 1h).
 func defaultCorrelationLimits() correlationLimits {
 	return correlationLimits{PerSession: 256, Total: 1 << 16, TTL: time.Hour}
 }
@@ -72,6 +79,9 @@ func newCorrelations(lim correlationLimits) *correlations {
 
 // add remembers the requests of a POST to session sid.
 func (c *correlations) add(sid string, msgs []mcp.Message) {
+	if len(sid) > maxCorrBytes {
+		return // unknown to the table: answers are uncorrelated, as on another replica
+	}
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -89,6 +99,10 @@ func (c *correlations) add(sid string, msgs []mcp.Message) {
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Kind != mcp.KindRequest || len(m.ID) == 0 {
+			continue
+		}
+		if len(m.ID)+len(m.Method)+len(m.Tool)+len(m.URI)+len(m.Prompt) > maxCorrBytes {
+			s.lossy = true
 			continue
 		}
 		k := string(m.ID)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,23 @@ func TestCorrelationsFlood(t *testing.T) {
 		require.LessOrEqual(t, len(s.reqs), lim.PerSession)
 		require.LessOrEqual(t, len(s.order), 2*lim.PerSession+len(msgs))
 	}
+}
+
+// TestCorrelationsKeepNoLargeEntry: an id, a tool name or a session id the client made
+// large is not kept (the table would otherwise hold megabytes per entry); the session's
+// answers are then uncertain, so policy withholds what it cannot match.
+func TestCorrelationsKeepNoLargeEntry(t *testing.T) {
+	c := newCorrelations(defaultCorrelationLimits())
+	big := json.RawMessage(`"` + strings.Repeat("x", 1<<20) + `"`)
+	c.add("s", []mcp.Message{{Kind: mcp.KindRequest, ID: big, Method: "tools/list"}, req(2, "tools/list")})
+	require.Equal(t, 1, c.len())
+	ids, known := c.toolsLists("s")
+	require.Equal(t, []json.RawMessage{json.RawMessage("2")}, ids)
+	require.False(t, known, "a request was not kept")
+	require.Nil(t, c.take("s", big))
+
+	c.add(strings.Repeat("s", 1<<20), []mcp.Message{req(1, "tools/list")})
+	require.Equal(t, 1, c.len(), "a session id over the bound keeps nothing")
 }
 
 // BenchmarkSessionCheck is the added cost per request of the binding check, in-process store.
