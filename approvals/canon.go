@@ -12,13 +12,16 @@ import (
 	"unicode/utf8"
 )
 
-// maxDepth bounds nesting so hostile arguments cannot exhaust the stack.
-const maxDepth = 64
+// maxDepth bounds nesting so hostile arguments cannot exhaust the stack. It matches the
+// deepest nesting the gateway's message parser accepts (mcp.MaxDepth, counted from the whole
+// message), so every call that reaches policy can also be held: a shallower bound here made
+// deep but valid calls that needed approval fail instead of being held.
+const maxDepth = 128
 
 // Canonical returns the canonical form of a JSON value: object keys sorted, no
 // insignificant whitespace, strings re-encoded, numbers kept as written. Two argument
 // objects that differ only in key order or spacing have the same canonical form. Duplicate
-// keys, invalid UTF-8, trailing data and nesting deeper than 64 are errors: such input
+// keys, invalid UTF-8, trailing data and nesting deeper than 128 are errors: such input
 // could mean different things to the approver and to the upstream server.
 func Canonical(raw []byte) ([]byte, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
