@@ -88,6 +88,7 @@ type dirState struct {
 	fd         bool // body messages answered with streamed_response (M:N)
 	fdSent     bool
 	fdEOS      bool
+	sentAt     []time.Time // send time of each entry of out, for the round-trip timings
 }
 
 func newProc(x *exchange, c *procConf, m mode, failOpen bool) *proc {
@@ -169,6 +170,7 @@ func (p *proc) send(d dir, k kind, req *extprocv3.ProcessingRequest) error {
 		p.fdFlowed = true
 	} else {
 		ds.out = append(ds.out, k)
+		p.noteSentLocked(d)
 	}
 	if !ds.fd {
 		p.armLocked(d, p.c.msgTimeout)
@@ -281,6 +283,7 @@ func (p *proc) onResponse(resp *extprocv3.ProcessingResponse) {
 		p.finishLocked(&ending{kind: endSpurious})
 		return
 	default:
+		p.noteAnsweredLocked(d, k)
 		ds.out = ds.out[1:]
 		p.disarmLocked(d)
 	}
@@ -344,6 +347,7 @@ func (p *proc) finishLocked(e *ending) {
 		return
 	}
 	p.end = e
+	p.noteEndedLocked()
 	close(p.done)
 	for i := range p.d {
 		p.disarmLocked(dir(i))

@@ -83,12 +83,17 @@ type exchange struct {
 	upstream *http.Response
 	closers  []func()
 	failed   bool
+
+	timing  timing // time spent waiting on ext_authz, ext_proc and the upstream
+	status  int    // downstream status, for the access log
+	details string // %RESPONSE_CODE_DETAILS%
 }
 
 func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	x := e.newExchange(w, r)
 	defer x.finish()
 	x.conclude(x.run())
+	x.timingTrailer()
 }
 
 func (e *Emulator) newExchange(w http.ResponseWriter, r *http.Request) *exchange {
@@ -770,7 +775,9 @@ func (x *exchange) route1(body io.Reader, cl int64, pumpErr chan error) error {
 			x.abort(&localReply{status: 504, details: "upstream_response_timeout", body: []byte("upstream request timeout")})
 		})
 	}
+	t0 := time.Now()
 	resp, err := x.e.transport[c.name].RoundTrip(req)
+	x.timing.addUpstream(time.Since(t0))
 	if err != nil {
 		select {
 		case perr := <-pumpErr:
@@ -928,6 +935,8 @@ func (x *exchange) writeHeaders(wire fields) {
 		h.Add(e.k, e.v)
 	}
 	x.respAdd.toHTTP(h)
+	x.setTimingHeader(h)
+	x.status, x.details = st, "via_upstream"
 	x.started = true
 	x.w.WriteHeader(st)
 	http.NewResponseController(x.w).Flush()
@@ -973,6 +982,8 @@ func (x *exchange) reply(lr *localReply) {
 		h.Set("Content-Type", "text/plain")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(lr.body)))
+	x.setTimingHeader(h)
+	x.status, x.details = lr.status, lr.details
 	x.started = true
 	x.w.WriteHeader(lr.status)
 	_, _ = x.w.Write(lr.body)
@@ -981,6 +992,7 @@ func (x *exchange) reply(lr *localReply) {
 // reset aborts the downstream stream: HTTP/1 closes the connection mid-body, HTTP/2 sends RST_STREAM.
 func (x *exchange) reset(details string) {
 	x.e.trace(TraceEvent{RequestID: x.id, Kind: TraceReset, Details: details})
+	x.details = details
 	x.failed = true
 	panic(http.ErrAbortHandler)
 }
@@ -1009,4 +1021,5 @@ func (x *exchange) finish() {
 	if x.p != nil {
 		x.p.close(failed)
 	}
+	x.accessLog()
 }
