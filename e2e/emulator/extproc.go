@@ -220,16 +220,32 @@ func (p *proc) recv(st extprocv3.ExternalProcessor_ProcessClient) {
 		resp, err := st.Recv()
 		if err != nil {
 			p.mu.Lock()
+			first := p.end == nil
 			if errors.Is(err, io.EOF) {
 				p.finishLocked(&ending{kind: endClosed})
 			} else {
 				p.finishLocked(&ending{kind: endGrpcError, code: status.Code(err), msg: status.Convert(err).Message()})
 			}
+			var res error
+			if first {
+				res = p.resultLocked()
+			}
 			p.mu.Unlock()
+			p.abortOutOfLine(res)
 			return
 		}
 		p.x.e.trace(TraceEvent{RequestID: p.x.id, Kind: TraceProcessingResponse, Message: resp})
 		p.onResponse(resp)
+	}
+}
+
+// abortOutOfLine ends the HTTP request with res when it is a local reply: a stream error that comes
+// while no message is outstanding fails the request at once, as Envoy's onGrpcError does
+// (ExtProcIntegrationTest GetAndFailStreamOutOfLine: 500), instead of when the next message is due.
+func (p *proc) abortOutOfLine(res error) {
+	var lr *localReply
+	if errors.As(res, &lr) {
+		p.x.abort(lr)
 	}
 }
 
