@@ -126,7 +126,8 @@ func TestEnvoyExtProc_GetAndFailStreamWithInvalidServerOnResponse(t *testing.T) 
 	require.Empty(t, real.Streams())
 }
 
-// ExtProcIntegrationTest.GetAndFailStreamOutOfLine: empty request_headers answer, then the server
+// ExtProcIntegrationTest.GetAndFailStreamOutOfLine (and GetAndFailStreamOutOfLineLater, whose body is
+// the same): empty request_headers answer, then the server
 // ends the stream with INTERNAL → downstream 500.
 func TestEnvoyExtProc_GetAndFailStreamOutOfLine(t *testing.T) {
 	h := envoyRun(t, envoyProcBootstrap(t, nil), script{"request_headers": func(r *extprocv3.ProcessingRequest) (resps, error) {
@@ -1354,4 +1355,43 @@ func deadAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	return addr
+}
+
+// ExtProcIntegrationTest.GetAndSetHeadersNonUtf8WithValueInString: every header reaches the server in
+// raw_value (x-bad-utf8 byte for byte); removing x-bad-utf8 in the answer → upstream lacks it;
+// response_headers carry :status 200; downstream 200.
+func TestEnvoyExtProc_GetAndSetHeadersNonUtf8WithValueInString(t *testing.T) {
+	bad := "valid_prefix\xc3(valid_suffix"
+	up := newUpstream()
+	h := envoyRun(t, envoyProcBootstrap(t, nil), script{"request_headers": func(r *extprocv3.ProcessingRequest) (resps, error) {
+		for _, hv := range r.GetRequestHeaders().GetHeaders().GetHeaders() {
+			if len(hv.GetRawValue()) == 0 {
+				return nil, status.Errorf(codes.InvalidArgument, "%s has no raw_value", hv.GetKey())
+			}
+		}
+		if v, _ := header(r.GetRequestHeaders(), "x-bad-utf8"); v != bad {
+			return nil, status.Errorf(codes.InvalidArgument, "x-bad-utf8 = %q", v)
+		}
+		return resps{withHeaders(r, &extprocv3.HeaderMutation{RemoveHeaders: []string{"x-bad-utf8"}})}, nil
+	}}.processor(), up)
+	require.Equal(t, 200, h.send(t, request{header: map[string]string{"x-bad-utf8": bad}}).status)
+	require.Empty(t, up.received(t).header.Values("X-Bad-Utf8"))
+	require.Equal(t, []string{"request_headers", "response_headers"}, h.messages())
+}
+
+// ExtProcIntegrationTest.RequestMessageNewTimeoutNoMutation: message_timeout 200 ms; the server
+// extends it with override_message_timeout on request_headers, idles 300 ms, answers empty → 200.
+func TestEnvoyExtProc_RequestMessageNewTimeoutNoMutation(t *testing.T) {
+	b := envoyProcBootstrap(t, func(c *procfv3.ExternalProcessor) {
+		c.MessageTimeout = durationpb.New(200 * time.Millisecond)
+		c.MaxMessageTimeout = durationpb.New(10 * time.Second)
+	})
+	p := &emulatortest.Processor{Handle: func(ctx context.Context, st *emulatortest.Stream, r *extprocv3.ProcessingRequest) (resps, error) {
+		if r.GetRequestHeaders() == nil {
+			return cont(r)
+		}
+		return overrideThenAnswer(10*time.Second, 300*time.Millisecond, emulatortest.Continue)(ctx, st, r)
+	}}
+	h := envoyRun(t, b, p, newUpstream())
+	require.Equal(t, 200, h.send(t, request{}).status)
 }
