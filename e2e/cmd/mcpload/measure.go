@@ -119,7 +119,9 @@ func echoLoad(ctx context.Context, o options, endpoint, token string) ([]sample,
 				_, err := s.CallTool(withCallTiming(ctx, ct), &mcp.CallToolParams{Name: "echo", Arguments: args})
 				total := time.Since(t0)
 				if err != nil {
-					failed.Add(1)
+					if ctx.Err() == nil { // calls cut off by -duration are not failures
+						failed.Add(1)
+					}
 					continue
 				}
 				// The SDK finishes reading the response body (and its trailer) right after
