@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -21,7 +22,9 @@ func (x *exchange) checkAuthz(ctx context.Context) error {
 	a := x.e.p.authz
 	req := &authv3.CheckRequest{Attributes: x.checkAttributes()}
 	x.e.trace(TraceEvent{RequestID: x.id, Kind: TraceCheckRequest, Message: req})
+	t0 := time.Now()
 	resp, err := x.callCheck(ctx, a, req)
+	x.timing.addAuthz(time.Since(t0))
 	if err != nil {
 		x.log.Debug("ext_authz call failed", "err", err)
 		if a.failOpen {

@@ -30,6 +30,9 @@ type Options struct {
 	Clusters map[string]string // overrides a cluster's endpoint: name → "host:port" or "unix:/path"
 	Log      *slog.Logger      // nil: discard
 	Trace    func(TraceEvent)  // optional; called synchronously, must not block
+	// TimingHeader (debug, off by default) adds TimingHeader to every response: the time the request
+	// waited on ext_authz and ext_proc, and on the upstream. It tells clients about the processors.
+	TimingHeader bool
 }
 
 // TraceKind names what a TraceEvent records.

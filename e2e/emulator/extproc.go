@@ -88,6 +88,7 @@ type dirState struct {
 	fd         bool // body messages answered with streamed_response (M:N)
 	fdSent     bool
 	fdEOS      bool
+	sentAt     []time.Time // send time of each entry of out, for the round-trip timings
 }
 
 func newProc(x *exchange, c *procConf, m mode, failOpen bool) *proc {
@@ -169,6 +170,7 @@ func (p *proc) send(d dir, k kind, req *extprocv3.ProcessingRequest) error {
 		p.fdFlowed = true
 	} else {
 		ds.out = append(ds.out, k)
+		p.noteSentLocked(d)
 	}
 	if !ds.fd {
 		p.armLocked(d, p.c.msgTimeout)
@@ -218,16 +220,32 @@ func (p *proc) recv(st extprocv3.ExternalProcessor_ProcessClient) {
 		resp, err := st.Recv()
 		if err != nil {
 			p.mu.Lock()
+			first := p.end == nil
 			if errors.Is(err, io.EOF) {
 				p.finishLocked(&ending{kind: endClosed})
 			} else {
 				p.finishLocked(&ending{kind: endGrpcError, code: status.Code(err), msg: status.Convert(err).Message()})
 			}
+			var res error
+			if first {
+				res = p.resultLocked()
+			}
 			p.mu.Unlock()
+			p.abortOutOfLine(res)
 			return
 		}
 		p.x.e.trace(TraceEvent{RequestID: p.x.id, Kind: TraceProcessingResponse, Message: resp})
 		p.onResponse(resp)
+	}
+}
+
+// abortOutOfLine ends the HTTP request with res when it is a local reply: a stream error that comes
+// while no message is outstanding fails the request at once, as Envoy's onGrpcError does
+// (ExtProcIntegrationTest GetAndFailStreamOutOfLine: 500), instead of when the next message is due.
+func (p *proc) abortOutOfLine(res error) {
+	var lr *localReply
+	if errors.As(res, &lr) {
+		p.x.abort(lr)
 	}
 }
 
@@ -281,6 +299,7 @@ func (p *proc) onResponse(resp *extprocv3.ProcessingResponse) {
 		p.finishLocked(&ending{kind: endSpurious})
 		return
 	default:
+		p.noteAnsweredLocked(d, k)
 		ds.out = ds.out[1:]
 		p.disarmLocked(d)
 	}
@@ -344,6 +363,7 @@ func (p *proc) finishLocked(e *ending) {
 		return
 	}
 	p.end = e
+	p.noteEndedLocked()
 	close(p.done)
 	for i := range p.d {
 		p.disarmLocked(dir(i))

@@ -154,10 +154,12 @@ func applyProc(f *fields, m *extprocv3.HeaderMutation, response bool) (int, erro
 			ignored++
 			continue
 		}
-		if k == ":status" {
-			if n, err := strconv.Atoi(v); err != nil || n < 200 || n > 999 {
-				return ignored, fmt.Errorf("%w: invalid :status %q", errMutation, v)
-			}
+		if k == ":status" && !validStatus(v, o.GetAppend().GetValue()) {
+			// The default mutation rules (disallow_is_error false) ignore a bad :status: Envoy's
+			// ExtProcIntegrationTest GetAndSetHeadersOnResponseBadStatus (100) and ...TwoStatuses
+			// (a second, appended :status) keep the status they had.
+			ignored++
+			continue
 		}
 		if o.GetAppend().GetValue() {
 			f.add(k, v)
@@ -166,6 +168,12 @@ func applyProc(f *fields, m *extprocv3.HeaderMutation, response bool) (int, erro
 		f.set(k, v)
 	}
 	return ignored, nil
+}
+
+// validStatus is a :status a mutation may set: one 3-digit code from 200, replacing the current one.
+func validStatus(v string, appended bool) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n >= 200 && n <= 999 && !appended
 }
 
 func validName(k string) bool {

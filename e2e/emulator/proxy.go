@@ -83,12 +83,17 @@ type exchange struct {
 	upstream *http.Response
 	closers  []func()
 	failed   bool
+
+	timing  timing // time spent waiting on ext_authz, ext_proc and the upstream
+	status  int    // downstream status, for the access log
+	details string // %RESPONSE_CODE_DETAILS%
 }
 
 func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	x := e.newExchange(w, r)
 	defer x.finish()
 	x.conclude(x.run())
+	x.timingTrailer()
 }
 
 func (e *Emulator) newExchange(w http.ResponseWriter, r *http.Request) *exchange {
@@ -511,12 +516,24 @@ func (x *exchange) forward(bodyless bool) error {
 		if err != nil {
 			return err
 		}
-		resp, err := x.phase(reqDir, kBody, bodyReq(reqDir, c.data, c.eos))
+		var tr http.Header
+		if c.eos {
+			tr = x.body.trailers()
+		}
+		resp, err := x.phase(reqDir, kBody, bodyReq(reqDir, c.data, c.eos && tr == nil))
 		if err != nil {
 			return err
 		}
 		if resp != nil {
+			if err := x.partialHeaders(reqDir, bodyOf(resp).GetResponse(), nil); err != nil {
+				return err
+			}
 			c.data = mutatedBody(bodyOf(resp).GetResponse(), c.data)
+		}
+		if tr != nil && x.sendsTrailers(reqDir) {
+			if _, err := x.trailerPhase(reqDir, fromHTTP(tr)); err != nil {
+				return err
+			}
 		}
 		upBody, upCL = io.MultiReader(bytes.NewReader(c.data), x.body.reader(x.ctx)), -1
 	case mode == procfv3.ProcessingMode_STREAMED || mode == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED:
@@ -551,17 +568,33 @@ func (x *exchange) forward(bodyless bool) error {
 // bufferedBody runs one BUFFERED body exchange (plus trailers) and returns the body to forward. Header
 // mutations in the body response apply (only in this mode); content-length must match the result.
 func (x *exchange) bufferedBody(d dir, data []byte, h *fields, src *source) ([]byte, error) {
+	out, _, err := x.bufferedBodyTrailers(d, data, h, src)
+	return out, err
+}
+
+// bufferedBodyTrailers is bufferedBody that also returns the trailers to forward (mutated when they
+// went to the processor), nil when the message has none.
+func (x *exchange) bufferedBodyTrailers(d dir, data []byte, h *fields, src *source) ([]byte, fields, error) {
 	tr := src.trailers()
 	sendTr := tr != nil && x.sendsTrailers(d)
+	var ft fields
+	if tr != nil {
+		ft = fromHTTP(tr)
+	}
+	if len(data) == 0 && tr != nil {
+		// Headers then trailers with no data: Envoy buffered nothing, so it sends no body message
+		// (ExtProcIntegrationTest SkipHeaderSendTrailerInBufferedMode).
+		return data, ft, x.offerTrailers(d, sendTr, &ft)
+	}
 	// With trailers the body ends when they arrive: Envoy sends the buffered body from
 	// decodeTrailers/encodeTrailers with end_of_stream false whatever the trailer mode
 	// (ext_proc.cc, Filter::onTrailers -> sendBufferedData(state, false)).
 	resp, err := x.phase(d, kBody, bodyReq(d, data, tr == nil))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp == nil {
-		return data, nil
+		return data, ft, nil
 	}
 	cr := bodyOf(resp).GetResponse()
 	wire := *h
@@ -569,7 +602,7 @@ func (x *exchange) bufferedBody(d dir, data []byte, h *fields, src *source) ([]b
 		wire = x.wireRequestHeaders()
 	}
 	if _, err := applyProc(&wire, cr.GetHeaderMutation(), d == respDir); err != nil {
-		return nil, x.mutationFailed(err)
+		return nil, nil, x.mutationFailed(err)
 	}
 	if d == reqDir {
 		x.setRequestHeaders(wire)
@@ -578,14 +611,44 @@ func (x *exchange) bufferedBody(d dir, data []byte, h *fields, src *source) ([]b
 	}
 	out := mutatedBody(cr, data)
 	if err := checkLength(*h, out); err != nil {
-		return nil, x.mutationFailed(err)
+		return nil, nil, x.mutationFailed(err)
 	}
-	if sendTr {
-		if _, err := x.trailerPhase(d, fromHTTP(tr)); err != nil {
-			return nil, err
-		}
+	return out, ft, x.offerTrailers(d, sendTr, &ft)
+}
+
+// offerTrailers runs the trailer phase when send is set and replaces *ft with the result.
+func (x *exchange) offerTrailers(d dir, send bool, ft *fields) error {
+	if !send {
+		return nil
 	}
-	return out, nil
+	out, err := x.trailerPhase(d, *ft)
+	if err != nil {
+		return err
+	}
+	*ft = out
+	return nil
+}
+
+// partialHeaders applies the header mutation of a BUFFERED_PARTIAL body answer: the headers are still
+// held (they go out after this chunk), so Envoy applies it as in BUFFERED mode. h is the response
+// header list; nil means the request headers.
+func (x *exchange) partialHeaders(d dir, cr *extprocv3.CommonResponse, h *fields) error {
+	if cr.GetHeaderMutation() == nil {
+		return nil
+	}
+	wire := x.wireRequestHeaders()
+	if h != nil {
+		wire = *h
+	}
+	if _, err := applyProc(&wire, cr.GetHeaderMutation(), d == respDir); err != nil {
+		return x.mutationFailed(err)
+	}
+	if h != nil {
+		*h = wire
+		return nil
+	}
+	x.setRequestHeaders(wire)
+	return nil
 }
 
 // trailerPhase sends trailers and returns them mutated.
@@ -770,7 +833,9 @@ func (x *exchange) route1(body io.Reader, cl int64, pumpErr chan error) error {
 			x.abort(&localReply{status: 504, details: "upstream_response_timeout", body: []byte("upstream request timeout")})
 		})
 	}
+	t0 := time.Now()
 	resp, err := x.e.transport[c.name].RoundTrip(req)
+	x.timing.addUpstream(time.Since(t0))
 	if err != nil {
 		select {
 		case perr := <-pumpErr:
@@ -857,12 +922,18 @@ func (x *exchange) respond(resp *http.Response) error {
 		if !headerSent {
 			wire.del("content-length")
 		}
-		body, err := x.bufferedBody(respDir, data, &wire, src)
+		body, tr, err := x.bufferedBodyTrailers(respDir, data, &wire, src)
 		if err != nil {
 			return err
 		}
 		x.writeHeaders(wire)
-		return out(body)
+		if err := out(body); err != nil {
+			return err
+		}
+		if tr != nil {
+			trailers(tr)
+		}
+		return nil
 	case mode == procfv3.ProcessingMode_BUFFERED_PARTIAL:
 		wire.del("content-length")
 		c, err := src.readUpTo(x.ctx, x.e.p.bufLimit)
@@ -874,6 +945,9 @@ func (x *exchange) respond(resp *http.Response) error {
 			return err
 		}
 		if r != nil {
+			if err := x.partialHeaders(respDir, bodyOf(r).GetResponse(), &wire); err != nil {
+				return err
+			}
 			c.data = mutatedBody(bodyOf(r).GetResponse(), c.data)
 		}
 		x.writeHeaders(wire)
@@ -904,7 +978,14 @@ func (x *exchange) copyRaw(src *source, out func([]byte) error, trailers func(fi
 		}
 		if c.eos {
 			if tr := src.trailers(); tr != nil {
-				trailers(fromHTTP(tr))
+				// copyRaw carries response bodies ext_proc does not see; their trailers still go to the
+				// processor when the trailer mode is SEND (ExtProcIntegrationTest
+				// GetAndSetHeadersAndTrailersOnResponse).
+				ft := fromHTTP(tr)
+				if err := x.offerTrailers(respDir, x.sendsTrailers(respDir), &ft); err != nil {
+					return err
+				}
+				trailers(ft)
 			}
 			return nil
 		}
@@ -928,6 +1009,8 @@ func (x *exchange) writeHeaders(wire fields) {
 		h.Add(e.k, e.v)
 	}
 	x.respAdd.toHTTP(h)
+	x.setTimingHeader(h)
+	x.status, x.details = st, "via_upstream"
 	x.started = true
 	x.w.WriteHeader(st)
 	http.NewResponseController(x.w).Flush()
@@ -973,6 +1056,8 @@ func (x *exchange) reply(lr *localReply) {
 		h.Set("Content-Type", "text/plain")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(lr.body)))
+	x.setTimingHeader(h)
+	x.status, x.details = lr.status, lr.details
 	x.started = true
 	x.w.WriteHeader(lr.status)
 	_, _ = x.w.Write(lr.body)
@@ -981,6 +1066,7 @@ func (x *exchange) reply(lr *localReply) {
 // reset aborts the downstream stream: HTTP/1 closes the connection mid-body, HTTP/2 sends RST_STREAM.
 func (x *exchange) reset(details string) {
 	x.e.trace(TraceEvent{RequestID: x.id, Kind: TraceReset, Details: details})
+	x.details = details
 	x.failed = true
 	panic(http.ErrAbortHandler)
 }
@@ -1009,4 +1095,5 @@ func (x *exchange) finish() {
 	if x.p != nil {
 		x.p.close(failed)
 	}
+	x.accessLog()
 }

@@ -21,6 +21,8 @@ type GatewayOptions struct {
 	GRPC, Admin, Upstream string
 	Log                   *slog.Logger              // nil discards
 	Trace                 func(emulator.TraceEvent) // optional
+	// TimingHeader turns on the emulator's debug header x-emulator-timing (load measurements).
+	TimingHeader bool
 }
 
 // Gateway is a running Envoy emulator on a random loopback port.
@@ -46,8 +48,9 @@ func StartGateway(ctx context.Context, o GatewayOptions) (*Gateway, error) {
 			"mcpguard_admin": o.Admin,
 			"mcp_upstream":   o.Upstream,
 		},
-		Log:   o.Log,
-		Trace: o.Trace,
+		Log:          o.Log,
+		Trace:        o.Trace,
+		TimingHeader: o.TimingHeader,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new emulator: %w", err)

@@ -5,6 +5,10 @@
 //
 //	mcpload -self                      # build and start mcpguard, emulator and upstream itself
 //	mcpload -gateway URL -direct URL -token JWT
+//
+// Through a gateway that sends x-emulator-timing (the emulator with Options.TimingHeader, which
+// -self turns on), each call's time is split into mcpguard's own (ext_authz + ext_proc), the
+// upstream's and the rest.
 package main
 
 import (
@@ -13,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"os/signal"
@@ -38,6 +43,7 @@ type options struct {
 	version        string
 	mode           string
 	concurrency    int
+	rate           float64
 	count          int
 	duration       time.Duration
 	ttfeSamples    int
@@ -50,6 +56,7 @@ type options struct {
 const (
 	maxConcurrency = 256
 	maxCount       = 200000
+	maxRate        = 5000
 	maxDuration    = 10 * time.Minute
 	maxSamples     = 1000
 	maxBigMB       = 64
@@ -66,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.version, "version", "2025-11-25", "protocol revision the clients pin")
 	fs.StringVar(&o.mode, "mode", "stateful", "upstream transport with -self: stateful, stateful-json, stateless, stateless-json")
 	fs.IntVar(&o.concurrency, "c", 8, "concurrent sessions per path")
+	fs.Float64Var(&o.rate, "rate", 0, "echo calls per second per path, started on a fixed schedule (0: each session calls back to back)")
 	fs.IntVar(&o.count, "n", 2000, "echo calls per path")
 	fs.DurationVar(&o.duration, "duration", time.Minute, "stop each path's echo phase after this long")
 	fs.IntVar(&o.ttfeSamples, "ttfe-n", 50, "slow calls per path for time to first event")
@@ -111,6 +119,9 @@ func (o options) validate() error {
 	}
 	if o.concurrency < 1 || o.concurrency > maxConcurrency {
 		errs = append(errs, fmt.Errorf("-c: must be within 1..%d", maxConcurrency))
+	}
+	if math.IsNaN(o.rate) || o.rate < 0 || o.rate > maxRate {
+		errs = append(errs, fmt.Errorf("-rate: must be within 0..%d", maxRate))
 	}
 	if o.count < 1 || o.count > maxCount {
 		errs = append(errs, fmt.Errorf("-n: must be within 1..%d", maxCount))

@@ -24,6 +24,7 @@ type pathResult struct {
 	errors   int
 	elapsed  time.Duration
 	p50, p99 time.Duration
+	split    split         // where the time of each call went, from x-emulator-timing
 	ttfe50   time.Duration // time to first progress event
 	ttfe99   time.Duration
 	bigMBps  float64
@@ -48,12 +49,17 @@ func measure(ctx context.Context, o options) (*report, error) {
 
 func measurePath(ctx context.Context, o options, endpoint, token string) (pathResult, error) {
 	var res pathResult
-	lat, errs, elapsed, err := echoLoad(ctx, o, endpoint, token)
+	samples, errs, elapsed, err := echoLoad(ctx, o, endpoint, token)
 	if err != nil {
 		return res, err
 	}
+	lat := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		lat[i] = s.total
+	}
 	res.calls, res.errors, res.elapsed = len(lat), errs, elapsed
 	res.p50, res.p99 = percentile(lat, 50), percentile(lat, 99)
+	res.split = splitOf(samples)
 	if o.ttfeSamples > 0 {
 		ttfe, err := firstEvent(ctx, o, endpoint, token)
 		if err != nil {
@@ -67,9 +73,18 @@ func measurePath(ctx context.Context, o options, endpoint, token string) (pathRe
 	return res, nil
 }
 
+// sample is one successful echo call: its latency as the client saw it and, through a gateway that
+// reports it, the emulator's timing of the HTTP exchange.
+type sample struct {
+	total  time.Duration
+	timing timingResult
+}
+
 // echoLoad runs o.count echo calls over o.concurrency sessions (or until o.duration) and
-// returns the latencies of the successful ones and the number of failures.
-func echoLoad(ctx context.Context, o options, endpoint, token string) ([]time.Duration, int, time.Duration, error) {
+// returns the successful ones and the number of failures. With o.rate the calls start on a
+// fixed schedule (a session that is still busy delays the next start: the achieved rate is
+// what the report shows); without it every session calls back to back.
+func echoLoad(ctx context.Context, o options, endpoint, token string) ([]sample, int, time.Duration, error) {
 	sessions := make([]*mcp.ClientSession, o.concurrency)
 	defer func() {
 		for _, s := range sessions {
@@ -79,6 +94,7 @@ func echoLoad(ctx context.Context, o options, endpoint, token string) ([]time.Du
 		}
 	}()
 	hc := harness.HTTPClient(token)
+	hc.Transport = timingTransport{next: hc.Transport}
 	for i := range sessions {
 		s, err := harness.Connect(ctx, harness.ClientOptions{Endpoint: endpoint, Version: o.version, HTTP: hc, DisableStandaloneSSE: true})
 		if err != nil {
@@ -88,26 +104,98 @@ func echoLoad(ctx context.Context, o options, endpoint, token string) ([]time.Du
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	var next, failed atomic.Int64
-	lats := make([][]time.Duration, o.concurrency)
+	jobs := make(chan struct{})
+	go schedule(ctx, o, jobs)
+	var failed atomic.Int64
+	out := make([][]sample, o.concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, s := range sessions {
 		wg.Go(func() {
 			args := map[string]any{"text": "ping"}
-			for next.Add(1) <= int64(o.count) && ctx.Err() == nil {
+			for range jobs {
+				ct := newCallTiming()
 				t0 := time.Now()
-				_, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: args})
+				_, err := s.CallTool(withCallTiming(ctx, ct), &mcp.CallToolParams{Name: "echo", Arguments: args})
+				total := time.Since(t0)
 				if err != nil {
-					failed.Add(1)
+					if ctx.Err() == nil { // calls cut off by -duration are not failures
+						failed.Add(1)
+					}
 					continue
 				}
-				lats[i] = append(lats[i], time.Since(t0))
+				// The SDK finishes reading the response body (and its trailer) right after
+				// it hands over the result.
+				out[i] = append(out[i], sample{total: total, timing: ct.wait(ctx, 2*time.Second)})
 			}
 		})
 	}
 	wg.Wait()
-	return slices.Concat(lats...), int(failed.Load()), time.Since(start), nil
+	return slices.Concat(out...), int(failed.Load()), time.Since(start), nil
+}
+
+// schedule hands out o.count calls: at o.rate per second, or as fast as sessions take them.
+func schedule(ctx context.Context, o options, jobs chan<- struct{}) {
+	defer close(jobs)
+	var tick <-chan time.Time
+	if o.rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / o.rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	for range o.count {
+		if tick != nil {
+			select {
+			case <-tick:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case jobs <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// split is the per-call breakdown of the calls that carried a timing.
+type split struct {
+	timed, bad                   int // calls with a timing; calls whose timing did not parse
+	guard, authz, proc, up, rest [2]time.Duration
+	msgs                         int // ext_proc round trips per call (median)
+	hasUp                        bool
+}
+
+func splitOf(samples []sample) split {
+	var sp split
+	var guard, authz, proc, up, rest []time.Duration
+	var msgs []time.Duration
+	for _, s := range samples {
+		if s.timing.err != nil {
+			sp.bad++
+		}
+		if !s.timing.ok {
+			continue
+		}
+		t := s.timing.t
+		guard = append(guard, t.guard())
+		authz = append(authz, t.authz)
+		proc = append(proc, t.extproc)
+		msgs = append(msgs, time.Duration(t.n))
+		if t.hasUpstream {
+			up = append(up, t.upstream)
+			rest = append(rest, s.total-t.guard()-t.upstream)
+		}
+	}
+	sp.timed = len(guard)
+	pp := func(d []time.Duration) [2]time.Duration {
+		return [2]time.Duration{percentile(d, 50), percentile(d, 99)}
+	}
+	sp.guard, sp.authz, sp.proc, sp.up, sp.rest = pp(guard), pp(authz), pp(proc), pp(up), pp(rest)
+	sp.msgs = int(percentile(msgs, 50))
+	sp.hasUp = len(up) == len(guard) && len(up) > 0
+	return sp
 }
 
 // firstEvent measures, call by call, the time from sending tools/call slow to receiving
@@ -199,7 +287,11 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 func (r *report) print(w io.Writer, o options) {
-	fmt.Fprintf(w, "mcpload: revision %s, %d sessions, %d echo calls per path\n", o.version, o.concurrency, o.count)
+	pace := "back to back"
+	if o.rate > 0 {
+		pace = fmt.Sprintf("started at %g/s", o.rate)
+	}
+	fmt.Fprintf(w, "mcpload: revision %s, %d sessions, up to %d echo calls per path (%s, at most %s)\n", o.version, o.concurrency, o.count, pace, o.duration)
 	fmt.Fprintf(w, "%-8s %7s %6s %10s %10s %10s %11s %11s %9s\n", "path", "calls", "errors", "calls/s", "p50", "p99", "ttfe p50", "ttfe p99", "big MB/s")
 	for _, row := range []struct {
 		name string
@@ -220,6 +312,7 @@ func (r *report) print(w io.Writer, o options) {
 		(r.gateway.p50 - r.direct.p50).Round(time.Microsecond), ratio(r.gateway.p50, r.direct.p50),
 		(r.gateway.p99 - r.direct.p99).Round(time.Microsecond), ratio(r.gateway.p99, r.direct.p99),
 		(r.gateway.ttfe50 - r.direct.ttfe50).Round(time.Microsecond), ratio(r.gateway.ttfe50, r.direct.ttfe50))
+	r.gateway.split.print(w, r.gateway)
 	for _, row := range []struct {
 		name string
 		err  error
@@ -276,6 +369,8 @@ func startSelf(ctx context.Context, o options, stderr io.Writer) (_ *selfEnv, er
 	e.gw, err = harness.StartGateway(ctx, harness.GatewayOptions{
 		Root: root, GRPC: e.guard.GRPC, Admin: e.guard.Admin, Upstream: e.up.Addr(),
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Splits each call's latency into mcpguard's, the upstream's and the rest.
+		TimingHeader: true,
 	})
 	if err != nil {
 		return nil, err
@@ -305,5 +400,38 @@ func (e *selfEnv) close(stderr io.Writer) {
 	}
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
+	}
+}
+
+// print reports where a gateway call's time went; nothing when the gateway sent no timings.
+func (sp split) print(w io.Writer, p pathResult) {
+	if sp.bad > 0 {
+		fmt.Fprintf(w, "gateway: %d calls carried an unreadable x-emulator-timing\n", sp.bad)
+	}
+	if sp.timed == 0 {
+		fmt.Fprintln(w, "gateway: no x-emulator-timing on the responses: mcpguard's own time is not known (use -self)")
+		return
+	}
+	us := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
+	fmt.Fprintf(w, "gateway, per tools/call (%d of %d calls timed by the emulator, %d ext_proc round trips each):\n", sp.timed, p.calls, sp.msgs)
+	fmt.Fprintf(w, "  %-10s %10s %10s  %s\n", "", "p50", "p99", "")
+	type row struct {
+		name string
+		v    [2]time.Duration
+		note string
+	}
+	rows := []row{
+		{"total", [2]time.Duration{p.p50, p.p99}, "as the client saw it"},
+		{"mcpguard", sp.guard, "ext_authz Check + ext_proc round trips"},
+		{"ext_authz", sp.authz, ""},
+		{"ext_proc", sp.proc, ""},
+	}
+	if sp.hasUp {
+		rows = append(rows,
+			row{"upstream", sp.up, "emulator to MCP server, until response headers"},
+			row{"rest", sp.rest, "total - mcpguard - upstream: client, emulator, loopback"})
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-10s %10s %10s  %s\n", r.name, us(r.v[0]), us(r.v[1]), r.note)
 	}
 }
