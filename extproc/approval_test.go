@@ -171,8 +171,9 @@ func TestApprovalRefusesBatchesAndBadArguments(t *testing.T) {
 	}{
 		{name: "batch", rev: "2025-03-26", body: "[" + deploy(1, "a") + "," + deploy(2, "b") + "]", code: extproc.CodeApprovalRequired},
 		{
-			name: "arguments nested too deep to canonicalise", rev: "2025-06-18", code: -32602,
-			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"a":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}}`,
+			// Deeper than the message parser accepts: refused before policy or approval.
+			name: "arguments nested deeper than the parser accepts", rev: "2025-06-18", code: -32600,
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"a":` + strings.Repeat("[", 140) + strings.Repeat("]", 140) + `}}}`,
 		},
 	}
 	for _, tc := range tests {
@@ -194,4 +195,18 @@ func TestApprovalRefusesBatchesAndBadArguments(t *testing.T) {
 			require.Equal(t, tc.code, refusedWith(t, r).Error.Code)
 		})
 	}
+}
+
+// TestApprovalHoldsDeepArguments: a call nested as deep as the message parser accepts can be
+// bound to a grant, so it is held for approval rather than refused.
+func TestApprovalHoldsDeepArguments(t *testing.T) {
+	svc := approvalService(t, time.Minute)
+	ap, err := extproc.NewApprovals(svc)
+	require.NoError(t, err)
+	h := start(t, extproc.DefaultConfig(), policyStage(t, ap))
+	e := h.open(t, t.Context())
+	e.post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"env":"prod","a":`+
+		strings.Repeat("[", 100)+strings.Repeat("]", 100)+`}}}`, "mcp-protocol-version", "2025-06-18")
+	held(t, e)
+	require.NotEmpty(t, pendingID(t, svc))
 }
