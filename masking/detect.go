@@ -20,6 +20,35 @@ const (
 	tAnthropic
 	tOpenAI
 	tOkta
+	tAzureStorageKey
+	tAzureSAS
+	tAzureClientSecret
+	tSendGrid
+	tShopify
+	tTwilio
+	tMailgun
+	tMailchimp
+	tNPM
+	tPyPI
+	tDockerHub
+	tVault
+	tTerraform
+	tDigitalOcean
+	tHeroku
+	tDatabricks
+	tDoppler
+	tGrafana
+	tNewRelic
+	tSentry
+	tLinear
+	tPostman
+	tPulumi
+	tAtlassian
+	tHuggingFace
+	tTelegram
+	tDiscord
+	tSquare
+	tAgeKey
 	tConnPassword
 	tCard
 	tIBAN
@@ -34,6 +63,14 @@ var builtins = [numBuiltin]string{ //nolint:gosec // G101: detector type names, 
 	tPrivateKey: "PRIVATE_KEY", tJWT: "JWT", tAWSAccessKey: "AWS_ACCESS_KEY", tAWSSecretKey: "AWS_SECRET_KEY",
 	tGitHub: "GITHUB_TOKEN", tGitLab: "GITLAB_TOKEN", tSlack: "SLACK_TOKEN", tStripe: "STRIPE_KEY",
 	tGoogle: "GOOGLE_API_KEY", tAnthropic: "ANTHROPIC_KEY", tOpenAI: "OPENAI_KEY", tOkta: "OKTA_TOKEN",
+	tAzureStorageKey: "AZURE_STORAGE_KEY", tAzureSAS: "AZURE_SAS_TOKEN", tAzureClientSecret: "AZURE_CLIENT_SECRET",
+	tSendGrid: "SENDGRID_KEY", tShopify: "SHOPIFY_TOKEN", tTwilio: "TWILIO_KEY", tMailgun: "MAILGUN_KEY",
+	tMailchimp: "MAILCHIMP_KEY", tNPM: "NPM_TOKEN", tPyPI: "PYPI_TOKEN", tDockerHub: "DOCKER_HUB_TOKEN",
+	tVault: "VAULT_TOKEN", tTerraform: "TERRAFORM_TOKEN", tDigitalOcean: "DIGITALOCEAN_TOKEN", tHeroku: "HEROKU_KEY",
+	tDatabricks: "DATABRICKS_TOKEN", tDoppler: "DOPPLER_TOKEN", tGrafana: "GRAFANA_TOKEN", tNewRelic: "NEW_RELIC_KEY",
+	tSentry: "SENTRY_TOKEN", tLinear: "LINEAR_KEY", tPostman: "POSTMAN_KEY", tPulumi: "PULUMI_TOKEN",
+	tAtlassian: "ATLASSIAN_TOKEN", tHuggingFace: "HUGGINGFACE_TOKEN", tTelegram: "TELEGRAM_BOT_TOKEN",
+	tDiscord: "DISCORD_BOT_TOKEN", tSquare: "SQUARE_TOKEN", tAgeKey: "AGE_SECRET_KEY",
 	tConnPassword: "CONN_PASSWORD", tCard: "CREDIT_CARD", tIBAN: "IBAN", tSSN: "US_SSN", tPhone: "PHONE",
 	tEmail: "EMAIL", tGeneric: "GENERIC_SECRET",
 }

@@ -58,6 +58,7 @@ func New(c Config) (*Masker, error) {
 		m.on[slices.Index(builtins[:], d)] = true
 	}
 	m.builtinKeywords()
+	m.providerKeywords()
 	m.triggers()
 	for _, d := range c.Custom {
 		typ := m.addType(d.Name, c)
@@ -195,7 +196,7 @@ func (m *Masker) builtinKeywords() {
 	}
 	if m.on[tGitHub] {
 		for _, p := range []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"} {
-			m.keyword(p, true, fixedToken(tGitHub, 36, 36, isAlnum, 3.0))
+			m.keyword(p, true, checksummed(tGitHub, 36))
 		}
 		m.keyword("github_pat_", true, fixedToken(tGitHub, 60, 255, isWord, 3.0))
 	}
