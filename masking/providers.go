@@ -239,7 +239,9 @@ func azureSAS(sc *scan, i int, kw *keyword) {
 	sc.add(b, e, tAzureSAS)
 }
 
-func isAzureSecretChar(c byte) bool { return isAlnum(c) || c == '_' || c == '~' || c == '.' || c == '-' }
+func isAzureSecretChar(c byte) bool {
+	return isAlnum(c) || c == '_' || c == '~' || c == '.' || c == '-'
+}
 
 // azureClientSecret checks a Microsoft Entra ID (Azure AD) client secret around the Q~ at
 // i: three characters, a digit, Q~, then 31 to 34 characters, 40 in all.
