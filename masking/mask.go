@@ -21,6 +21,7 @@ type Masker struct {
 	kws      []keyword
 	first    [256][]int  // keyword indexes by lower-cased first byte
 	pair     *pairSet    // byte pairs where some check starts
+	mid      *pairSet    // byte pairs where a keyword may start glued to a preceding word
 	custom   []customDet // by index into types - numBuiltin
 	fields   []fieldRule
 	hashKey  []byte
@@ -47,7 +48,7 @@ func New(c Config) (*Masker, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Masker{pair: new(pairSet), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
+	m := &Masker{pair: new(pairSet), mid: new(pairSet), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
 	if slices.Contains(append(stratsOf(c), c.Strategy), Hash) && len(m.hashKey) == 0 {
 		return nil, fmt.Errorf("hash_key: not loaded (hash_key_file %q must be read into hash_key)", c.HashKeyFile)
 	}
@@ -117,6 +118,16 @@ func (m *Masker) addType(name string, c Config) int {
 
 // keyword registers a trigger; exact keywords must match case too.
 func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
+	m.addKeyword(k, exact, false, fn)
+}
+
+// token registers an exact keyword that starts a token: its check does nothing where the
+// keyword is glued to a preceding word, so the scan skips it there without calling it.
+func (m *Masker) token(k string, fn func(*scan, int, *keyword)) {
+	m.addKeyword(k, true, true, fn)
+}
+
+func (m *Masker) addKeyword(k string, exact, bound bool, fn func(*scan, int, *keyword)) {
 	lo := []byte(strings.ToLower(k))
 	kw := keyword{lo: lo, fn: fn}
 	if exact {
@@ -139,6 +150,9 @@ func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
 		if len(lo) == 1 {
 			for c := range 256 {
 				m.pair.add(int(x), c)
+				if !bound {
+					m.mid.add(int(x), c)
+				}
 			}
 			continue
 		}
@@ -148,6 +162,9 @@ func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
 		}
 		for _, y := range variants(b1) {
 			m.pair.add(int(x), int(y))
+			if !bound {
+				m.mid.add(int(x), int(y))
+			}
 		}
 	}
 }
@@ -186,7 +203,7 @@ func (m *Masker) triggers() {
 func (m *Masker) builtinKeywords() {
 	if m.on[tAWSAccessKey] {
 		for _, p := range []string{"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"} {
-			m.keyword(p, true, awsAccessKey)
+			m.token(p, awsAccessKey)
 		}
 	}
 	if m.on[tAWSSecretKey] {
@@ -196,28 +213,28 @@ func (m *Masker) builtinKeywords() {
 	}
 	if m.on[tGitHub] {
 		for _, p := range []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"} {
-			m.keyword(p, true, checksummed(tGitHub, 36))
+			m.token(p, checksummed(tGitHub, 36))
 		}
-		m.keyword("github_pat_", true, fixedToken(tGitHub, 60, 255, isWord, 3.0))
+		m.token("github_pat_", fixedToken(tGitHub, 60, 255, isWord, 3.0))
 	}
 	if m.on[tGitLab] {
-		m.keyword("glpat-", true, fixedToken(tGitLab, 20, 50, isB64URL, 3.0))
+		m.token("glpat-", fixedToken(tGitLab, 20, 50, isB64URL, 3.0))
 	}
 	if m.on[tSlack] {
-		m.keyword("xox", true, slackToken)
+		m.token("xox", slackToken)
 		m.keyword("hooks.slack.com/services/", false, slackWebhook)
 		m.keyword("hooks.slack.com/workflows/", false, slackWebhook)
 	}
 	if m.on[tStripe] {
 		for _, p := range []string{"sk_live_", "sk_test_", "rk_live_", "rk_test_"} {
-			m.keyword(p, true, fixedToken(tStripe, 16, 247, isAlnum, 3.0))
+			m.token(p, fixedToken(tStripe, 16, 247, isAlnum, 3.0))
 		}
 	}
 	if m.on[tGoogle] {
-		m.keyword("AIza", true, fixedToken(tGoogle, 35, 35, isB64URL, 3.0))
+		m.token("AIza", fixedToken(tGoogle, 35, 35, isB64URL, 3.0))
 	}
 	if m.on[tOpenAI] || m.on[tAnthropic] {
-		m.keyword("sk-", true, func(sc *scan, i int, kw *keyword) {
+		m.token("sk-", func(sc *scan, i int, kw *keyword) {
 			skToken(sc, i, kw)
 		})
 	}
@@ -226,7 +243,7 @@ func (m *Masker) builtinKeywords() {
 		m.keyword("ssws", false, okta)
 	}
 	if m.on[tJWT] {
-		m.keyword("eyJ", true, jwt)
+		m.token("eyJ", jwt)
 	}
 	if m.on[tPrivateKey] {
 		m.keyword("-----BEGIN ", true, pem)
@@ -281,7 +298,7 @@ func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out [
 	*sc = scan{m: m, s: s, off: off, key: key, raw: raw, out: out[:0]}
 	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
 	n := len(s)
-	pair := m.pair
+	pair, mid := m.pair, m.mid
 	if n > 0 {
 		_ = s[n-1]
 	}
@@ -292,6 +309,9 @@ func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out [
 		}
 		switch class[c] {
 		case cKey:
+			if i > 0 && glued(s[i-1]) && mid[c][s[i+1]>>6]&(1<<(s[i+1]&63)) == 0 && !(raw && i >= 2 && s[i-2] == '\\') {
+				continue // inside a word, where only keywords that start tokens begin here
+			}
 			for _, k := range m.first[lower(c)] {
 				kw := &m.kws[k]
 				if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {

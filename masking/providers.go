@@ -25,13 +25,21 @@ func (m *Masker) providerKeywords() {
 			}
 		}
 	}
+	// tok registers prefixes whose check requires a word boundary before the token.
+	tok := func(typ int, fn func(*scan, int, *keyword), exact ...string) {
+		if m.on[typ] {
+			for _, k := range exact {
+				m.token(k, fn)
+			}
+		}
+	}
 	// GitLab token kinds besides personal access tokens: deploy, runner, pipeline trigger,
 	// SCIM, CI job, feature flag client, feed, incoming mail, agent, OAuth application
 	// secret, and legacy runner registration tokens.
-	reg(tGitLab, fixedToken(tGitLab, 20, 64, isB64URL, 3.0), "gldt-", "glrt-", "glptt-", "glsoat-", "glcbt-",
+	tok(tGitLab, fixedToken(tGitLab, 20, 64, isB64URL, 3.0), "gldt-", "glrt-", "glptt-", "glsoat-", "glcbt-",
 		"glffct-", "glft-", "glimt-", "glagent-", "gloas-", "GR1348941")
-	reg(tSlack, fixedToken(tSlack, 20, 250, func(c byte) bool { return isAlnum(c) || c == '-' }, 3.0), "xapp-")
-	reg(tStripe, fixedToken(tStripe, 32, 64, isAlnum, 3.0), "whsec_")
+	tok(tSlack, fixedToken(tSlack, 20, 250, func(c byte) bool { return isAlnum(c) || c == '-' }, 3.0), "xapp-")
+	tok(tStripe, fixedToken(tStripe, 32, 64, isAlnum, 3.0), "whsec_")
 
 	if m.on[tAzureStorageKey] {
 		m.keyword("accountkey=", false, azureKeyAfter)
@@ -39,42 +47,42 @@ func (m *Masker) providerKeywords() {
 	reg(tAzureStorageKey, azureKeyPad, "==")
 	reg(tAzureSAS, azureSAS, "sig=")
 	reg(tAzureClientSecret, azureClientSecret, "Q~")
-	reg(tSendGrid, sendGrid, "SG.")
-	reg(tShopify, fixedToken(tShopify, 32, 32, isHexAny, 3.0), "shpat_", "shpca_", "shppa_", "shpss_")
-	reg(tTwilio, fixedToken(tTwilio, 32, 32, isHex, 3.0), "SK", "AC")
-	reg(tMailgun, fixedToken(tMailgun, 32, 32, isHex, 3.0), "key-")
+	tok(tSendGrid, sendGrid, "SG.")
+	tok(tShopify, fixedToken(tShopify, 32, 32, isHexAny, 3.0), "shpat_", "shpca_", "shppa_", "shpss_")
+	tok(tTwilio, fixedToken(tTwilio, 32, 32, isHex, 3.0), "SK", "AC")
+	tok(tMailgun, fixedToken(tMailgun, 32, 32, isHex, 3.0), "key-")
 	reg(tMailchimp, mailchimp, "-us")
-	reg(tNPM, checksummed(tNPM, 36), "npm_")
-	reg(tPyPI, fixedToken(tPyPI, 50, 512, isB64URL, 3.0), "pypi-AgEIcHlwaS5vcmc")
-	reg(tDockerHub, fixedToken(tDockerHub, 20, 64, isB64URL, 3.0), "dckr_pat_", "dckr_oat_")
-	reg(tVault, fixedToken(tVault, 24, 400, isB64URL, 3.0), "hvs.", "hvb.", "hvr.")
+	tok(tNPM, checksummed(tNPM, 36), "npm_")
+	tok(tPyPI, fixedToken(tPyPI, 50, 512, isB64URL, 3.0), "pypi-AgEIcHlwaS5vcmc")
+	tok(tDockerHub, fixedToken(tDockerHub, 20, 64, isB64URL, 3.0), "dckr_pat_", "dckr_oat_")
+	tok(tVault, fixedToken(tVault, 24, 400, isB64URL, 3.0), "hvs.", "hvb.", "hvr.")
 	reg(tTerraform, terraform, ".atlasv1.")
-	reg(tDigitalOcean, fixedToken(tDigitalOcean, 64, 64, isHex, 3.0), "dop_v1_", "doo_v1_", "dor_v1_")
-	reg(tHeroku, fixedToken(tHeroku, 40, 100, isB64URL, 3.0), "HRKU-")
+	tok(tDigitalOcean, fixedToken(tDigitalOcean, 64, 64, isHex, 3.0), "dop_v1_", "doo_v1_", "dor_v1_")
+	tok(tHeroku, fixedToken(tHeroku, 40, 100, isB64URL, 3.0), "HRKU-")
 	if m.on[tHeroku] {
 		m.keyword("heroku", false, herokuUUID)
 	}
-	reg(tDatabricks, databricks, "dapi")
-	reg(tDoppler, doppler, "dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim.", "dp.audit.")
-	reg(tGrafana, fixedToken(tGrafana, 32, 400, func(c byte) bool { return isB64(c) || c == '=' }, 3.0), "glc_")
-	reg(tGrafana, grafanaSA, "glsa_")
-	reg(tNewRelic, fixedToken(tNewRelic, 19, 40, isB64URL, 3.0), "NRAK-", "NRII-", "NRJS-", "NRAA-")
-	reg(tSentry, fixedToken(tSentry, 60, 400, func(c byte) bool { return isB64(c) || c == '=' || c == '_' }, 3.0), "sntrys_")
-	reg(tSentry, fixedToken(tSentry, 64, 64, isHex, 3.0), "sntryu_")
-	reg(tLinear, fixedToken(tLinear, 40, 40, isAlnum, 3.0), "lin_api_")
-	reg(tLinear, fixedToken(tLinear, 64, 64, isHex, 3.0), "lin_oauth_")
-	reg(tPostman, postman, "PMAK-")
-	reg(tPulumi, fixedToken(tPulumi, 40, 40, isHex, 3.0), "pul-")
-	reg(tAtlassian, fixedToken(tAtlassian, 100, 400, func(c byte) bool { return isB64URL(c) || c == '=' }, 3.5), "ATATT3", "ATCTT3")
-	reg(tHuggingFace, fixedToken(tHuggingFace, 34, 34, isAlnum, 3.0), "hf_", "api_org_")
+	tok(tDatabricks, databricks, "dapi")
+	tok(tDoppler, doppler, "dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim.", "dp.audit.")
+	tok(tGrafana, fixedToken(tGrafana, 32, 400, func(c byte) bool { return isB64(c) || c == '=' }, 3.0), "glc_")
+	tok(tGrafana, grafanaSA, "glsa_")
+	tok(tNewRelic, fixedToken(tNewRelic, 19, 40, isB64URL, 3.0), "NRAK-", "NRII-", "NRJS-", "NRAA-")
+	tok(tSentry, fixedToken(tSentry, 60, 400, func(c byte) bool { return isB64(c) || c == '=' || c == '_' }, 3.0), "sntrys_")
+	tok(tSentry, fixedToken(tSentry, 64, 64, isHex, 3.0), "sntryu_")
+	tok(tLinear, fixedToken(tLinear, 40, 40, isAlnum, 3.0), "lin_api_")
+	tok(tLinear, fixedToken(tLinear, 64, 64, isHex, 3.0), "lin_oauth_")
+	tok(tPostman, postman, "PMAK-")
+	tok(tPulumi, fixedToken(tPulumi, 40, 40, isHex, 3.0), "pul-")
+	tok(tAtlassian, fixedToken(tAtlassian, 100, 400, func(c byte) bool { return isB64URL(c) || c == '=' }, 3.5), "ATATT3", "ATCTT3")
+	tok(tHuggingFace, fixedToken(tHuggingFace, 34, 34, isAlnum, 3.0), "hf_", "api_org_")
 	reg(tTelegram, telegram, ":AA")
 	// A Discord bot token opens with the bot's numeric user id in base64, whose first two
 	// characters are one of these for any id of 17 to 20 digits.
-	reg(tDiscord, discord, "MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT")
-	reg(tSquare, fixedToken(tSquare, 22, 22, isB64URL, 3.0), "sq0atp-", "sq0idp-")
-	reg(tSquare, fixedToken(tSquare, 43, 43, isB64URL, 3.0), "sq0csp-")
-	reg(tSquare, fixedToken(tSquare, 60, 60, isB64URL, 3.5), "EAAA")
-	reg(tAgeKey, ageKey, "AGE-SECRET-KEY-1")
+	tok(tDiscord, discord, "MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT")
+	tok(tSquare, fixedToken(tSquare, 22, 22, isB64URL, 3.0), "sq0atp-", "sq0idp-")
+	tok(tSquare, fixedToken(tSquare, 43, 43, isB64URL, 3.0), "sq0csp-")
+	tok(tSquare, fixedToken(tSquare, 60, 60, isB64URL, 3.5), "EAAA")
+	tok(tAgeKey, ageKey, "AGE-SECRET-KEY-1")
 }
 
 // checksummed handles prefix + body tokens whose last six characters are the base62

@@ -349,7 +349,9 @@ func (g *gen) logLine() string {
 		g.pick([]string{"api", "billing", "search", "auth"}), g.r.IntN(900), g.pick([]string{"200", "201", "404", "500"}))
 }
 
-// doc builds one tool result of about size bytes in the given shape.
+// doc builds one tool result of about size bytes in the given shape. Every shape plants
+// about one value per 3-4 KB, as the mixed shape does, so that shapes differ in their
+// text and not in how many findings they hold.
 func (g *gen) doc(shape string, size int) Doc {
 	d := Doc{Shape: shape}
 	var b strings.Builder
@@ -403,9 +405,9 @@ func (g *gen) doc(shape string, size int) Doc {
 			line("\n## " + g.sentence() + "\n\n| id | region | status | count | note |\n|---:|---|---|---:|---|")
 			for range 5 + g.r.IntN(20) {
 				switch k := g.r.IntN(100); {
-				case k < 5:
+				case k < 2:
 					plant(func(p planting) { line("| " + g.digits(6) + " | eu-west-1 | ok | 1 | " + p.text() + " |") })
-				case k < 9:
+				case k < 4:
 					near(func(t string) { line("| " + g.digits(6) + " | us-east-1 | ok | 2 | " + t + " |") })
 				default:
 					fmt.Fprintf(&b, "| %d | %s | %s | %d | %s |\n", 100000+g.r.IntN(900000), g.pick([]string{"us-east-1", "eu-west-1"}),
@@ -436,9 +438,9 @@ func (g *gen) doc(shape string, size int) Doc {
 		line("ts_ms,account_id,amount,balance,lat,lon,count,ratio")
 		for b.Len() < size {
 			switch k := g.r.IntN(1000); {
-			case k < 6:
+			case k < 25:
 				plant(func(p planting) { line(p.text()) })
-			case k < 10:
+			case k < 40:
 				near(func(t string) { line(t) })
 			default:
 				fmt.Fprintf(&b, "17%s,1%s,%d.%02d,-%d.%02d,%.6f,%.6f,%d,%.9f\n", g.digits(11), g.digits(17),
@@ -457,11 +459,11 @@ func (g *gen) doc(shape string, size int) Doc {
 				"tags": []any{g.pick(words), g.pick(words)}, "owner": map[string]any{"team": g.pick(words), "oncall": g.r.IntN(2) == 0},
 			}
 			switch k := g.r.IntN(100); {
-			case k < 25:
+			case k < 10:
 				v, p := g.secret()
 				d.Planted = append(d.Planted, v)
 				row["config"] = map[string]any{"env": map[string]any{p.label: p.body}, "enabled": true}
-			case k < 40:
+			case k < 16:
 				var v, t string
 				if g.r.IntN(2) == 0 {
 					v, t = g.nearMissShaped()
