@@ -2,6 +2,8 @@ package masking
 
 import (
 	"encoding/base64"
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -109,3 +111,37 @@ func TestProviderSamplesEverywhere(t *testing.T) {
 }
 
 func quote(s string) []byte { return appendQuoted(nil, []byte(s)) }
+
+// genericRE is the specification genericValue implements.
+var genericRE = regexp.MustCompile(`^(?i:password|passwd|pwd|secret|api[_-]?key|token|access[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_.-]{0,24}(?:\\?["'])?\s{0,4}[:=]\s{0,4}(?:\\?["'])?([^\s"',;\\<>&]{8,256})`)
+
+// TestGenericValue: the hand-written matcher of key=value secrets finds exactly what
+// genericRE finds, on random text after every keyword that triggers it.
+func TestGenericValue(t *testing.T) {
+	kws := []string{"password", "PassWD", "pwd", "secret", "api_key", "api-key", "apikey", "token", "access_key",
+		"access-key", "private_key", "private-key", "credential", "Credentials"}
+	alpha := []byte("sS_.-aZ9 \t\n\"'\\:=,;<>&xyz!#%$")
+	rng := rand.New(rand.NewPCG(5, 6))
+	for k := range 200000 {
+		kw := kws[k%len(kws)]
+		tail := make([]byte, rng.IntN(60))
+		for i := range tail {
+			tail[i] = alpha[rng.IntN(len(alpha))]
+			if rng.IntN(3) == 0 {
+				tail[i] = 'a' + byte(rng.IntN(26))
+			}
+		}
+		w := append([]byte(kw), tail...)
+		n := len(kw)
+		if strings.EqualFold(kw, "credentials") {
+			n = len("credential") // the trigger is "credential"
+		}
+		a, b := genericValue(w, n)
+		loc := genericRE.FindSubmatchIndex(w)
+		if loc == nil {
+			require.Equal(t, -1, a, "%q", w)
+			continue
+		}
+		require.Equal(t, [2]int{loc[2], loc[3]}, [2]int{a, b}, "%q", w)
+	}
+}
