@@ -1,6 +1,7 @@
 package masking
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -392,14 +393,14 @@ func (sc *scan) keyContext() {
 			n++
 		}
 	}
-	name := string(nk[:n])
+	name := nk[:n] // compared without a string conversion, which would allocate for every value
 	m := sc.m
 	switch {
-	case m.on[tAWSSecretKey] && (name == "awssecretaccesskey" || name == "secretaccesskey"):
+	case m.on[tAWSSecretKey] && (string(name) == "awssecretaccesskey" || string(name) == "secretaccesskey"):
 		sc.add(sc.off, len(sc.s), tAWSSecretKey)
-	case m.on[tOkta] && strings.Contains(name, "okta"):
+	case m.on[tOkta] && bytes.Contains(name, []byte("okta")):
 		okta(sc, sc.off, &keyword{})
-	case m.on[tGeneric] && secretKeys[name]:
+	case m.on[tGeneric] && secretKeys[string(name)]:
 		sc.add(sc.off, len(sc.s), tGeneric)
 	}
 }
