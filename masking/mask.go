@@ -21,6 +21,8 @@ type Masker struct {
 	on       [numBuiltin]bool
 	kws      []keyword
 	first    [256][]int  // keyword indexes by lower-cased first byte
+	byPair   []span32    // lower-cased first byte, second byte → keywords in pairKws
+	pairKws  []int32     // keyword indexes grouped by their lower-cased first two bytes
 	pair     *pairSet    // byte pairs where some check starts
 	mid      *pairSet    // byte pairs where a keyword may start glued to a preceding word
 	custom   []customDet // by index into types - numBuiltin
@@ -93,7 +95,40 @@ func New(c Config) (*Masker, error) {
 		}
 		m.fields = append(m.fields, fieldRule{path: p, typ: typ, strat: st})
 	}
+	m.indexPairs()
 	return m, nil
+}
+
+// indexPairs groups the keywords by their lower-cased first two bytes, so that a byte pair
+// the prefilter lets through is checked only against the keywords that start with it.
+func (m *Masker) indexPairs() {
+	m.byPair = make([]span32, 1<<16)
+	m.pairKws = m.pairKws[:0]
+	for a := range 256 {
+		if len(m.first[a]) == 0 {
+			continue
+		}
+		for b := range 256 {
+			start := len(m.pairKws)
+			for _, k := range m.first[a] {
+				lo := m.kws[k].lo
+				if len(lo) == 1 || lo[1] == lower(byte(b)) {
+					m.pairKws = append(m.pairKws, int32(k)) //nolint:gosec // G115: keywords come from a config, far below 2^31
+				}
+			}
+			m.byPair[a<<8|b] = span32{uint32(start), uint32(len(m.pairKws))} //nolint:gosec // G115: as above
+
+		}
+	}
+}
+
+// span32 is a range of pairKws.
+type span32 struct{ start, end uint32 }
+
+// keywordsAt returns the indexes of the keywords that may start with the bytes c, d.
+func (m *Masker) keywordsAt(c, d byte) []int32 {
+	v := m.byPair[int(lower(c))<<8|int(d)]
+	return m.pairKws[v.start:v.end]
 }
 
 func stratsOf(c Config) []Strategy {
@@ -313,7 +348,7 @@ func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out [
 			if i > 0 && glued(s[i-1]) && mid[c][s[i+1]>>6]&(1<<(s[i+1]&63)) == 0 && !(raw && i >= 2 && s[i-2] == '\\') {
 				continue // inside a word, where only keywords that start tokens begin here
 			}
-			for _, k := range m.first[lower(c)] {
+			for _, k := range m.keywordsAt(c, s[i+1]) {
 				kw := &m.kws[k]
 				if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
 					kw.fn(sc, i, kw)
