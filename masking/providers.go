@@ -11,10 +11,9 @@ import (
 // check reads the body's length and character set, a checksum where the format carries
 // one, and an entropy floor that keeps placeholders (ghp_xxxx…, 0000…) unmasked.
 
-func isHex(c byte) bool      { return isDigit(c) || (c >= 'a' && c <= 'f') }
-func isHexAny(c byte) bool   { return isHex(c) || (c >= 'A' && c <= 'F') }
-func isB64(c byte) bool      { return isAlnum(c) || c == '+' || c == '/' }
-func isUpperNum(c byte) bool { return isUpper(c) || isDigit(c) }
+func isHex(c byte) bool    { return isDigit(c) || (c >= 'a' && c <= 'f') }
+func isHexAny(c byte) bool { return isHex(c) || (c >= 'A' && c <= 'F') }
+func isB64(c byte) bool    { return isAlnum(c) || c == '+' || c == '/' }
 
 // providerKeywords registers the triggers of the provider detectors that are on.
 func (m *Masker) providerKeywords() {
@@ -485,7 +484,7 @@ func bech32Polymod(hrp string, data []byte) uint32 {
 		step(uint32(hrp[k]) & 31)
 	}
 	for _, c := range data {
-		step(uint32(bytes.IndexByte([]byte(bech32Alphabet), c)))
+		step(uint32(bytes.IndexByte([]byte(bech32Alphabet), c))) //nolint:gosec // G115: callers pass alphabet characters only (0-31)
 	}
 	return chk
 }

@@ -118,8 +118,10 @@ var genericRE = regexp.MustCompile(`^(?i:password|passwd|pwd|secret|api[_-]?key|
 // TestGenericValue: the hand-written matcher of key=value secrets finds exactly what
 // genericRE finds, on random text after every keyword that triggers it.
 func TestGenericValue(t *testing.T) {
-	kws := []string{"password", "PassWD", "pwd", "secret", "api_key", "api-key", "apikey", "token", "access_key",
-		"access-key", "private_key", "private-key", "credential", "Credentials"}
+	kws := []string{
+		"password", "PassWD", "pwd", "secret", "api_key", "api-key", "apikey", "token", "access_key",
+		"access-key", "private_key", "private-key", "credential", "Credentials",
+	}
 	alpha := []byte("sS_.-aZ9 \t\n\"'\\:=,;<>&xyz!#%$")
 	rng := rand.New(rand.NewPCG(5, 6))
 	for k := range 200000 {

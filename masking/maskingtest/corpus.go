@@ -77,9 +77,11 @@ func Result(seed uint64, size int) Doc {
 // Types returns every type the generator plants.
 func Types() []string {
 	seen := map[string]bool{}
-	for _, t := range []string{"CREDIT_CARD", "US_SSN", "EMAIL", "PHONE", "IBAN", "AWS_ACCESS_KEY", "AWS_SECRET_KEY",
+	for _, t := range []string{
+		"CREDIT_CARD", "US_SSN", "EMAIL", "PHONE", "IBAN", "AWS_ACCESS_KEY", "AWS_SECRET_KEY",
 		"GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "STRIPE_KEY", "GOOGLE_API_KEY", "OPENAI_KEY", "ANTHROPIC_KEY",
-		"OKTA_TOKEN", "JWT", "PRIVATE_KEY", "CONN_PASSWORD", "GENERIC_SECRET"} {
+		"OKTA_TOKEN", "JWT", "PRIVATE_KEY", "CONN_PASSWORD", "GENERIC_SECRET",
+	} {
 		seen[t] = true
 	}
 	for _, p := range providers {
@@ -454,8 +456,10 @@ func (g *gen) doc(shape string, size int) Doc {
 		for n < size {
 			row := map[string]any{
 				"id": g.r.IntN(1 << 30), "name": g.pick(words) + "-" + g.digits(3), "region": g.pick([]string{"us-east-1", "eu-west-1"}),
-				"metrics": map[string]any{"p50": g.r.Float64() * 100, "p99": g.r.Float64() * 1000, "count": g.r.IntN(1 << 20),
-					"series": []any{g.r.IntN(1000), g.r.IntN(1000), g.r.IntN(1000), g.r.Float64()}},
+				"metrics": map[string]any{
+					"p50": g.r.Float64() * 100, "p99": g.r.Float64() * 1000, "count": g.r.IntN(1 << 20),
+					"series": []any{g.r.IntN(1000), g.r.IntN(1000), g.r.IntN(1000), g.r.Float64()},
+				},
 				"tags": []any{g.pick(words), g.pick(words)}, "owner": map[string]any{"team": g.pick(words), "oncall": g.r.IntN(2) == 0},
 			}
 			switch k := g.r.IntN(100); {
