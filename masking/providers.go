@@ -210,7 +210,8 @@ func azureSAS(sc *scan, i int, kw *keyword) {
 	if e-b < 43 || (e < len(s) && isWord(s[e])) {
 		return
 	}
-	if !sc.before(i, 400, "sv=", "se=", "sp=", "sr=", "sharedaccesssignature") {
+	// The SAS parameters before sig= are read within the look-behind a Stream keeps.
+	if !sc.before(i, leftContext-6, "sv=", "se=", "sp=", "sr=", "sharedaccesssignature") {
 		return
 	}
 	var buf [120]byte
