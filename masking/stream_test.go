@@ -45,9 +45,10 @@ func wireEvent(t testing.TB) []byte {
 		"\naws " + planted[7] + " aws_secret_access_key=" + planted[8] + "\ntokens " + strings.Join(planted[9:16], " ") +
 		"\nokta SSWS " + planted[16] + "\njwt " + planted[17] +
 		"\n-----BEGIN RSA PRIVATE KEY-----\n" + planted[18] + "\n-----END RSA PRIVATE KEY-----\n" +
-		"db postgres://app:" + planted[19] + "@db.internal/app password=" + planted[20] + "\n" + providerLines + "end of report."
+		"db postgres://app:" + planted[19] + "@db.internal/app password=" + planted[20] + "\nend of report."
 	msg, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 7, "result": map[string]any{
-		"content": []any{map[string]any{"type": "text", "text": text}}, "structuredContent": map[string]any{"text": text},
+		// The provider samples go in once: the split tests below are quadratic in the event's length.
+		"content": []any{map[string]any{"type": "text", "text": text + "\n" + providerLines}}, "structuredContent": map[string]any{"text": text},
 	}})
 	require.NoError(t, err)
 	return append(append([]byte("id: 9\ndata: "), msg...), "\n\n"...)
