@@ -49,7 +49,7 @@ func (m *Masker) providerKeywords() {
 	tok(tSendGrid, sendGrid, "SG.")
 	tok(tShopify, fixedToken(tShopify, 32, 32, isHexAny, 3.0), "shpat_", "shpca_", "shppa_", "shpss_")
 	tok(tTwilio, fixedToken(tTwilio, 32, 32, isHex, 3.0), "SK", "AC")
-	tok(tMailgun, fixedToken(tMailgun, 32, 32, isHex, 3.0), "key-")
+	tok(tMailgun, mailgun, "key-")
 	reg(tMailchimp, mailchimp, "-us")
 	tok(tNPM, checksummed(tNPM, 36), "npm_")
 	tok(tPyPI, fixedToken(tPyPI, 50, 512, isB64URL, 3.0), "pypi-AgEIcHlwaS5vcmc")
@@ -288,6 +288,17 @@ func sendGrid(sc *scan, i int, _ *keyword) {
 	sc.add(i, e, tSendGrid)
 }
 
+var mailgunKey = fixedToken(tMailgun, 32, 32, isHex, 3.0)
+
+// mailgun checks key- + 32 hex digits, unless key- ends a longer name (user-key-<md5>,
+// cache.key-<hash>): there it is a cache or object key, not Mailgun's API key.
+func mailgun(sc *scan, i int, kw *keyword) {
+	if i > 0 && (sc.s[i-1] == '-' || sc.s[i-1] == '.' || sc.s[i-1] == '/') {
+		return
+	}
+	mailgunKey(sc, i, kw)
+}
+
 // mailchimp checks 32 hex digits before the -us<datacenter> at i.
 func mailchimp(sc *scan, i int, _ *keyword) {
 	s := sc.s
@@ -491,7 +502,8 @@ func bech32Polymod(hrp string, data []byte) uint32 {
 }
 
 // herokuUUID masks a UUID-shaped Heroku API key within 60 bytes after the word heroku
-// (HEROKU_API_KEY=…, "heroku": {"api_key": …}). UUIDs elsewhere are identifiers, not keys.
+// when the words between name a key, token, auth, secret or password (HEROKU_API_KEY=…,
+// "heroku_auth_token": …). UUIDs elsewhere are identifiers, not keys.
 func herokuUUID(sc *scan, i int, kw *keyword) {
 	s := sc.s
 	lim := min(len(s), i+len(kw.lo)+60)
@@ -500,7 +512,14 @@ func herokuUUID(sc *scan, i int, kw *keyword) {
 			return
 		}
 		if isHexAny(s[j]) && !sc.gluedAt(j) && uuidAt(s, j) {
-			sc.add(j, j+36, tHeroku)
+			// Heroku's app, dyno and add-on ids are UUIDs too: only one named a key is masked.
+			between := s[i+len(kw.lo) : j]
+			for _, w := range []string{"key", "token", "auth", "secret", "pass"} {
+				if containsFold(between, []byte(w)) {
+					sc.add(j, j+36, tHeroku)
+					return
+				}
+			}
 			return
 		}
 	}

@@ -33,6 +33,8 @@ func TestProviderFalsePositives(t *testing.T) {
 		{name: "hex run after a prefix-like word", doc: `{"text":"ACCEPTED SKU-1234 rapid dapi key-value hf_ NRAK-short 12:AA dp.pt.short MT.abc"}`},
 		{name: "placeholders", doc: `{"text":"SG.xxxxxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx shpat_00000000000000000000000000000000 dop_v1_0000000000000000000000000000000000000000000000000000000000000000"}`},
 		{name: "discord shape whose first part is not a user id", doc: `{"text":"MTIzYWJjZGVmZ2hpamtsbW5vcHFy.OJHZ1H.imUkyD24t3c_RE-JDpS59SLBH4VWpBfNmUdl93"}`},
+		{name: "heroku ids are not keys", doc: `{"text":"heroku app id: ` + uuid + `","heroku_app":"` + uuid + `"}`},
+		{name: "key- ending a longer name", doc: `{"text":"cache user-key-d41d8cd98f00b204e9800998ecf8427e and s3://b/key-9e107d9d372bb6826bd81d3542a419d6"}`},
 		{name: "sas-like sig without a sas query", doc: `{"text":"https://example.com/x?sig=gukG9bP%2BKtIm70HK4l8OXdNsz4%2F4DtzP1IlW4%2B5pH74%3D"}`},
 		{
 			name: "uuid named a heroku key", doc: `{"HEROKU_API_KEY":"` + uuid + `","text":"heroku api key: ` + uuid + `"}`,
