@@ -65,3 +65,27 @@ func BenchmarkResult20KB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkShape masks 1 MB of each shape of tool output on its own, so that a slow shape
+// shows by name instead of hiding in the mean.
+func BenchmarkShape(b *testing.B) {
+	m := newMasker(b)
+	for _, shape := range maskingtest.Shapes {
+		docs := maskingtest.ShapeCorpus(1, shape, 1<<20)
+		n := 0
+		for _, d := range docs {
+			n += len(d.JSON)
+		}
+		b.Run(shape, func(b *testing.B) {
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, d := range docs {
+					if _, _, err := m.Member(d.JSON, "result"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/mcpguard/mcpguard/masking/maskingtest"
 )
 
 func fuzzMasker(f *testing.F) *Masker {
@@ -70,6 +72,9 @@ func FuzzJSON(f *testing.F) {
 		`{"4111111111111111":4111111111111111,"5555555555554444":-5555555555554444,"[REDACTED:CREDIT_CARD]#3":0}`,
 		`{"user_password":"s3cr3tPa55w0rd","AWS_SECRET":"q8Fv/3Jk+Lw9Zr2Tn5Xb7Hc1Md4Sg6Pa0Ye8Ru3W","phone":4155550132}`,
 		`{"ann@example.com":1,"[REDACTED:EMAIL]":2}`, `[4111111111111111.5,4111111111111111e2,0.4111111111111111]`,
+		`[{"keyName":"key1","value":"ZbrNk3H27yLgXRgJIn43Qvesb8eg2k1rgdViklmIlWiVO+dWrurtB9tH/Zursimy3FP2iueSkRq2pzai1PySRA=="}]`,
+		`{"HEROKU_API_KEY":"3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e","sig=":"x\u0026sig=gukG9bP%2BKtIm70HK4l8OXdNsz4%2F4DtzP1IlW4%2B5pH74%3D"}`,
+		`{"387418851:AA_kps6zoGLq95hih11ejuw1s_wU8Dr4D0z":"NKP3Q~8t~i_1np9Ne9Mv2C2_-CXJg1iH31P29JWB","n":77e2}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -107,6 +112,12 @@ func FuzzText(f *testing.F) {
 		"password=Xk9#mP2$qLw7Zr token: sk-proj-Z3k9Q2x7Lm4Np8Rt1Wc6Hd0Jf5Gs3Bv9Yq2Xe7Lm4Np8Rt1Wc",
 	} {
 		f.Add([]byte(s), uint16(7))
+	}
+	// Provider formats: each sample, and each sample cut short, doubled, and JSON-escaped.
+	for i, p := range maskingtest.ProviderSamples(3) {
+		f.Add([]byte(p.Line), uint16(i*13))
+		f.Add([]byte(p.Line[:len(p.Line)-3]+"\n"+p.Line+p.Line), uint16(len(p.Line)))
+		f.Add(appendQuoted(nil, []byte(p.Line)), uint16(i))
 	}
 	m := fuzzMasker(f)
 	small := *m

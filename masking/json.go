@@ -664,7 +664,7 @@ func (m *Masker) keywordIn(k []byte) bool {
 		if m.pair[k[i]][k[i+1]>>6]&(1<<(k[i+1]&63)) == 0 || class[k[i]] != cKey {
 			continue
 		}
-		for _, x := range m.first[lower(k[i])] {
+		for _, x := range m.keywordsAt(k[i], k[i+1]) {
 			kw := &m.kws[x]
 			if hasPrefixFold(k[i:], kw.lo) && (kw.exact == nil || string(k[i:i+len(kw.exact)]) == string(kw.exact)) {
 				return true

@@ -1,6 +1,7 @@
 package masking
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,7 +21,10 @@ type Masker struct {
 	on       [numBuiltin]bool
 	kws      []keyword
 	first    [256][]int  // keyword indexes by lower-cased first byte
+	byPair   []span32    // lower-cased first byte, second byte → keywords in pairKws
+	pairKws  []int32     // keyword indexes grouped by their lower-cased first two bytes
 	pair     *pairSet    // byte pairs where some check starts
+	mid      *pairSet    // byte pairs where a keyword may start glued to a preceding word
 	custom   []customDet // by index into types - numBuiltin
 	fields   []fieldRule
 	hashKey  []byte
@@ -47,7 +51,7 @@ func New(c Config) (*Masker, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Masker{pair: new(pairSet), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
+	m := &Masker{pair: new(pairSet), mid: new(pairSet), hashKey: []byte(c.HashKey), holdback: maxPEM + leftContext, batch: batch}
 	if slices.Contains(append(stratsOf(c), c.Strategy), Hash) && len(m.hashKey) == 0 {
 		return nil, fmt.Errorf("hash_key: not loaded (hash_key_file %q must be read into hash_key)", c.HashKeyFile)
 	}
@@ -58,6 +62,7 @@ func New(c Config) (*Masker, error) {
 		m.on[slices.Index(builtins[:], d)] = true
 	}
 	m.builtinKeywords()
+	m.providerKeywords()
 	m.triggers()
 	for _, d := range c.Custom {
 		typ := m.addType(d.Name, c)
@@ -90,7 +95,40 @@ func New(c Config) (*Masker, error) {
 		}
 		m.fields = append(m.fields, fieldRule{path: p, typ: typ, strat: st})
 	}
+	m.indexPairs()
 	return m, nil
+}
+
+// indexPairs groups the keywords by their lower-cased first two bytes, so that a byte pair
+// the prefilter lets through is checked only against the keywords that start with it.
+func (m *Masker) indexPairs() {
+	m.byPair = make([]span32, 1<<16)
+	m.pairKws = m.pairKws[:0]
+	for a := range 256 {
+		if len(m.first[a]) == 0 {
+			continue
+		}
+		for b := range 256 {
+			start := len(m.pairKws)
+			for _, k := range m.first[a] {
+				lo := m.kws[k].lo
+				if len(lo) == 1 || lo[1] == lower(byte(b)) {
+					m.pairKws = append(m.pairKws, int32(k)) //nolint:gosec // G115: keywords come from a config, far below 2^31
+				}
+			}
+			m.byPair[a<<8|b] = span32{uint32(start), uint32(len(m.pairKws))} //nolint:gosec // G115: as above
+
+		}
+	}
+}
+
+// span32 is a range of pairKws.
+type span32 struct{ start, end uint32 }
+
+// keywordsAt returns the indexes of the keywords that may start with the bytes c, d.
+func (m *Masker) keywordsAt(c, d byte) []int32 {
+	v := m.byPair[int(lower(c))<<8|int(d)]
+	return m.pairKws[v.start:v.end]
 }
 
 func stratsOf(c Config) []Strategy {
@@ -116,6 +154,16 @@ func (m *Masker) addType(name string, c Config) int {
 
 // keyword registers a trigger; exact keywords must match case too.
 func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
+	m.addKeyword(k, exact, false, fn)
+}
+
+// token registers an exact keyword that starts a token: its check does nothing where the
+// keyword is glued to a preceding word, so the scan skips it there without calling it.
+func (m *Masker) token(k string, fn func(*scan, int, *keyword)) {
+	m.addKeyword(k, true, true, fn)
+}
+
+func (m *Masker) addKeyword(k string, exact, bound bool, fn func(*scan, int, *keyword)) {
 	lo := []byte(strings.ToLower(k))
 	kw := keyword{lo: lo, fn: fn}
 	if exact {
@@ -138,6 +186,9 @@ func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
 		if len(lo) == 1 {
 			for c := range 256 {
 				m.pair.add(int(x), c)
+				if !bound {
+					m.mid.add(int(x), c)
+				}
 			}
 			continue
 		}
@@ -147,6 +198,9 @@ func (m *Masker) keyword(k string, exact bool, fn func(*scan, int, *keyword)) {
 		}
 		for _, y := range variants(b1) {
 			m.pair.add(int(x), int(y))
+			if !bound {
+				m.mid.add(int(x), int(y))
+			}
 		}
 	}
 }
@@ -185,7 +239,7 @@ func (m *Masker) triggers() {
 func (m *Masker) builtinKeywords() {
 	if m.on[tAWSAccessKey] {
 		for _, p := range []string{"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"} {
-			m.keyword(p, true, awsAccessKey)
+			m.token(p, awsAccessKey)
 		}
 	}
 	if m.on[tAWSSecretKey] {
@@ -195,28 +249,28 @@ func (m *Masker) builtinKeywords() {
 	}
 	if m.on[tGitHub] {
 		for _, p := range []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"} {
-			m.keyword(p, true, fixedToken(tGitHub, 36, 36, isAlnum, 3.0))
+			m.token(p, checksummed(tGitHub, 36))
 		}
-		m.keyword("github_pat_", true, fixedToken(tGitHub, 60, 255, isWord, 3.0))
+		m.token("github_pat_", fixedToken(tGitHub, 60, 255, isWord, 3.0))
 	}
 	if m.on[tGitLab] {
-		m.keyword("glpat-", true, fixedToken(tGitLab, 20, 50, isB64URL, 3.0))
+		m.token("glpat-", fixedToken(tGitLab, 20, 50, isB64URL, 3.0))
 	}
 	if m.on[tSlack] {
-		m.keyword("xox", true, slackToken)
+		m.token("xox", slackToken)
 		m.keyword("hooks.slack.com/services/", false, slackWebhook)
 		m.keyword("hooks.slack.com/workflows/", false, slackWebhook)
 	}
 	if m.on[tStripe] {
 		for _, p := range []string{"sk_live_", "sk_test_", "rk_live_", "rk_test_"} {
-			m.keyword(p, true, fixedToken(tStripe, 16, 247, isAlnum, 3.0))
+			m.token(p, fixedToken(tStripe, 16, 247, isAlnum, 3.0))
 		}
 	}
 	if m.on[tGoogle] {
-		m.keyword("AIza", true, fixedToken(tGoogle, 35, 35, isB64URL, 3.0))
+		m.token("AIza", fixedToken(tGoogle, 35, 35, isB64URL, 3.0))
 	}
 	if m.on[tOpenAI] || m.on[tAnthropic] {
-		m.keyword("sk-", true, func(sc *scan, i int, kw *keyword) {
+		m.token("sk-", func(sc *scan, i int, kw *keyword) {
 			skToken(sc, i, kw)
 		})
 	}
@@ -225,7 +279,7 @@ func (m *Masker) builtinKeywords() {
 		m.keyword("ssws", false, okta)
 	}
 	if m.on[tJWT] {
-		m.keyword("eyJ", true, jwt)
+		m.token("eyJ", jwt)
 	}
 	if m.on[tPrivateKey] {
 		m.keyword("-----BEGIN ", true, pem)
@@ -277,10 +331,12 @@ func (m *Masker) findAt(s []byte, off int, key []byte, raw bool, out []finding) 
 // findIn is findAt with the scan state in sc, which the detectors' indirect calls make
 // escape: a walker reuses one instead of allocating it for every value and name.
 func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out []finding) []finding {
-	*sc = scan{m: m, s: s, off: off, key: key, raw: raw, out: out[:0]}
+	// Field by field: the scratch arrays need no zeroing, which a composite literal would
+	// do for every value and member name of a document.
+	sc.m, sc.s, sc.off, sc.key, sc.raw, sc.out = m, s, off, key, raw, out[:0]
 	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
 	n := len(s)
-	pair := m.pair
+	pair, mid := m.pair, m.mid
 	if n > 0 {
 		_ = s[n-1]
 	}
@@ -291,7 +347,10 @@ func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out [
 		}
 		switch class[c] {
 		case cKey:
-			for _, k := range m.first[lower(c)] {
+			if i > 0 && glued(s[i-1]) && mid[c][s[i+1]>>6]&(1<<(s[i+1]&63)) == 0 && !(raw && i >= 2 && s[i-2] == '\\') {
+				continue // inside a word, where only keywords that start tokens begin here
+			}
+			for _, k := range m.keywordsAt(c, s[i+1]) {
 				kw := &m.kws[k]
 				if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
 					kw.fn(sc, i, kw)
@@ -371,14 +430,14 @@ func (sc *scan) keyContext() {
 			n++
 		}
 	}
-	name := string(nk[:n])
+	name := nk[:n] // compared without a string conversion, which would allocate for every value
 	m := sc.m
 	switch {
-	case m.on[tAWSSecretKey] && (name == "awssecretaccesskey" || name == "secretaccesskey"):
+	case m.on[tAWSSecretKey] && (string(name) == "awssecretaccesskey" || string(name) == "secretaccesskey"):
 		sc.add(sc.off, len(sc.s), tAWSSecretKey)
-	case m.on[tOkta] && strings.Contains(name, "okta"):
+	case m.on[tOkta] && bytes.Contains(name, []byte("okta")):
 		okta(sc, sc.off, &keyword{})
-	case m.on[tGeneric] && secretKeys[name]:
+	case m.on[tGeneric] && secretKeys[string(name)]:
 		sc.add(sc.off, len(sc.s), tGeneric)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mcpguard/mcpguard/masking/maskingtest"
 )
 
 // planted are secrets of every built-in type; none may survive masking.
@@ -24,6 +26,16 @@ var planted = []string{
 	"MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun", "Tr0ub4dorXx3", "Xk9#mP2$qLw7Zr",
 }
 
+// providerLines carries a sample of every provider format, one per line.
+var providerLines = func() string {
+	var b strings.Builder
+	for _, p := range maskingtest.ProviderSamples(1) {
+		planted = append(planted, p.Text)
+		b.WriteString(p.Line + "\n")
+	}
+	return b.String()
+}()
+
 // wireEvent is an SSE event carrying a tool result whose text holds every planted value,
 // as it crosses the wire (JSON-escaped).
 func wireEvent(t testing.TB) []byte {
@@ -35,7 +47,8 @@ func wireEvent(t testing.TB) []byte {
 		"\n-----BEGIN RSA PRIVATE KEY-----\n" + planted[18] + "\n-----END RSA PRIVATE KEY-----\n" +
 		"db postgres://app:" + planted[19] + "@db.internal/app password=" + planted[20] + "\nend of report."
 	msg, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 7, "result": map[string]any{
-		"content": []any{map[string]any{"type": "text", "text": text}}, "structuredContent": map[string]any{"text": text},
+		// The provider samples go in once: the split tests below are quadratic in the event's length.
+		"content": []any{map[string]any{"type": "text", "text": text + "\n" + providerLines}}, "structuredContent": map[string]any{"text": text},
 	}})
 	require.NoError(t, err)
 	return append(append([]byte("id: 9\ndata: "), msg...), "\n\n"...)

@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
 	"math/big"
 	"math/rand/v2"
+	"slices"
 	"strings"
 )
 
@@ -16,6 +18,8 @@ import (
 type Doc struct {
 	// JSON is the whole message.
 	JSON []byte
+	// Shape is the kind of tool output the document holds (see [Shapes]).
+	Shape string
 	// Planted are the sensitive values in it (decoded), keyed by the type that must find them.
 	Planted []Value
 	// NearMiss are values that look sensitive but are not; none should be masked.
@@ -27,28 +31,68 @@ type Value struct {
 	Type, Text string
 }
 
+// Shapes are the kinds of tool output the generator writes: mixed (prose, log lines and
+// CSV, the original corpus), logs, html, markdown (tables), base64 (inline images and
+// attachments), numeric (long numeric columns) and structured (nested rows in
+// structuredContent). Every shape carries planted values of every type.
+var Shapes = []string{"mixed", "logs", "html", "markdown", "base64", "numeric", "structured"}
+
 // gen is the generator's state.
 type gen struct {
 	r *rand.Rand
 }
 
-// Corpus returns documents totalling at least size bytes of JSON.
+// Corpus returns documents totalling at least size bytes of JSON, the shapes in turn.
 func Corpus(seed uint64, size int) []Doc {
 	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	var out []Doc
 	n := 0
-	for n < size {
-		d := g.doc(4<<10 + g.r.IntN(40<<10))
+	for k := 0; n < size; k++ {
+		d := g.doc(Shapes[k%len(Shapes)], 4<<10+g.r.IntN(40<<10))
 		n += len(d.JSON)
 		out = append(out, d)
 	}
 	return out
 }
 
-// Result returns one document of about size bytes.
+// ShapeCorpus returns documents of one shape totalling at least size bytes of JSON.
+func ShapeCorpus(seed uint64, shape string, size int) []Doc {
+	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	var out []Doc
+	n := 0
+	for n < size {
+		d := g.doc(shape, 4<<10+g.r.IntN(40<<10))
+		n += len(d.JSON)
+		out = append(out, d)
+	}
+	return out
+}
+
+// Result returns one document of about size bytes, of the original mixed shape.
 func Result(seed uint64, size int) Doc {
 	g := &gen{r: rand.New(rand.NewPCG(seed, 7))}
-	return g.doc(size)
+	return g.mixed(size)
+}
+
+// Types returns every type the generator plants.
+func Types() []string {
+	seen := map[string]bool{}
+	for _, t := range []string{
+		"CREDIT_CARD", "US_SSN", "EMAIL", "PHONE", "IBAN", "AWS_ACCESS_KEY", "AWS_SECRET_KEY",
+		"GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "STRIPE_KEY", "GOOGLE_API_KEY", "OPENAI_KEY", "ANTHROPIC_KEY",
+		"OKTA_TOKEN", "JWT", "PRIVATE_KEY", "CONN_PASSWORD", "GENERIC_SECRET",
+	} {
+		seen[t] = true
+	}
+	for _, p := range providers {
+		seen[p.typ] = true
+	}
+	out := make([]string, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 var words = strings.Fields(`the a service request customer account report quarterly revenue team deployed
@@ -192,69 +236,85 @@ func (g *gen) pem() string {
 	return b.String()
 }
 
-// secret returns a planted value, the text around it (which must name it where the type
-// needs context), and its type.
-func (g *gen) secret() (Value, string) {
+// secret returns a planted value and how it is written: a label that names it (context
+// for the types that need it), a separator, and the body holding the value.
+func (g *gen) secret() (Value, planting) {
 	v := func(t, s string) Value { return Value{t, s} }
-	switch g.r.IntN(19) {
+	n := 19 + len(providers)
+	k := g.r.IntN(n)
+	if k >= 19 {
+		p := providers[k-19]
+		val, label, sep, body := p.make(g)
+		return v(p.typ, val), planting{label, sep, body}
+	}
+	switch k {
 	case 0:
 		c := g.card()
-		return v("CREDIT_CARD", c), "charged card " + c + " for the renewal"
+		return v("CREDIT_CARD", c), planting{"charged card", " ", c}
 	case 1:
 		s := g.ssn()
-		return v("US_SSN", s), "employee SSN " + s + " on file"
+		return v("US_SSN", s), planting{"employee SSN", " ", s}
 	case 2:
 		e := g.email()
-		return v("EMAIL", e), "contact " + e + " for access"
+		return v("EMAIL", e), planting{"contact", " ", e}
 	case 3:
 		p := g.phone()
-		return v("PHONE", p), "on-call phone " + p + " tonight"
+		return v("PHONE", p), planting{"on-call phone", " ", p}
 	case 4:
 		i := g.iban()
-		return v("IBAN", i), "refund to IBAN " + i + " approved"
+		return v("IBAN", i), planting{"refund to IBAN", " ", i}
 	case 5:
 		k := "AKIA" + g.chars(16, upper)
-		return v("AWS_ACCESS_KEY", k), "access key " + k + " rotated"
+		return v("AWS_ACCESS_KEY", k), planting{"access key", " ", k}
 	case 6:
 		k := g.chars(40, b64)
-		return v("AWS_SECRET_KEY", k), "aws_secret_access_key=" + k
+		return v("AWS_SECRET_KEY", k), planting{"aws_secret_access_key", "=", k}
 	case 7:
 		k := "ghp_" + g.chars(36, alnum)
-		return v("GITHUB_TOKEN", k), "GITHUB_TOKEN=" + k
+		if g.r.IntN(2) == 0 {
+			r := g.chars(30, alnum)
+			k = "ghp_" + r + crcSuffix(r)
+		}
+		return v("GITHUB_TOKEN", k), planting{"GITHUB_TOKEN", "=", k}
 	case 8:
-		k := "glpat-" + g.chars(20, alnum)
-		return v("GITLAB_TOKEN", k), "gitlab " + k
+		k := g.pick([]string{"glpat-", "glpat-", "gldt-", "glrt-", "glptt-"}) + g.chars(20, alnum)
+		return v("GITLAB_TOKEN", k), planting{"gitlab", " ", k}
 	case 9:
 		k := "xoxb-" + g.digits(12) + "-" + g.digits(13) + "-" + g.chars(24, alnum)
-		return v("SLACK_TOKEN", k), "slack bot " + k
+		return v("SLACK_TOKEN", k), planting{"slack bot", " ", k}
 	case 10:
-		k := "sk_live_" + g.chars(24, alnum)
-		return v("STRIPE_KEY", k), "stripe " + k
+		k := g.pick([]string{"sk_live_", "rk_live_"}) + g.chars(24, alnum)
+		return v("STRIPE_KEY", k), planting{"stripe", " ", k}
 	case 11:
 		k := "AIza" + g.chars(35, alnum+"-_")
-		return v("GOOGLE_API_KEY", k), "maps key " + k
+		return v("GOOGLE_API_KEY", k), planting{"maps key", " ", k}
 	case 12:
 		k := "sk-proj-" + g.chars(48, alnum)
-		return v("OPENAI_KEY", k), "OPENAI_API_KEY " + k
+		return v("OPENAI_KEY", k), planting{"OPENAI_API_KEY", " ", k}
 	case 13:
 		k := "sk-ant-api03-" + g.chars(93, alnum+"-_")
-		return v("ANTHROPIC_KEY", k), "anthropic " + k
+		return v("ANTHROPIC_KEY", k), planting{"anthropic", " ", k}
 	case 14:
 		k := "00" + g.chars(40, alnum)
-		return v("OKTA_TOKEN", k), "Authorization: SSWS " + k
+		return v("OKTA_TOKEN", k), planting{"Authorization", ": ", "SSWS " + k}
 	case 15:
 		k := g.jwt()
-		return v("JWT", k), "Bearer " + k
+		return v("JWT", k), planting{"Authorization", ": ", "Bearer " + k}
 	case 16:
 		k := g.pem()
-		return v("PRIVATE_KEY", k), "key material:\n" + k + "\n"
+		return v("PRIVATE_KEY", k), planting{"private_key", ":\n", k + "\n"}
 	case 17:
 		k := g.chars(14, alnum)
-		return v("CONN_PASSWORD", k), "DATABASE_URL=postgres://app:" + k + "@db.internal:5432/app"
+		return v("CONN_PASSWORD", k), planting{"DATABASE_URL", "=", "postgres://app:" + k + "@db.internal:5432/app"}
 	}
-	k := g.chars(20, alnum+"!#%")
-	return v("GENERIC_SECRET", k), "password=" + k
+	k2 := g.chars(20, alnum+"!#%")
+	return v("GENERIC_SECRET", k2), planting{"password", "=", k2}
 }
+
+// planting is how a secret is written: label + sep + body in text, {label: body} in rows.
+type planting struct{ label, sep, body string }
+
+func (p planting) text() string { return p.label + p.sep + p.body }
 
 // nearMiss returns a value that must not be masked and its text.
 func (g *gen) nearMiss() (string, string) {
@@ -291,19 +351,161 @@ func (g *gen) logLine() string {
 		g.pick([]string{"api", "billing", "search", "auth"}), g.r.IntN(900), g.pick([]string{"200", "201", "404", "500"}))
 }
 
-// doc builds one tool result of about size bytes: text content of prose, logs and CSV,
-// and for a third of them structuredContent rows repeating the same facts.
-func (g *gen) doc(size int) Doc {
-	var d Doc
+// doc builds one tool result of about size bytes in the given shape. Every shape plants
+// about one value per 3-4 KB, as the mixed shape does, so that shapes differ in their
+// text and not in how many findings they hold.
+func (g *gen) doc(shape string, size int) Doc {
+	d := Doc{Shape: shape}
+	var b strings.Builder
+	var rows []any
+	plant := func(write func(p planting)) {
+		v, p := g.secret()
+		d.Planted = append(d.Planted, v)
+		write(p)
+	}
+	near := func(write func(text string)) {
+		var v, text string
+		if g.r.IntN(2) == 0 {
+			v, text = g.nearMiss()
+		} else {
+			v, text = g.nearMissShaped()
+		}
+		d.NearMiss = append(d.NearMiss, v)
+		write(text)
+	}
+	line := func(s string) { b.WriteString(s + "\n") }
+	switch shape {
+	case "logs":
+		for b.Len() < size {
+			switch k := g.r.IntN(100); {
+			case k < 3:
+				plant(func(p planting) { line(g.logLine() + " " + p.text()) })
+			case k < 6:
+				near(func(t string) { line(g.logLine() + " " + t) })
+			default:
+				line(g.logLine())
+			}
+		}
+	case "html":
+		line("<!doctype html><html><head><title>Report</title><style>td{padding:2px}</style></head><body><table class=\"grid\">")
+		for b.Len() < size {
+			switch k := g.r.IntN(100); {
+			case k < 4:
+				plant(func(p planting) { line("<tr><td>config</td><td>" + html.EscapeString(p.text()) + "</td></tr>") })
+			case k < 7:
+				near(func(t string) { line("<tr><td>ref</td><td>" + html.EscapeString(t) + "</td></tr>") })
+			case k < 30:
+				line("<p class=\"note\">" + g.sentence() + " <a href=\"/docs/" + g.pick(words) + "?page=" + g.digits(2) + "\">more</a></p>")
+			default:
+				fmt.Fprintf(&b, "<tr><td>%d</td><td>%s</td><td>%s</td><td>%d.%02d</td></tr>\n", 100000+g.r.IntN(900000),
+					g.pick(words), g.pick([]string{"ok", "failed"}), g.r.IntN(100000), g.r.IntN(100))
+			}
+		}
+		line("</table></body></html>")
+	case "markdown":
+		for b.Len() < size {
+			line("\n## " + g.sentence() + "\n\n| id | region | status | count | note |\n|---:|---|---|---:|---|")
+			for range 5 + g.r.IntN(20) {
+				switch k := g.r.IntN(100); {
+				case k < 2:
+					plant(func(p planting) { line("| " + g.digits(6) + " | eu-west-1 | ok | 1 | " + p.text() + " |") })
+				case k < 4:
+					near(func(t string) { line("| " + g.digits(6) + " | us-east-1 | ok | 2 | " + t + " |") })
+				default:
+					fmt.Fprintf(&b, "| %d | %s | %s | %d | %s |\n", 100000+g.r.IntN(900000), g.pick([]string{"us-east-1", "eu-west-1"}),
+						g.pick([]string{"ok", "failed"}), g.r.IntN(5000), g.pick(words))
+				}
+			}
+		}
+	case "base64":
+		for b.Len() < size {
+			switch k := g.r.IntN(100); {
+			case k < 15:
+				plant(func(p planting) { line(p.text()) })
+			case k < 25:
+				near(func(t string) { line(t) })
+			case k < 60:
+				blob := base64.StdEncoding.EncodeToString(g.bytes(512 + g.r.IntN(4096)))
+				d.NearMiss = append(d.NearMiss, blob)
+				line(`<img alt="chart" src="data:image/png;base64,` + blob + `">`)
+			default:
+				blob := base64.StdEncoding.EncodeToString(g.bytes(256 + g.r.IntN(2048)))
+				line("attachment " + g.pick(words) + ".bin:")
+				for i := 0; i < len(blob); i += 76 {
+					line(blob[i:min(len(blob), i+76)])
+				}
+			}
+		}
+	case "numeric":
+		line("ts_ms,account_id,amount,balance,lat,lon,count,ratio")
+		for b.Len() < size {
+			switch k := g.r.IntN(1000); {
+			case k < 25:
+				plant(func(p planting) { line(p.text()) })
+			case k < 40:
+				near(func(t string) { line(t) })
+			default:
+				fmt.Fprintf(&b, "17%s,1%s,%d.%02d,-%d.%02d,%.6f,%.6f,%d,%.9f\n", g.digits(11), g.digits(17),
+					g.r.IntN(1000000), g.r.IntN(100), g.r.IntN(100000), g.r.IntN(100), g.r.Float64()*180-90,
+					g.r.Float64()*360-180, g.r.IntN(100000), g.r.Float64())
+			}
+		}
+	case "structured":
+		line("Found the matching services; details are in structuredContent.")
+		n := 0
+		for n < size {
+			row := map[string]any{
+				"id": g.r.IntN(1 << 30), "name": g.pick(words) + "-" + g.digits(3), "region": g.pick([]string{"us-east-1", "eu-west-1"}),
+				"metrics": map[string]any{
+					"p50": g.r.Float64() * 100, "p99": g.r.Float64() * 1000, "count": g.r.IntN(1 << 20),
+					"series": []any{g.r.IntN(1000), g.r.IntN(1000), g.r.IntN(1000), g.r.Float64()},
+				},
+				"tags": []any{g.pick(words), g.pick(words)}, "owner": map[string]any{"team": g.pick(words), "oncall": g.r.IntN(2) == 0},
+			}
+			switch k := g.r.IntN(100); {
+			case k < 10:
+				v, p := g.secret()
+				d.Planted = append(d.Planted, v)
+				row["config"] = map[string]any{"env": map[string]any{p.label: p.body}, "enabled": true}
+			case k < 16:
+				var v, t string
+				if g.r.IntN(2) == 0 {
+					v, t = g.nearMissShaped()
+				} else {
+					v, t = g.nearMiss()
+				}
+				d.NearMiss = append(d.NearMiss, v)
+				row["ref"] = map[string]any{"note": t}
+			}
+			rows = append(rows, row)
+			j, _ := json.Marshal(row)
+			n += len(j)
+		}
+	default: // mixed: prose, logs and CSV, with structured rows in a third of the documents
+		return g.mixed(size)
+	}
+	result := map[string]any{"content": []any{map[string]any{"type": "text", "text": b.String()}}, "isError": false}
+	if rows != nil {
+		result["structuredContent"] = map[string]any{"services": rows, "total": len(rows)}
+	}
+	msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": g.r.IntN(1 << 20), "result": result})
+	d.JSON = msg
+	return d
+}
+
+// mixed is the original document shape: prose, log lines and CSV tables, and for a third of
+// the documents structuredContent rows repeating the same facts.
+func (g *gen) mixed(size int) Doc {
+	d := Doc{Shape: "mixed"}
 	var b strings.Builder
 	var rows []map[string]any
 	structured := g.r.IntN(3) == 0
 	for b.Len() < size {
 		switch k := g.r.IntN(100); {
 		case k < 4:
-			v, text := g.secret()
+			v, p := g.secret()
 			d.Planted = append(d.Planted, v)
-			b.WriteString(text + "\n")
+			b.WriteString(p.text() + "\n")
 		case k < 7:
 			v, text := g.nearMiss()
 			d.NearMiss = append(d.NearMiss, v)

@@ -20,7 +20,18 @@ func TestCorpus(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, n, 1<<20)
-	require.Len(t, types, 19, "every built-in type is planted")
+	require.Len(t, types, len(Types()), "every type is planted")
+	for _, shape := range Shapes {
+		types := map[string]bool{}
+		for _, d := range ShapeCorpus(3, shape, 3<<20) {
+			require.Equal(t, shape, d.Shape)
+			require.True(t, json.Valid(d.JSON))
+			for _, v := range d.Planted {
+				types[v.Type] = true
+			}
+		}
+		require.Len(t, types, len(Types()), "every type is planted in shape %s", shape)
+	}
 	require.NotEqual(t, a[0].JSON, Corpus(8, 1)[0].JSON)
 	require.InDelta(t, 20<<10, len(Result(1, 20<<10).JSON), 4<<10)
 }

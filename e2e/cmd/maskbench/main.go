@@ -1,8 +1,10 @@
 // Command maskbench measures the masking engine on a seeded generated corpus of MCP tool
-// results (prose, logs, CSV, JSON rows with planted secrets of every type and near-misses):
-// MB/s per core for JSON bodies, for SSE streams (event by event, as extproc masks them)
-// and for the hold-back stream masker, recall on planted values, false positives on
-// near-misses, and the added latency of masking one 20 KB result.
+// results in several shapes (prose with CSV, logs, HTML, markdown tables, base64 blobs,
+// numeric columns, nested structured rows), with planted secrets of every type and
+// near-misses: MB/s per core for JSON bodies (overall and per shape), for SSE streams
+// (event by event, as extproc masks them) and for the hold-back stream masker, recall per
+// type and per shape, false positives on near-misses, and the added latency of masking
+// one 20 KB result.
 //
 //	go run ./e2e/cmd/maskbench -size 12MB -seed 1
 package main
@@ -109,23 +111,54 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "throughput (MB per CPU-second, best of %d): JSON %.1f  SSE events %.1f  SSE hold-back %.1f\n",
 		*rounds, jsonRate, sseRate, holdRate)
+	// The same JSON path, shape by shape, so that a slow shape does not hide in the mean.
+	var byShape []string
+	for _, shape := range maskingtest.Shapes {
+		var sd []maskingtest.Doc
+		n := 0
+		for _, d := range docs {
+			if d.Shape == shape {
+				sd = append(sd, d)
+				n += len(d.JSON)
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		r := best(*rounds, n, func() error {
+			for _, d := range sd {
+				if _, _, err := m.Member(d.JSON, "result"); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if r < 0 {
+			return errors.New("masking failed on the corpus")
+		}
+		byShape = append(byShape, fmt.Sprintf("%s %.1f", shape, r))
+	}
+	fmt.Fprintf(out, "  JSON by shape: %s\n", strings.Join(byShape, "  "))
 
 	// Recall and false positives, on the JSON outputs, the SSE outputs and the hold-back output.
 	planted, found, per, missed := 0, 0, map[string][2]int{}, []string{}
+	shapeRecall := map[string][2]int{}
 	near, nearMasked, fps := 0, 0, []string{}
 	for i, d := range docs {
 		text := strings.Join(stringsOf(outs[i]), "\x00")
 		for _, v := range d.Planted {
 			planted++
-			p := per[v.Type]
+			p, q := per[v.Type], shapeRecall[d.Shape]
 			p[0]++
+			q[0]++
 			if !strings.Contains(text, v.Text) {
 				found++
 				p[1]++
+				q[1]++
 			} else if len(missed) < 5 {
 				missed = append(missed, v.Type+": "+v.Text)
 			}
-			per[v.Type] = p
+			per[v.Type], shapeRecall[d.Shape] = p, q
 		}
 		for _, n := range d.NearMiss {
 			near++
@@ -168,6 +201,13 @@ func run(args []string, out io.Writer) error {
 		line = append(line, fmt.Sprintf("%s %d/%d", t, per[t][1], per[t][0]))
 	}
 	fmt.Fprintf(out, "  by type: %s\n", strings.Join(line, ", "))
+	line = line[:0]
+	for _, shape := range maskingtest.Shapes {
+		if q := shapeRecall[shape]; q[0] > 0 {
+			line = append(line, fmt.Sprintf("%s %d/%d", shape, q[1], q[0]))
+		}
+	}
+	fmt.Fprintf(out, "  by shape: %s\n", strings.Join(line, ", "))
 	for _, s := range missed {
 		fmt.Fprintf(out, "  missed %s\n", s)
 	}
