@@ -85,6 +85,7 @@ type Shell struct {
 
 	reasons []string
 	hops    int
+	funcs   map[string]bool // functions the command line defines
 }
 
 // maxShellDepth bounds nested code (`sh -c`, eval, find -exec, here-documents into a
@@ -254,8 +255,15 @@ func (s *Shell) add(cmd string, depth int) error {
 				piped[v.Y] = stdin{given: true, known: known, text: out}
 			}
 		case *syntax.FuncDecl:
-			if v.Name != nil && callsItself(v.Name.Value, v.Body) {
-				s.ForkBomb = true
+			if v.Name != nil {
+				if s.funcs == nil {
+					s.funcs = map[string]bool{}
+				}
+				s.funcs[v.Name.Value] = true
+				if callsItself(v.Name.Value, v.Body) {
+					s.ForkBomb = true
+					s.mark(ClassDestructive, "")
+				}
 			}
 		case *syntax.DeclClause:
 			for _, a := range v.Args {
@@ -280,6 +288,11 @@ func (s *Shell) redirect(r *syntax.Redirect) {
 	switch r.Op {
 	case syntax.RdrOut, syntax.AppOut, syntax.RdrClob, syntax.AppClob, syntax.RdrAll, syntax.RdrAllClob,
 		syntax.AppAll, syntax.AppAllClob, syntax.RdrInOut:
+		if r.Word != nil && len(r.Word.Parts) == 1 {
+			if _, ok := r.Word.Parts[0].(*syntax.ProcSubst); ok {
+				return // >(cmd): a pipe into cmd, which is classified with the rest
+			}
+		}
 		s.writeTo(word(r.Word), "redirects output into a file")
 	case syntax.DplOut, syntax.DplIn:
 		// >&2, 2>&1, >&-: a file descriptor. Bash also reads `>&word` as `&>word`.
@@ -300,7 +313,7 @@ func (s *Shell) writeTo(p arg, why string) {
 		p.s == "/dev/tty" || strings.HasPrefix(p.s, "/dev/fd/"):
 	case isDevice(p.s):
 		s.DeviceRedirect = true
-		s.mark(ClassDestructive, "writes to a device")
+		s.mark(ClassDestructive, "")
 	case systemPath(p.s):
 		s.mark(ClassDestructive, "writes to a system path")
 	case configPath(p.s):
@@ -441,7 +454,7 @@ func (s *Shell) command(argv []arg, in stdin, depth int) error {
 		if !ok {
 			if !argv[0].lit {
 				s.DynamicCommand = true
-				s.mark(ClassUnknown, "the program name is only known at run time")
+				s.mark(ClassUnknown, "")
 			} else {
 				s.Commands = append(s.Commands, path.Base(argv[0].s))
 				s.mark(ClassUnknown, "runs a program outside the system directories")
@@ -461,6 +474,11 @@ func (s *Shell) command(argv []arg, in stdin, depth int) error {
 			continue
 		}
 		s.Commands = append(s.Commands, name)
+		if _, known := programs[name]; !known && s.funcs[name] {
+			// A function the command line defines: its body is classified where it is defined.
+			s.mark(ClassRead, "")
+			return nil
+		}
 		c := &cmdCtx{s: s, name: name, args: argv[1:], in: in, depth: depth}
 		if p, ok := programs[name]; ok {
 			return p(c)

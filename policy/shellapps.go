@@ -22,7 +22,7 @@ func findProg(c *cmdCtx) error {
 		switch a.s {
 		case "-delete":
 			c.s.RecursiveDelete = true
-			c.destroy("-delete deletes what it finds")
+			c.s.mark(ClassDestructive, "")
 		case "-fprint", "-fprint0", "-fprintf", "-fls":
 			if i+1 < len(args) {
 				c.s.writeTo(args[i+1], "find writes a file")
@@ -733,13 +733,15 @@ func psqlProg(c *cmdCtx) error {
 			c.dynamic("meta-commands can run programs or write files")
 			continue
 		}
-		c.sql(ClassifySQL(Postgres, q.s))
+		if sql := psqlSQL(q.s); sql != "" {
+			c.sql(ClassifySQL(Postgres, sql))
+		}
 	}
 	return nil
 }
 
 // psqlMeta reports a backslash meta-command other than the describing ones (\d…, \l, \x,
-// \timing, \conninfo, \q), a backslash anywhere else, or a `:` variable interpolation.
+// \timing, \conninfo, \q), a backslash anywhere else.
 func psqlMeta(q string) bool {
 	for i := strings.IndexByte(q, '\\'); i >= 0; i = strings.IndexByte(q, '\\') {
 		rest := q[i+1:]
@@ -756,6 +758,24 @@ func psqlMeta(q string) bool {
 		q = rest[j:]
 	}
 	return false
+}
+
+// psqlSQL drops the lines that are describing meta-commands (psqlMeta has vetted them)
+// and returns the SQL that is left.
+func psqlSQL(q string) string {
+	if !strings.Contains(q, `\`) {
+		return q
+	}
+	var keep []string
+	for _, l := range strings.Split(q, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), `\`) {
+			keep = append(keep, l)
+		}
+	}
+	if strings.TrimSpace(strings.Join(keep, "")) == "" {
+		return ""
+	}
+	return strings.Join(keep, "\n")
 }
 
 // mysqlProg hands the SQL of -e and of known input to the SQL classifier. Client commands
@@ -835,9 +855,9 @@ func (c *cmdCtx) sql(q SQL) {
 	flag := func(k string) bool { b, _ := v[k].(bool); return b }
 	switch {
 	case !q.Parsed:
-		c.unknown("runs SQL that did not parse")
+		c.s.mark(ClassUnknown, "") // the SQL's reasons say why
 	case sqlRefused(q):
-		c.destroy("runs SQL the policy refuses")
+		c.s.mark(ClassDestructive, "")
 	case !flag("read") || flag("write") || flag("ddl") || flag("dcl"):
 		c.write("runs SQL that changes data")
 	}

@@ -276,38 +276,34 @@ func interpreter(why string) program {
 func shellProg(c *cmdCtx) error {
 	p := c.parse(optSpec{short: "abcefhikmnprstuvxBCEHPTlo:O:D", long: []string{"rcfile=", "init-file=", "login",
 		"noprofile", "norc", "posix", "restricted", "verbose", "version", "help", "debugger", "dump-strings",
-		"dump-po-strings", "noediting", "pretty-print"}})
-	if p.has("c") && p.wild {
-		c.dynamic("runs shell code known only at run time")
-		return nil
-	}
-	if c.wildOpts(p) {
-		return nil
-	}
-	if p.has("version", "help") {
+		"dump-po-strings", "noediting", "pretty-print"}, posix: true})
+	switch {
+	case p.has("version", "help") && !p.wild:
 		c.read()
 		return nil
-	}
-	if p.has("rcfile", "init-file", "debugger", "i") {
+	case p.has("rcfile", "init-file", "debugger", "i"):
 		c.dynamic("loads a startup file")
 		return nil
-	}
-	if p.has("c") {
+	case p.has("c"):
 		if len(p.operands) == 0 {
 			c.unknown("-c without code")
 			return nil
 		}
+		// The first operand is the code; later words are its $0, $1, … whatever they hold.
 		return c.s.code(p.operands[0], c.in, c.depth)
-	}
-	if len(p.operands) > 0 {
+	case p.wild:
+		c.dynamic("runs code named only at run time")
+		return nil
+	case len(p.operands) > 0:
 		c.dynamic("runs a script file")
 		return nil
-	}
-	if c.in.known {
+	case c.in.known:
 		return c.s.code(arg{s: c.in.text, lit: true}, stdin{}, c.depth)
 	}
 	if c.in.given {
 		c.s.PipeToInterpreter = true
+		c.s.mark(ClassDynamic, "")
+		return nil
 	}
 	c.dynamic("runs code from its input")
 	return nil
@@ -321,6 +317,8 @@ func evalProg(c *cmdCtx) error {
 	code := joinArgs(c.args)
 	if !code.lit {
 		c.s.DynamicCommand = true
+		c.s.mark(ClassDynamic, "")
+		return nil
 	}
 	return c.s.code(code, c.in, c.depth)
 }
@@ -530,7 +528,7 @@ func rmProg(c *cmdCtx) error {
 	}
 	if p.has("r", "R", "recursive") || p.wild {
 		c.s.RecursiveDelete = true
-		c.destroy("deletes recursively")
+		c.s.mark(ClassDestructive, "")
 		return nil
 	}
 	c.destroy("deletes files")
@@ -557,7 +555,7 @@ func mvProg(c *cmdCtx) error {
 func diskTool(why string) program {
 	return func(c *cmdCtx) error {
 		c.s.DiskWrite = true
-		c.destroy(why)
+		c.s.mark(ClassDestructive, "")
 		return nil
 	}
 }
@@ -574,7 +572,9 @@ func ddProg(c *cmdCtx) error {
 				c.s.DiskWrite = true
 			}
 			c.s.writeTo(arg{s: t, lit: true}, "dd writes a file")
-			c.destroy("overwrites its output")
+			if !c.s.DiskWrite {
+				c.destroy("overwrites its output")
+			}
 		}
 	}
 	return nil

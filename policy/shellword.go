@@ -78,8 +78,12 @@ func globAt(s string) int {
 		switch s[i] {
 		case '\\':
 			i++
-		case '*', '?', '[':
+		case '*', '?':
 			return i
+		case '[':
+			if strings.IndexByte(s[i+1:], ']') >= 0 {
+				return i
+			}
 		case '{':
 			if brace < 0 {
 				brace = i
