@@ -486,7 +486,7 @@ func (s *Shell) command(argv []arg, in stdin, depth int) error {
 		switch {
 		case strings.HasPrefix(name, "mkfs."):
 			s.DiskWrite = true
-			s.mark(ClassDestructive, "mkfs creates a file system")
+			s.mark(ClassDestructive, "")
 		default:
 			s.mark(ClassUnknown, "runs a program that is not on the allow-list")
 		}

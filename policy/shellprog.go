@@ -64,7 +64,7 @@ var readOnly = []string{
 	"exit", "return", "break", "continue", "shift", "unset", "wait", "jobs", "getopts", "umask", "ulimit",
 	"help", "history", "set", "shopt", "let", "times", "caller", "bg", "fg", "disown", "declare", "typeset",
 	"local", "export", "readonly", "hash", "dmesg", "env", "printf", "read", "mapfile", "readarray", "sha1",
-	"xxd", "diff3", "sdiff", "pstree", "top", "htop", "ldd", "nm", "objdump", "size", "sort", "uniq", "shuf",
+	"xxd", "diff3", "sdiff", "pstree", "top", "htop", "ldd", "nm", "objdump", "size", "sort", "uniq", "shuf", "bc",
 }
 
 var programs map[string]program
@@ -570,11 +570,11 @@ func ddProg(c *cmdCtx) error {
 		if t, ok := strings.CutPrefix(a.s, "of="); ok {
 			if isDevice(t) {
 				c.s.DiskWrite = true
+				c.s.mark(ClassDestructive, "")
+				continue
 			}
 			c.s.writeTo(arg{s: t, lit: true}, "dd writes a file")
-			if !c.s.DiskWrite {
-				c.destroy("overwrites its output")
-			}
+			c.destroy("overwrites its output")
 		}
 	}
 	return nil
