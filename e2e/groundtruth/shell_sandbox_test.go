@@ -401,9 +401,9 @@ var (
 	killCall   = regexp.MustCompile(`^t?g?kill\((?:-?\d+, )?(-?\d+), (SIG[A-Z0-9+]+|\d+)`)
 	// writeCalls are file system calls that change something; an open counts when its
 	// flags ask for writing or creating.
-	writeCalls = regexp.MustCompile(`^(unlink|unlinkat|rename|renameat|renameat2|mkdir|mkdirat|rmdir|chmod|fchmod|fchmodat|fchmodat2|chown|lchown|fchown|fchownat|truncate|link|linkat|symlink|symlinkat|mknod|mknodat|creat|utimensat|utime|utimes|setxattr|lsetxattr|removexattr|lremovexattr)\(`)
+	writeCalls   = regexp.MustCompile(`^(unlink|unlinkat|rename|renameat|renameat2|mkdir|mkdirat|rmdir|chmod|fchmod|fchmodat|fchmodat2|chown|lchown|fchown|fchownat|truncate|link|linkat|symlink|symlinkat|mknod|mknodat|creat|utimensat|utime|utimes|setxattr|lsetxattr|removexattr|lremovexattr)\(`)
 	privateMount = regexp.MustCompile(`"/(dev/(sd|nvme|vd|hd|xvd|mmcblk|loop|disk|mapper)|proc/sys)`)
-	openCall   = regexp.MustCompile(`^open(at|at2)?\(.*O_(WRONLY|RDWR|CREAT|TRUNC)`)
+	openCall     = regexp.MustCompile(`^open(at|at2)?\(.*O_(WRONLY|RDWR|CREAT|TRUNC)`)
 )
 
 // parseTrace reads strace -f output: successful execve, signals sent, and refused writes.
