@@ -272,7 +272,14 @@ func (s *Shell) add(cmd string, depth int) error {
 		case *syntax.Redirect:
 			s.redirect(v)
 		case *syntax.ArithmCmd, *syntax.ArithmExp, *syntax.LetClause, *syntax.TestClause:
+			// Bash evaluates array subscripts in arithmetic, so quoted text there runs:
+			// let 'a[$(rm -rf ~)]=1'.
 			s.mark(ClassRead, "")
+			s.arithmeticCode(v)
+		case *syntax.ParamExp:
+			if v.Index != nil {
+				s.arithmeticCode(v.Index)
+			}
 		case *syntax.CoprocClause:
 			s.mark(ClassRead, "")
 		}
@@ -362,7 +369,7 @@ func riskyVar(name string) bool {
 	case "PATH", "BASH_ENV", "ENV", "PROMPT_COMMAND", "PS0", "PS1", "PS2", "PS3", "PS4", "SHELLOPTS", "BASHOPTS",
 		"IFS", "CDPATH", "GLOBIGNORE", "HOME", "SHELL", "PAGER", "MANPAGER", "EDITOR", "VISUAL", "LESSOPEN",
 		"LESSCLOSE", "LESS", "TERMINFO", "PSQLRC", "PSQL_PAGER", "PSQL_EDITOR", "MYSQL_HOST", "SSH_ASKPASS",
-		"SUDO_ASKPASS", "KUBECONFIG", "KUBE_EDITOR", "KUBECTL_EXTERNAL_DIFF", "XDG_CONFIG_HOME", "TMPDIR",
+		"SUDO_ASKPASS", "KUBECONFIG", "PGOPTIONS", "PGSERVICEFILE", "PGSYSCONFDIR", "MYSQL_TEST_LOGIN_FILE", "KUBE_EDITOR", "KUBECTL_EXTERNAL_DIFF", "XDG_CONFIG_HOME", "TMPDIR",
 		"PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "NODE_OPTIONS", "NODE_PATH", "RUBYOPT", "RUBYLIB",
 		"PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "CURL_HOME",
 		"WGETRC", "SYSTEMD_PAGER", "SYSTEMD_EDITOR", "BROWSER", "DOCKER_HOST", "DOCKER_CONFIG", "GCONV_PATH":
@@ -377,6 +384,18 @@ func riskyVar(name string) bool {
 // 'a[$(rm -rf ~)]' runs when it is used.
 func codeInData(v string) bool {
 	return strings.Contains(v, "$(") || strings.Contains(v, "`") || strings.Contains(v, "${")
+}
+
+// arithmeticCode marks shell code in the quoted words of an arithmetic context.
+func (s *Shell) arithmeticCode(n syntax.Node) {
+	// The node is part of a tree add walks within maxTreeDepth.
+	_ = shWalk(n, func(m syntax.Node) bool {
+		if w, ok := m.(*syntax.Word); ok && codeInData(word(w).s) {
+			s.mark(ClassDynamic, "evaluates shell code in arithmetic")
+			return false
+		}
+		return true
+	})
 }
 
 // assign classifies a variable assignment (standalone, before a command, or in
@@ -468,7 +487,7 @@ func (s *Shell) command(argv []arg, in stdin, depth int) error {
 				return nil
 			}
 			if next.code != nil {
-				return s.code(*next.code, next.codeIn, depth)
+				return s.code(*next.code, depth)
 			}
 			argv = next.argv
 			continue
@@ -496,12 +515,11 @@ func (s *Shell) command(argv []arg, in stdin, depth int) error {
 
 // code classifies shell code given as text (bash -c, eval, su -c, watch, a here-document
 // into a shell). Text known only at run time is dynamic.
-func (s *Shell) code(text arg, in stdin, depth int) error {
+func (s *Shell) code(text arg, depth int) error {
 	if !text.lit {
 		s.mark(ClassDynamic, "runs shell code known only at run time")
 		return nil
 	}
-	_ = in
 	return s.add(text.s, depth+1)
 }
 

@@ -242,6 +242,9 @@ func awkProg(c *cmdCtx) error {
 	case p.has("l", "load"):
 		c.dynamic("loads an extension")
 		return nil
+	case len(p.values("W")) > 0:
+		c.unknown("has implementation options (mawk -W exec reads a program file)")
+		return nil
 	case p.has("d", "dump-variables", "o", "pretty-print", "p", "profile", "D", "debug"):
 		c.write("writes a dump or profile file")
 	}
@@ -354,7 +357,7 @@ func awkScript(s string) int {
 func curlProg(c *cmdCtx) error {
 	p := c.parse(optSpec{short: "a::A:b:c:C:d:D:e:E:F:H:K:m:o:Q:r:t:T:u:U:w:x:X:y:Y:z:", long: []string{
 		"output=", "remote-name", "remote-name-all", "output-dir=", "dump-header=", "cookie-jar=", "stderr=",
-		"trace=", "trace-ascii=", "libcurl=", "etag-save=", "hsts=", "alt-svc=", "create-dirs", "config=",
+		"trace=", "trace-ascii=", "libcurl=", "etag-save=", "hsts=", "alt-svc=", "ssl-sessions=", "create-dirs", "config=",
 		"data=", "data-ascii=", "data-binary=", "data-raw=", "data-urlencode=", "json=", "form=", "form-string=",
 		"upload-file=", "quote=", "request=", "header=", "user=", "user-agent=", "referer=", "cookie=", "proxy=",
 		"max-time=", "write-out=", "range=", "cert=", "key=", "cacert=", "connect-timeout=", "retry=", "resolve=",
@@ -370,8 +373,19 @@ func curlProg(c *cmdCtx) error {
 		c.unknown("reads options from a file")
 		return nil
 	}
+	for _, o := range p.opts {
+		if strings.HasPrefix(o.name, "expand-") {
+			c.unknown("expands option values at run time")
+			return nil
+		}
+	}
+	for _, w := range p.values("w", "write-out") {
+		if strings.Contains(w.s, "%output{") {
+			c.write("writes a file from --write-out")
+		}
+	}
 	for _, v := range p.values("o", "output", "D", "dump-header", "c", "cookie-jar", "stderr", "trace",
-		"trace-ascii", "libcurl", "etag-save", "hsts", "alt-svc", "output-dir") {
+		"trace-ascii", "libcurl", "etag-save", "hsts", "alt-svc", "ssl-sessions", "output-dir") {
 		c.s.writeTo(v, "curl writes a file")
 	}
 	if p.has("O", "remote-name", "remote-name-all", "J") {
@@ -640,7 +654,7 @@ func kubectlProg(c *cmdCtx) error {
 		c.unknown("gets a subcommand known only at run time")
 		return nil
 	}
-	for _, a := range c.args[:i] {
+	for _, a := range c.args {
 		if strings.HasPrefix(a.s, "--kubeconfig") || strings.HasPrefix(a.s, "--profile-output") {
 			c.unknown("reads configuration from a chosen file")
 			return nil

@@ -62,9 +62,9 @@ var readOnly = []string{
 	"less", "more", "cal", "numfmt", "look", "factor", "expr", "yes", "tty", "getconf", "arch", "logname",
 	"users", "dig", "host", "nslookup", "ping", "netstat", "ss", "lsmod", "cd", "pushd", "popd", "dirs", ":",
 	"exit", "return", "break", "continue", "shift", "unset", "wait", "jobs", "getopts", "umask", "ulimit",
-	"help", "history", "set", "shopt", "let", "times", "caller", "bg", "fg", "disown", "declare", "typeset",
+	"help", "set", "shopt", "let", "times", "caller", "bg", "fg", "disown", "declare", "typeset",
 	"local", "export", "readonly", "hash", "dmesg", "env", "printf", "read", "mapfile", "readarray", "sha1",
-	"xxd", "diff3", "sdiff", "pstree", "top", "htop", "ldd", "nm", "objdump", "size", "sort", "uniq", "shuf", "bc",
+	"xxd", "diff3", "sdiff", "pstree", "nm", "objdump", "size", "sort", "uniq", "shuf", "bc",
 }
 
 var programs map[string]program
@@ -134,6 +134,9 @@ func init() {
 			return nil
 		},
 		"read":      readBuiltin,
+		"file":      optionWrites(optSpec{short: "CcbdEhiklLNnprsSvzZ0e:F:f:m:P:", long: []string{"compile", "magic-file=", "files-from=", "separator=", "exclude=", "parameter="}}, ClassWrite, "compiles a magic file", "C", "compile"),
+		"less":      pager,
+		"more":      pager,
 		"mapfile":   readBuiltin,
 		"readarray": readBuiltin,
 		"hash": func(c *cmdCtx) error {
@@ -290,7 +293,7 @@ func shellProg(c *cmdCtx) error {
 			return nil
 		}
 		// The first operand is the code; later words are its $0, $1, … whatever they hold.
-		return c.s.code(p.operands[0], c.in, c.depth)
+		return c.s.code(p.operands[0], c.depth)
 	case p.wild:
 		c.dynamic("runs code named only at run time")
 		return nil
@@ -298,7 +301,7 @@ func shellProg(c *cmdCtx) error {
 		c.dynamic("runs a script file")
 		return nil
 	case c.in.known:
-		return c.s.code(arg{s: c.in.text, lit: true}, stdin{}, c.depth)
+		return c.s.code(arg{s: c.in.text, lit: true}, c.depth)
 	}
 	if c.in.given {
 		c.s.PipeToInterpreter = true
@@ -320,7 +323,7 @@ func evalProg(c *cmdCtx) error {
 		c.s.mark(ClassDynamic, "")
 		return nil
 	}
-	return c.s.code(code, c.in, c.depth)
+	return c.s.code(code, c.depth)
 }
 
 func aliasProg(c *cmdCtx) error {
@@ -334,7 +337,26 @@ func aliasProg(c *cmdCtx) error {
 	return nil
 }
 
+// pager: less and more print like cat without a terminal; an initial command (+cmd) or a
+// key-binding file can run commands when there is one.
+func pager(c *cmdCtx) error {
+	for _, a := range c.args {
+		if !a.lit || strings.HasPrefix(a.s, "+") || strings.HasPrefix(a.s, "-k") || strings.HasPrefix(a.s, "--lesskey") {
+			c.dynamic("runs initial or key-bound commands")
+			return nil
+		}
+	}
+	c.read()
+	return nil
+}
+
 func readBuiltin(c *cmdCtx) error {
+	for _, a := range c.args {
+		if !a.lit || (c.name != "read" && strings.HasPrefix(a.s, "-") && strings.Contains(a.s, "C")) {
+			c.dynamic("-C runs a callback, or options are known only at run time")
+			return nil
+		}
+	}
 	if c.in.given && (!c.in.known || codeInData(c.in.text)) {
 		c.s.mark(ClassDynamic, "reads shell code or unknown input into a variable")
 		return nil
@@ -479,6 +501,9 @@ func unzip(c *cmdCtx) error {
 		return nil
 	}
 	c.write("extracts files")
+	for _, d := range p.values("d") {
+		c.s.writeTo(d, "unzip extracts files")
+	}
 	return nil
 }
 
@@ -492,7 +517,7 @@ func tarProg(c *cmdCtx) error {
 		"use-compress-program=", "checkpoint-action=", "info-script=", "new-volume-script=", "rsh-command=",
 		"remove-files", "file=", "directory=", "files-from=", "exclude-from=", "create", "extract", "get", "list",
 		"append", "update", "delete", "diff", "compare", "concatenate", "overwrite", "unlink-first",
-		"recursive-unlink", "transform=", "exclude=", "xform="}}.parse(args)
+		"recursive-unlink", "transform=", "exclude=", "xform=", "force-local"}}.parse(args)
 	switch {
 	case p.wild:
 		c.unknown("gets options known only at run time")
@@ -501,8 +526,13 @@ func tarProg(c *cmdCtx) error {
 		c.dynamic("runs programs")
 	case p.has("remove-files", "delete", "recursive-unlink", "unlink-first", "overwrite"):
 		c.destroy("deletes or overwrites files")
+	case len(p.values("f", "file")) > 0 && strings.Contains(p.values("f", "file")[0].s, ":") && !p.has("force-local"):
+		c.dynamic("reaches a remote archive through a remote shell")
 	case p.has("x", "extract", "get"):
 		c.write("extracts files")
+		for _, d := range p.values("C", "directory") {
+			c.s.writeTo(d, "tar extracts files")
+		}
 	case p.has("c", "create", "r", "append", "u", "update", "A", "concatenate"):
 		c.read()
 		for _, f := range p.values("f", "file") {
@@ -568,6 +598,9 @@ func ddProg(c *cmdCtx) error {
 			return nil
 		}
 		if t, ok := strings.CutPrefix(a.s, "of="); ok {
+			if t == "/dev/null" || t == "/dev/stdout" || t == "/dev/stderr" || strings.HasPrefix(t, "/dev/fd/") {
+				continue
+			}
 			if isDevice(t) {
 				c.s.DiskWrite = true
 				c.s.mark(ClassDestructive, "")

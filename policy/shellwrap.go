@@ -4,9 +4,8 @@ import "strings"
 
 // wrapped is what a wrapper runs: another command line (argv), or shell code.
 type wrapped struct {
-	argv   []arg
-	code   *arg
-	codeIn stdin
+	argv []arg
+	code *arg
 }
 
 // wrapper resolves one wrapper's arguments to what it runs. done means the wrapper runs
