@@ -402,6 +402,9 @@ var (
 	// writeCalls are file system calls that change something; an open counts when its
 	// flags ask for writing or creating.
 	writeCalls   = regexp.MustCompile(`^(unlink|unlinkat|rename|renameat|renameat2|mkdir|mkdirat|rmdir|chmod|fchmod|fchmodat|fchmodat2|chown|lchown|fchown|fchownat|truncate|link|linkat|symlink|symlinkat|mknod|mknodat|creat|utimensat|utime|utimes|setxattr|lsetxattr|removexattr|lremovexattr)\(`)
+	// ownStream are the command's own standard streams and terminal: opening them is not a
+	// write to a file (the runner's pipes belong to another user, hence EACCES).
+	ownStream    = regexp.MustCompile(`"/(dev/(stdout|stderr|stdin|null|tty|fd/\d+)|proc/self/fd/\d+)"`)
 	privateMount = regexp.MustCompile(`"/(dev/(sd|nvme|vd|hd|xvd|mmcblk|loop|disk|mapper)|proc/sys)`)
 	openCall     = regexp.MustCompile(`^open(at|at2)?\(.*O_(WRONLY|RDWR|CREAT|TRUNC)`)
 )
@@ -442,7 +445,7 @@ func parseTrace(trace string, o *observed) {
 			}
 			continue
 		}
-		if !writeCalls.MatchString(call) && !openCall.MatchString(call) {
+		if (!writeCalls.MatchString(call) && !openCall.MatchString(call)) || ownStream.MatchString(call) {
 			continue
 		}
 		switch {

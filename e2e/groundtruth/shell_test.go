@@ -176,7 +176,9 @@ func TestShellGroundTruth(t *testing.T) {
 	errs := make([]error, len(cases))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for range max(2, 2*runtime.NumCPU()) {
+	// Each run mostly waits (namespace set-up, ptrace stops), so the pool is larger than
+	// the CPU count.
+	for range max(4, 4*runtime.NumCPU()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
