@@ -401,7 +401,7 @@ var (
 	killCall   = regexp.MustCompile(`^t?g?kill\((?:-?\d+, )?(-?\d+), (SIG[A-Z0-9+]+|\d+)`)
 	// writeCalls are file system calls that change something; an open counts when its
 	// flags ask for writing or creating.
-	writeCalls   = regexp.MustCompile(`^(unlink|unlinkat|rename|renameat|renameat2|mkdir|mkdirat|rmdir|chmod|fchmod|fchmodat|fchmodat2|chown|lchown|fchown|fchownat|truncate|link|linkat|symlink|symlinkat|mknod|mknodat|creat|utimensat|utime|utimes|setxattr|lsetxattr|removexattr|lremovexattr)\(`)
+	writeCalls = regexp.MustCompile(`^(unlink|unlinkat|rename|renameat|renameat2|mkdir|mkdirat|rmdir|chmod|fchmod|fchmodat|fchmodat2|chown|lchown|fchown|fchownat|truncate|link|linkat|symlink|symlinkat|mknod|mknodat|creat|utimensat|utime|utimes|setxattr|lsetxattr|removexattr|lremovexattr)\(`)
 	// ownStream are the command's own standard streams and terminal: opening them is not a
 	// write to a file (the runner's pipes belong to another user, hence EACCES).
 	ownStream    = regexp.MustCompile(`"/(dev/(stdout|stderr|stdin|null|tty|fd/\d+)|proc/self/fd/\d+)"`)
