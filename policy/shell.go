@@ -200,6 +200,7 @@ func ClassifyShell(cmd string) Shell {
 func (s *Shell) mark(c ShellClass, why string) {
 	s.Class = max(s.Class, c)
 	switch c {
+	case ClassNone, ClassRead:
 	case ClassWrite:
 		s.Writes = true
 	case ClassDestructive:
@@ -452,6 +453,8 @@ func (s *Shell) call(c *syntax.CallExpr, st *syntax.Stmt, piped stdin, depth int
 			if r.N == nil || r.N.Value == "0" {
 				in = stdin{given: true}
 			}
+		default:
+			// Output redirections: redirect classifies them.
 		}
 	}
 	return s.command(argv, in, depth)

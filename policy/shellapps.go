@@ -59,9 +59,11 @@ func findProg(c *cmdCtx) error {
 // sedProg: sed reads unless it edits in place, or its script writes files (w, W, s///w)
 // or runs commands (e, s///e). A script from a file is unknown.
 func sedProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "nrEsuzi::l:e:f:", long: []string{"quiet", "silent", "debug", "expression=",
+	p := c.parse(optSpec{short: "nrEsuzi::l:e:f:", long: []string{
+		"quiet", "silent", "debug", "expression=",
 		"file=", "follow-symlinks", "in-place?", "line-length=", "null-data", "zero-terminated", "posix",
-		"regexp-extended", "separate", "sandbox", "unbuffered", "help", "version"}})
+		"regexp-extended", "separate", "sandbox", "unbuffered", "help", "version",
+	}})
 	if c.wildOpts(p) {
 		return nil
 	}
@@ -174,8 +176,10 @@ func sedScript(s string) int {
 			}
 			d := s[i]
 			i++
-			if !skipRegex(d) || !skipRegex(d) {
-				return sedUnsure
+			for range 2 { // the pattern, then the replacement
+				if !skipRegex(d) {
+					return sedUnsure
+				}
 			}
 			if c == 'y' {
 				continue
@@ -226,9 +230,11 @@ func sedScript(s string) int {
 // awkProg: awk reads unless its program runs commands (system(), pipes, getline from a
 // command, indirect calls) or writes files (print > file). A program from a file is unknown.
 func awkProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "F:v:f:E:i:l:bcCd::D::eghL::MnNo::p::PrsStVW:", long: []string{"field-separator=",
+	p := c.parse(optSpec{short: "F:v:f:E:i:l:bcCd::D::eghL::MnNo::p::PrsStVW:", long: []string{
+		"field-separator=",
 		"assign=", "file=", "exec=", "include=", "load=", "dump-variables?", "debug?", "profile?", "pretty-print?",
-		"source=", "sandbox", "characters-as-bytes", "traditional", "posix", "lint?", "bignum", "help", "version"}})
+		"source=", "sandbox", "characters-as-bytes", "traditional", "posix", "lint?", "bignum", "help", "version",
+	}})
 	if c.wildOpts(p) {
 		return nil
 	}
@@ -364,7 +370,8 @@ func curlProg(c *cmdCtx) error {
 		"connect-to=", "url=", "limit-rate=", "interface=", "netrc-file=", "variable=", "expand-url=", "get",
 		"head", "silent", "show-error", "fail", "location", "verbose", "include", "insecure", "compressed",
 		"mail-rcpt=", "mail-from=", "proxy-user=", "oauth2-bearer=", "aws-sigv4=", "max-filesize=", "retry-delay=",
-		"retry-max-time=", "cacert=", "capath=", "request-target=", "unix-socket=", "abstract-unix-socket="}})
+		"retry-max-time=", "cacert=", "capath=", "request-target=", "unix-socket=", "abstract-unix-socket=",
+	}})
 	c.read()
 	if c.wildOpts(p) {
 		return nil
@@ -412,10 +419,12 @@ func curlProg(c *cmdCtx) error {
 
 // wgetProg: wget saves what it fetches unless the output is standard output.
 func wgetProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "O:o:a:e:i:P:t:T:U:w:qvdcNrlkKpmhVS", long: []string{"output-document=",
+	p := c.parse(optSpec{short: "O:o:a:e:i:P:t:T:U:w:qvdcNrlkKpmhVS", long: []string{
+		"output-document=",
 		"output-file=", "append-output=", "execute=", "input-file=", "directory-prefix=", "tries=", "timeout=",
 		"user-agent=", "wait=", "post-data=", "post-file=", "method=", "body-data=", "body-file=", "spider",
-		"use-askpass=", "config=", "header=", "quiet", "help", "version", "delete-after", "recursive", "mirror", "no-check-certificate"}})
+		"use-askpass=", "config=", "header=", "quiet", "help", "version", "delete-after", "recursive", "mirror", "no-check-certificate",
+	}})
 	if c.wildOpts(p) {
 		return nil
 	}
@@ -710,12 +719,14 @@ func kubectlProg(c *cmdCtx) error {
 // input known only at run time is unknown; psql meta-commands other than \d… and \l are
 // dynamic (\! runs a shell, \o and \w write files, \gexec runs query output as SQL).
 func psqlProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "ac:d:eEf:F:h:HlL:no:p:P:qR:sStT:U:v:VwWxX01?", long: []string{"echo-all",
+	p := c.parse(optSpec{short: "ac:d:eEf:F:h:HlL:no:p:P:qR:sStT:U:v:VwWxX01?", long: []string{
+		"echo-all",
 		"command=", "dbname=", "echo-queries", "echo-hidden", "file=", "field-separator=", "host=", "html",
 		"list", "log-file=", "no-readline", "output=", "port=", "pset=", "quiet", "record-separator=",
 		"single-step", "single-line", "tuples-only", "table-attr=", "username=", "set=", "variable=", "version",
 		"no-password", "password", "expanded", "no-psqlrc", "field-separator-zero", "record-separator-zero",
-		"help?", "csv", "single-transaction"}})
+		"help?", "csv", "single-transaction",
+	}})
 	c.read()
 	if c.wildOpts(p) {
 		return nil
@@ -795,12 +806,14 @@ func psqlSQL(q string) string {
 // mysqlProg hands the SQL of -e and of known input to the SQL classifier. Client commands
 // (system, \!, source, tee, pager …) and files are dynamic or unknown.
 func mysqlProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "BCcD:e:EfGh:HiLnNop::P:qrsS:tu:vVwXz?", long: []string{"execute=", "database=",
+	p := c.parse(optSpec{short: "BCcD:e:EfGh:HiLnNop::P:qrsS:tu:vVwXz?", long: []string{
+		"execute=", "database=",
 		"host=", "port=", "user=", "password?", "socket=", "batch", "silent", "table", "vertical", "raw", "skip-column-names",
 		"defaults-file=", "defaults-extra-file=", "defaults-group-suffix=", "init-command=", "init-command-add=",
 		"tee=", "pager?", "system-command", "no-defaults", "print-defaults", "login-path=", "help", "version",
 		"protocol=", "ssl-mode=", "ssl-ca=", "default-character-set=", "comments", "force", "local-infile?",
-		"load-data-local-dir=", "plugin-dir=", "default-auth="}})
+		"load-data-local-dir=", "plugin-dir=", "default-auth=",
+	}})
 	c.read()
 	if c.wildOpts(p) {
 		return nil

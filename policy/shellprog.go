@@ -247,14 +247,18 @@ func init() {
 	for _, n := range []string{"fish", "csh", "tcsh"} {
 		programs[n] = interpreter("runs code in another shell language")
 	}
-	for _, n := range []string{"perl", "python", "python2", "python3", "ruby", "node", "nodejs", "deno", "bun",
+	for _, n := range []string{
+		"perl", "python", "python2", "python3", "ruby", "node", "nodejs", "deno", "bun",
 		"php", "lua", "luajit", "lua5.1", "lua5.3", "lua5.4", "tclsh", "wish", "Rscript", "R", "pwsh",
 		"powershell", "osascript", "irb", "julia", "expect", "guile", "racket", "sbcl", "ghci", "runghc", "scala",
-		"groovy", "jshell", "java", "gdb", "sqlite3", "python3.11", "python3.12", "python3.13", "perl5"} {
+		"groovy", "jshell", "java", "gdb", "sqlite3", "python3.11", "python3.12", "python3.13", "perl5",
+	} {
 		programs[n] = interpreter("runs code in another language")
 	}
-	for _, n := range []string{"make", "npm", "npx", "yarn", "pnpm", "pip", "pip3", "go", "cargo", "mvn",
-		"gradle", "pytest", "tox", "bundle", "rake", "composer", "just", "cmake", "ninja"} {
+	for _, n := range []string{
+		"make", "npm", "npx", "yarn", "pnpm", "pip", "pip3", "go", "cargo", "mvn",
+		"gradle", "pytest", "tox", "bundle", "rake", "composer", "just", "cmake", "ninja",
+	} {
 		programs[n] = always(ClassDynamic, "runs project code")
 	}
 }
@@ -277,9 +281,11 @@ func interpreter(why string) program {
 // shellProg classifies sh, bash, …: -c code or code on standard input is read as shell;
 // a script file or unknown input is dynamic.
 func shellProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "abcefhikmnprstuvxBCEHPTlo:O:D", long: []string{"rcfile=", "init-file=", "login",
+	p := c.parse(optSpec{short: "abcefhikmnprstuvxBCEHPTlo:O:D", long: []string{
+		"rcfile=", "init-file=", "login",
 		"noprofile", "norc", "posix", "restricted", "verbose", "version", "help", "debugger", "dump-strings",
-		"dump-po-strings", "noediting", "pretty-print"}, posix: true})
+		"dump-po-strings", "noediting", "pretty-print",
+	}, posix: true})
 	switch {
 	case p.has("version", "help") && !p.wild:
 		c.read()
@@ -432,8 +438,10 @@ func writesOperands(spec optSpec, why string) program {
 
 func copyLike(why string, class ShellClass) program {
 	return func(c *cmdCtx) error {
-		p := c.parse(optSpec{short: "abdfiHlLnPprRsS:t:T:uvxZ", long: []string{"target-directory=", "suffix=",
-			"backup?", "sparse=", "reflink?", "preserve?", "no-preserve=", "context?", "update?", "mode=", "owner=", "group="}})
+		p := c.parse(optSpec{short: "abdfiHlLnPprRsS:t:T:uvxZ", long: []string{
+			"target-directory=", "suffix=",
+			"backup?", "sparse=", "reflink?", "preserve?", "no-preserve=", "context?", "update?", "mode=", "owner=", "group=",
+		}})
 		c.s.mark(class, c.name+" "+why)
 		if t := p.values("t", "target-directory"); len(t) > 0 {
 			c.s.writeTo(t[0], c.name+" "+why)
@@ -448,8 +456,10 @@ func copyLike(why string, class ShellClass) program {
 }
 
 func linkProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "bdfFiLnPrsS:t:Tv", long: []string{"backup?", "directory", "force", "interactive",
-		"logical", "no-dereference", "physical", "relative", "symbolic", "suffix=", "target-directory=", "no-target-directory", "verbose"}})
+	p := c.parse(optSpec{short: "bdfFiLnPrsS:t:Tv", long: []string{
+		"backup?", "directory", "force", "interactive",
+		"logical", "no-dereference", "physical", "relative", "symbolic", "suffix=", "target-directory=", "no-target-directory", "verbose",
+	}})
 	if p.has("f", "force") || c.wildOpts(p) {
 		c.destroy("replaces existing files")
 		return nil
@@ -462,8 +472,10 @@ func linkProg(c *cmdCtx) error {
 }
 
 func modeProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "cfvRHLPhm:M:x:X:", long: []string{"changes", "silent", "quiet", "verbose",
-		"no-preserve-root", "preserve-root", "reference=", "recursive", "dereference", "no-dereference", "from=", "set=", "modify=", "remove="}})
+	p := c.parse(optSpec{short: "cfvRHLPhm:M:x:X:", long: []string{
+		"changes", "silent", "quiet", "verbose",
+		"no-preserve-root", "preserve-root", "reference=", "recursive", "dereference", "no-dereference", "from=", "set=", "modify=", "remove=",
+	}})
 	if p.has("R", "recursive") || p.wild {
 		c.destroy("changes ownership or modes recursively")
 		return nil
@@ -473,8 +485,10 @@ func modeProg(c *cmdCtx) error {
 }
 
 func compressor(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "cdfhklLnNqrStvVz123456789T:S:M:o:", long: []string{"stdout", "to-stdout",
-		"list", "test", "keep", "help", "version", "suffix=", "threads=", "output="}})
+	p := c.parse(optSpec{short: "cdfhklLnNqrStvVz123456789T:S:M:o:", long: []string{
+		"stdout", "to-stdout",
+		"list", "test", "keep", "help", "version", "suffix=", "threads=", "output=",
+	}})
 	if c.wildOpts(p) {
 		return nil
 	}
@@ -513,11 +527,13 @@ func tarProg(c *cmdCtx) error {
 	if len(args) > 0 && args[0].lit && !strings.HasPrefix(args[0].s, "-") {
 		args = append([]arg{{s: "-" + args[0].s, lit: true}}, args[1:]...)
 	}
-	p := optSpec{short: "AcdrtuxzjJZaf:C:T:X:b:H:I:K:L:N:V:g:F:", long: []string{"to-command=",
+	p := optSpec{short: "AcdrtuxzjJZaf:C:T:X:b:H:I:K:L:N:V:g:F:", long: []string{
+		"to-command=",
 		"use-compress-program=", "checkpoint-action=", "info-script=", "new-volume-script=", "rsh-command=",
 		"remove-files", "file=", "directory=", "files-from=", "exclude-from=", "create", "extract", "get", "list",
 		"append", "update", "delete", "diff", "compare", "concatenate", "overwrite", "unlink-first",
-		"recursive-unlink", "transform=", "exclude=", "xform=", "force-local"}}.parse(args)
+		"recursive-unlink", "transform=", "exclude=", "xform=", "force-local",
+	}}.parse(args)
 	switch {
 	case p.wild:
 		c.unknown("gets options known only at run time")
@@ -550,8 +566,10 @@ func tarProg(c *cmdCtx) error {
 }
 
 func rmProg(c *cmdCtx) error {
-	p := c.parse(optSpec{long: []string{"force", "interactive?", "one-file-system", "no-preserve-root",
-		"preserve-root?", "recursive", "dir", "verbose", "help", "version"}})
+	p := c.parse(optSpec{long: []string{
+		"force", "interactive?", "one-file-system", "no-preserve-root",
+		"preserve-root?", "recursive", "dir", "verbose", "help", "version",
+	}})
 	if p.has("help", "version") && len(p.operands) == 0 {
 		c.read()
 		return nil
@@ -566,8 +584,10 @@ func rmProg(c *cmdCtx) error {
 }
 
 func mvProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "bfinS:t:TuvZ", long: []string{"backup?", "force", "interactive", "no-clobber",
-		"strip-trailing-slashes", "suffix=", "target-directory=", "no-target-directory", "update?", "verbose", "context", "help", "version"}})
+	p := c.parse(optSpec{short: "bfinS:t:TuvZ", long: []string{
+		"backup?", "force", "interactive", "no-clobber",
+		"strip-trailing-slashes", "suffix=", "target-directory=", "no-target-directory", "update?", "verbose", "context", "help", "version",
+	}})
 	if p.has("help", "version") && len(p.operands) == 0 {
 		c.read()
 		return nil
@@ -694,9 +714,11 @@ func systemctlProg(c *cmdCtx) error {
 }
 
 func journalctlProg(c *cmdCtx) error {
-	p := c.parse(optSpec{short: "b::D:M:u:t:p:n::S:U:o:g:F:k", long: []string{"vacuum-size=", "vacuum-time=",
+	p := c.parse(optSpec{short: "b::D:M:u:t:p:n::S:U:o:g:F:k", long: []string{
+		"vacuum-size=", "vacuum-time=",
 		"vacuum-files=", "rotate", "flush", "sync", "relinquish-var", "smart-relinquish-var", "setup-keys", "update-catalog",
-		"unit=", "identifier=", "priority=", "lines?", "since=", "until=", "output=", "grep=", "field=", "directory=", "file=", "root=", "image=", "namespace=", "cursor=", "after-cursor=", "cursor-file=", "boot?", "machine=", "output-fields="}})
+		"unit=", "identifier=", "priority=", "lines?", "since=", "until=", "output=", "grep=", "field=", "directory=", "file=", "root=", "image=", "namespace=", "cursor=", "after-cursor=", "cursor-file=", "boot?", "machine=", "output-fields=",
+	}})
 	switch {
 	case p.has("vacuum-size", "vacuum-time", "vacuum-files"):
 		c.destroy("deletes journal files")

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -186,20 +185,28 @@ func ansiC(s string) string {
 				b.WriteByte(c)
 				continue
 			}
-			v, _ := strconv.ParseUint(s[i+1:j], 16, 32)
 			if c == 'x' {
-				b.WriteByte(byte(v))
+				var v byte
+				for k := i + 1; k < j; k++ {
+					v = v<<4 | hexDigit(s[k])
+				}
+				b.WriteByte(v)
 			} else {
-				b.WriteRune(rune(v))
+				var v rune
+				for k := i + 1; k < j; k++ {
+					v = v<<4 | rune(hexDigit(s[k]))
+				}
+				b.WriteRune(v)
 			}
 			i = j - 1
 		case '0', '1', '2', '3', '4', '5', '6', '7':
+			var v byte // bash keeps the low eight bits of \777
 			j := i
 			for j < len(s) && j-i < 3 && '0' <= s[j] && s[j] <= '7' {
+				v = v<<3 | (s[j] - '0')
 				j++
 			}
-			v, _ := strconv.ParseUint(s[i:j], 8, 16)
-			b.WriteByte(byte(v))
+			b.WriteByte(v)
 			i = j - 1
 		default:
 			b.WriteByte('\\')
@@ -211,6 +218,16 @@ func ansiC(s string) string {
 		return strings.ToValidUTF8(out, "\uFFFD")
 	}
 	return out
+}
+
+func hexDigit(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 func isHex(c byte) bool {

@@ -77,10 +77,12 @@ var wrappers map[string]wrapper
 func init() {
 	sudo := wrapperOpts(optSpec{
 		short: "AbEeHiKklnPSsVvu:g:U:C:D:h::p:r:t:T:R:",
-		long: []string{"askpass", "background", "bell", "close-from=", "chdir=", "preserve-env?", "edit",
+		long: []string{
+			"askpass", "background", "bell", "close-from=", "chdir=", "preserve-env?", "edit",
 			"group=", "set-home", "help", "host=", "login", "remove-timestamp", "reset-timestamp", "list",
 			"non-interactive", "preserve-groups", "prompt=", "chroot=", "role=", "stdin", "shell", "type=",
-			"command-timeout=", "other-user=", "user=", "version", "validate"},
+			"command-timeout=", "other-user=", "user=", "version", "validate",
+		},
 	}, func(s *Shell, p parsed, args []arg) (wrapped, bool) {
 		if p.has("e", "edit") {
 			s.mark(ClassWrite, "sudo -e edits files")
@@ -102,8 +104,10 @@ func init() {
 	})
 	su := func(s *Shell, args []arg) (wrapped, bool) {
 		p := optSpec{
-			short: "c:fg:G:lmpPs:w:", long: []string{"command=", "session-command=", "fast", "group=",
-				"supp-group=", "login", "preserve-environment", "pty", "shell=", "whitelist-environment=", "help", "version"},
+			short: "c:fg:G:lmpPs:w:", long: []string{
+				"command=", "session-command=", "fast", "group=",
+				"supp-group=", "login", "preserve-environment", "pty", "shell=", "whitelist-environment=", "help", "version",
+			},
 		}.parse(args)
 		if p.wild {
 			s.mark(ClassUnknown, "a wrapper's options are only known at run time")
@@ -127,8 +131,10 @@ func init() {
 		return su(s, args)
 	}
 	env := wrapperOpts(optSpec{
-		short: "0iu:C:S:vP:", long: []string{"null", "ignore-environment", "unset=", "chdir=", "split-string=",
-			"debug", "help", "version", "block-signal?", "default-signal?", "ignore-signal?", "list-signal-handling", "argv0="},
+		short: "0iu:C:S:vP:", long: []string{
+			"null", "ignore-environment", "unset=", "chdir=", "split-string=",
+			"debug", "help", "version", "block-signal?", "default-signal?", "ignore-signal?", "list-signal-handling", "argv0=",
+		},
 	}, func(s *Shell, p parsed, args []arg) (wrapped, bool) {
 		if p.has("P", "argv0") {
 			s.mark(ClassUnknown, "env runs a program from a chosen path")
@@ -189,8 +195,10 @@ func init() {
 			s.mark(ClassUnknown, "chroot runs a program from another root")
 			return wrapped{}, true
 		})
-	flock := wrapperOpts(optSpec{short: "sxunw:oE:Fc:", long: []string{"shared", "exclusive", "unlock",
-		"nonblock", "timeout=", "close", "conflict-exit-code=", "no-fork", "command=", "verbose", "help", "version"}},
+	flock := wrapperOpts(optSpec{short: "sxunw:oE:Fc:", long: []string{
+		"shared", "exclusive", "unlock",
+		"nonblock", "timeout=", "close", "conflict-exit-code=", "no-fork", "command=", "verbose", "help", "version",
+	}},
 		func(s *Shell, p parsed, args []arg) (wrapped, bool) {
 			if c := p.values("c", "command"); len(c) > 0 {
 				return runCode(c[len(c)-1]), false
@@ -208,9 +216,11 @@ func init() {
 			}
 			return wrapped{argv: rest}, false
 		})
-	xargs := wrapperOpts(optSpec{short: "0a:d:E:e::I:i::L:l::n:oP:prs:tx", long: []string{"null", "arg-file=",
+	xargs := wrapperOpts(optSpec{short: "0a:d:E:e::I:i::L:l::n:oP:prs:tx", long: []string{
+		"null", "arg-file=",
 		"delimiter=", "eof?", "replace?", "max-lines?", "max-args=", "open-tty", "max-procs=", "interactive",
-		"process-slot-var=", "no-run-if-empty", "max-chars=", "show-limits", "verbose", "exit", "help", "version"}},
+		"process-slot-var=", "no-run-if-empty", "max-chars=", "show-limits", "verbose", "exit", "help", "version",
+	}},
 		func(s *Shell, p parsed, args []arg) (wrapped, bool) {
 			rest := args[p.rest:]
 			if len(rest) == 0 {
@@ -256,9 +266,11 @@ func init() {
 			}
 			return wrapped{}, false
 		})
-	watch := wrapperOpts(optSpec{short: "bcCd::egn:pq:rs:tw:x", long: []string{"beep", "color", "no-color",
+	watch := wrapperOpts(optSpec{short: "bcCd::egn:pq:rs:tw:x", long: []string{
+		"beep", "color", "no-color",
 		"differences?", "errexit", "chgexit", "interval=", "precise", "equexit=", "no-rerun", "shell=", "no-title",
-		"no-wrap", "exec", "help", "version"}},
+		"no-wrap", "exec", "help", "version",
+	}},
 		func(s *Shell, p parsed, args []arg) (wrapped, bool) {
 			if p.has("s", "shell") {
 				s.mark(ClassUnknown, "watch runs a chosen shell")
@@ -299,8 +311,10 @@ func init() {
 		"nohup": plain, "nice": nice, "timeout": timeout, "chroot": chroot, "flock": flock, "xargs": xargs,
 		"stdbuf": stdbuf, "setsid": setsid, "ionice": ionice, "taskset": taskset, "time": timeProg,
 		"watch": watch, "busybox": busybox, "toybox": busybox,
-		"chrt": firstOperand(optSpec{short: "bdefiopramRT:P:D:", long: []string{"batch", "deadline", "fifo",
+		"chrt": firstOperand(optSpec{short: "bdefiopramRT:P:D:", long: []string{
+			"batch", "deadline", "fifo",
 			"idle", "other", "rr", "all-tasks", "pid", "max", "reset-on-fork", "verbose", "sched-runtime=",
-			"sched-period=", "sched-deadline=", "help", "version"}}),
+			"sched-period=", "sched-deadline=", "help", "version",
+		}}),
 	}
 }
