@@ -127,3 +127,33 @@ func TestShellResolutionBounded(t *testing.T) {
 	xargs := policy.ClassifyShell(strings.Repeat("xargs ", 10000) + "ls")
 	require.Equal(t, policy.ClassUnknown, xargs.Class)
 }
+
+// TestShellSQLRefusedAsThroughSQLTool: SQL the default policy refuses through execute_sql
+// (or a MySQL tool) is refused when the shell hands it to psql or mysql, however it is
+// handed over.
+func TestShellSQLRefusedAsThroughSQLTool(t *testing.T) {
+	set := corpusPolicy(t)
+	for _, c := range loadCorpus(t) {
+		if c.Shell {
+			continue
+		}
+		direct := set.Decide(corpusInput(t, c)).Action
+		client := "psql"
+		if c.Dialect == policy.MySQL {
+			client = "mysql"
+		}
+		for _, cmd := range []string{
+			client + " -c " + shellQuote(c.Input), client + " -e " + shellQuote(c.Input),
+			"echo " + shellQuote(c.Input) + " | " + client, client + " <<< " + shellQuote(c.Input),
+			"cat <<'EOF' | " + client + "\n" + c.Input + "\nEOF",
+		} {
+			if client == "psql" && strings.Contains(cmd, " -e ") || client == "mysql" && strings.Contains(cmd, " -c ") {
+				continue
+			}
+			got := set.Decide(corpusInput(t, corpusCase{Shell: true, Input: cmd})).Action
+			if direct == policy.Deny {
+				require.Equal(t, policy.Deny, got, "%s: %q", c.Name, cmd)
+			}
+		}
+	}
+}
