@@ -49,6 +49,16 @@ func FuzzClassifyShell(f *testing.F) {
 		"echo " + strings.Repeat("$(echo ", 260) + strings.Repeat(")", 260), strings.Repeat("(", 300) + ":" + strings.Repeat(")", 300),
 		"echo " + strings.Repeat("`echo \\", 300) + "`", "true" + strings.Repeat(" | cat", 1100),
 		"cat <<E\n" + strings.Repeat("$(", 300) + "\nE\n" + strings.Repeat(")", 300), "echo $'\\'' $( '",
+		// Resolution through quoting, wrappers, nested code and SQL clients.
+		`$'\x72\x6d' -rf /`, `$'\162\155\'' -rf`, "rm --recu x", `X='rm -rf /' bash -c "$X"`, "bash <<< 'rm -rf /'",
+		"sh <<'E'\nrm -rf /\nE", "perl -e 'x'", `awk 'BEGIN{system("x")}'`, `sed 's/a/b/e;w /x' f`, "su -c 'rm -rf /'",
+		"env -S 'rm -rf /'", "busybox rm -rf /", "exec -a x rm", `find . -exec rm {} \; -execdir sh -c 'x' \;`,
+		"timeout --sig=KILL 5 nice -5 stdbuf -o0 setsid flock /l -c 'rm -rf /'", "psql -c 'SELECT 1' -c '\\dt' --comm='DROP TABLE x'",
+		"echo 'DROP TABLE x' | psql", "cat <<E | mysql -e 'system x'\nDROP TABLE t;\nE", "printf 'x' | xargs -I{} sh -c '{}'",
+		"git -C /r push -f origin +main", "kubectl -n x delete pod p", "curl -sX DELETE -o /etc/x http://h", "tar xzf a.tgz --to-command=sh",
+		strings.Repeat("sudo ", 2000) + "rm -rf /", strings.Repeat("eval ", 2000) + "ls", strings.Repeat("xargs ", 2000) + "ls",
+		strings.Repeat("find . -exec ", 200) + "ls {} ;" + strings.Repeat(" ;", 199), "f() { f | f & }; f", "x='a[$(rm)]'; (( x ))",
+		"echo x > ~/.bashrc; PATH=. ls > >(sh)", "{rm,-rf,/}", "/usr/bin/../../tmp/rm -rf /",
 	} {
 		f.Add(s)
 	}
@@ -57,7 +67,16 @@ func FuzzClassifyShell(f *testing.F) {
 		if !got.Parsed && !got.Dangerous() {
 			t.Fatalf("unparsed command not dangerous: %+v", got)
 		}
-		_ = got.Value()
+		if got.Class >= policy.ClassDestructive && !got.Dangerous() {
+			t.Fatalf("class %s not dangerous", got.Class)
+		}
+		if got.Parsed && got.Class == policy.ClassNone && len(got.Commands) > 0 {
+			t.Fatalf("commands %v without a class", got.Commands)
+		}
+		v := got.Value()
+		if v["class"] == "" {
+			t.Fatal("present command without a class")
+		}
 	})
 }
 

@@ -2,7 +2,8 @@
 # Obtains what `make test` needs on a fresh machine, and says in one line what it installs.
 #
 #   Debian packages  gcc + libc6-dev (cgo: the Postgres parser, -race), redis-server (the Redis
-#                    approvals and session stores), chromium (the approvals page in a headless browser)
+#                    approvals and session stores), chromium (the approvals page in a headless browser),
+#                    bubblewrap + strace + busybox (the shell ground-truth sandbox in e2e/groundtruth)
 #   Go tools         versitygw (a real S3-compatible server for the recordings tests), built from the
 #                    Go module proxy into the repository's bin/, which the Makefile puts first on PATH
 #
@@ -18,6 +19,9 @@ need=(
   "gcc gcc"
   "redis-server redis-server"
   "chromium chromium"
+  "bwrap bubblewrap"
+  "strace strace"
+  "busybox busybox"
 )
 missing=()
 for entry in "${need[@]}"; do
