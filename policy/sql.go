@@ -314,7 +314,8 @@ func init() {
 		field find_in_set elt make_set export_set format_bytes space strcmp soundex hex unhex bin oct
 		conv crc32 sha1 sha2 to_base64 from_base64 rand uuid uuid_short database schema
 		found_rows row_count current_user session_user user system_user current_role
-		truncate std weight_string inet_aton inet_ntoa is_ipv4 is_ipv6 char ord
+		truncate std weight_string inet_aton inet_ntoa is_ipv4 is_ipv6 char ord current_setting
+		similar_to_escape overlay normalize enum_range enum_first enum_last
 	`) {
 		pureFuncs[f] = true
 	}

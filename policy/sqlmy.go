@@ -105,7 +105,9 @@ func myStatement(s sqlparser.Statement) (Statement, error) {
 	case *sqlparser.CallProc:
 		st.Kind, st.Dynamic = "call", true
 	case *sqlparser.CreateProcedure:
+		// The body runs when called, not now: its statements are not this one's effects.
 		st.Kind, st.DDL, st.Dynamic = "create_procedure", true, true
+		return st, nil
 	case *sqlparser.Kill:
 		st.Kind, st.Dynamic = "kill", true
 	case *sqlparser.Set:
@@ -162,9 +164,10 @@ var myGuardSettings = map[string]bool{
 	"transaction_read_only": true, "tx_read_only": true, "sql_mode": true,
 }
 
-// myKnownExprs are the expression and table-expression nodes whose only effect is what
+// myKnownExprs are the expression, select-expression and table-expression nodes whose only effect is what
 // myNested makes of them. Any other expression (NEXTVAL, GET_LOCK and the other locking
-// functions, performance-schema and GTID functions, `@v :=` assignments, one added in a later
+// functions, performance-schema and GTID functions, `@v :=` assignments, NEXT VALUE FOR (a
+// select expression), one added in a later
 // Vitess) is Unknown. Names, lists and options that are not expressions carry no effect.
 var myKnownExprs = map[reflect.Type]bool{}
 
@@ -199,7 +202,8 @@ func init() {
 		sqlparser.ValTuple{}, sqlparser.ListArg(""), &sqlparser.AliasedTableExpr{},
 		&sqlparser.JoinTableExpr{}, &sqlparser.ParenTableExpr{}, &sqlparser.JSONTableExpr{},
 		&sqlparser.DerivedTable{}, sqlparser.TableName{}, &sqlparser.Select{}, &sqlparser.Union{},
-		&sqlparser.Insert{}, &sqlparser.Update{}, &sqlparser.Delete{},
+		&sqlparser.Insert{}, &sqlparser.Update{}, &sqlparser.Delete{}, &sqlparser.StarExpr{},
+		&sqlparser.AliasedExpr{},
 	} {
 		myKnownExprs[reflect.TypeOf(n)] = true
 	}
@@ -219,7 +223,7 @@ func myNested(s sqlparser.Statement, st *Statement) error {
 		depth++
 		n := c.Node()
 		switch n.(type) {
-		case sqlparser.Expr, sqlparser.TableExpr, sqlparser.Statement:
+		case sqlparser.Expr, sqlparser.SelectExpr, sqlparser.TableExpr, sqlparser.Statement:
 			if n != s && !myKnownExprs[reflect.TypeOf(n)] {
 				st.Unknown = true
 			}

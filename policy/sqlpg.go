@@ -64,7 +64,7 @@ func pgStatement(n *pg.Node) (Statement, error) {
 	case *pg.Node_FetchStmt:
 		st.Kind, readKind = "fetch", true
 	case *pg.Node_DeclareCursorStmt:
-		st.Kind, readKind = "declare_cursor", true
+		st.Kind = "declare_cursor" // session state: the cursor outlives the statement
 	case *pg.Node_CopyStmt:
 		st.Kind = "copy"
 		c := s.CopyStmt
@@ -129,6 +129,8 @@ func pgStatement(n *pg.Node) (Statement, error) {
 		st.Kind, st.DCL, st.Privilege = "alter_policy", true, true
 	case *pg.Node_SecLabelStmt:
 		st.Kind, st.DCL, st.Privilege = "security_label", true, true
+	case *pg.Node_AlterDatabaseSetStmt:
+		st.Kind, st.DDL, st.Privilege = "alter_database_set", true, true // every later session's settings
 	case *pg.Node_AlterSystemStmt:
 		st.Kind, st.DDL, st.Privilege = "alter_system", true, true
 	case *pg.Node_DoStmt:
@@ -185,7 +187,7 @@ func pgStatement(n *pg.Node) (Statement, error) {
 		*pg.Node_CreateSeqStmt, *pg.Node_AlterSeqStmt, *pg.Node_CompositeTypeStmt, *pg.Node_CreateEnumStmt,
 		*pg.Node_CreateRangeStmt, *pg.Node_AlterEnumStmt, *pg.Node_CreateDomainStmt, *pg.Node_AlterDomainStmt,
 		*pg.Node_CommentStmt, *pg.Node_RenameStmt, *pg.Node_AlterObjectSchemaStmt, *pg.Node_CreatedbStmt,
-		*pg.Node_AlterDatabaseStmt, *pg.Node_AlterDatabaseSetStmt, *pg.Node_CreateStatsStmt:
+		*pg.Node_AlterDatabaseStmt, *pg.Node_CreateStatsStmt:
 		st.Kind, st.DDL = pgKind(n), true
 		if _, ok := n.GetNode().(*pg.Node_RenameStmt); ok {
 			st.Kind = "rename"
