@@ -142,8 +142,8 @@ func decide(t *testing.T, set *policy.Set, d policy.Dialect, q string) policy.De
 // stats are the numbers a run reports.
 type stats struct {
 	total, allowed, reads, denied, destroyRefused, destroyedSeen, byKind, errored int
-	allowedAgree                                                               int
-	falseRefusals, errors                                                      []string
+	allowedAgree                                                                  int
+	falseRefusals, errors                                                         []string
 }
 
 // judge runs every corpus entry against e and checks it against the classification and

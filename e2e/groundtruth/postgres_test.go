@@ -93,8 +93,8 @@ UNION ALL SELECT 'files:postgresql.auto.conf', md5(pg_read_file('postgresql.auto
 
 type pgEngine struct {
 	bin, dir, files, sock string
-	conn, victim         *pgx.Conn
-	victimPID            uint32
+	conn, victim          *pgx.Conn
+	victimPID             uint32
 }
 
 // pgBinDir finds the newest installed PostgreSQL server binaries.
