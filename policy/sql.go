@@ -320,9 +320,3 @@ func init() {
 		pureFuncs[f] = true
 	}
 }
-
-// sideEffect returns the lower-cased function name when it is a side-effecting function.
-func sideEffect(name string) (string, bool) {
-	n := strings.ToLower(name)
-	return n, sideEffectFuncs[n]
-}

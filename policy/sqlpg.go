@@ -605,12 +605,3 @@ func pgKind(n *pg.Node) string {
 	}
 	return name
 }
-
-func containsStr(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}

@@ -39,8 +39,8 @@ func category(key string) string {
 type engine interface {
 	// run executes sql in a transaction where the server allows it, snapshots the database
 	// before rolling back, and reports the in-transaction snapshot (nil when the statement
-	// failed), the error, and extra effects seen (a secret read, a killed session).
-	run(ctx context.Context, sql string) (snapshot, error, []string)
+	// failed), extra effects seen (a secret read, a killed session), and the error.
+	run(ctx context.Context, sql string) (snapshot, []string, error)
 	// snapshot is taken outside any transaction.
 	snapshot(ctx context.Context) (snapshot, error)
 	// inTx is the snapshot inside an empty transaction.
@@ -168,7 +168,7 @@ func judge(t *testing.T, e engine, d policy.Dialect, corpus string) {
 		t.Run(fmt.Sprintf("line%d", en.line), func(t *testing.T) {
 			cls := policy.ClassifySQL(d, q)
 			dec := decide(t, set, d, q)
-			inTx, execErr, extra := e.run(ctx, q)
+			inTx, extra, execErr := e.run(ctx, q)
 			after, err := e.snapshot(ctx)
 			require.NoError(t, err, "snapshot after %q", en.sql)
 			var effects []string

@@ -108,9 +108,11 @@ func startMariaDB(t *testing.T) *myEngine {
 	out, err := exec.Command(install, args...).CombinedOutput()
 	require.NoError(t, err, "mariadb-install-db: %s", out)
 	logf := filepath.Join(dir, "server.log")
-	args = append([]string{"--no-defaults", "--datadir=" + data, "--socket=" + e.sock, "--skip-networking",
+	args = append([]string{
+		"--no-defaults", "--datadir=" + data, "--socket=" + e.sock, "--skip-networking",
 		"--pid-file=" + filepath.Join(dir, "pid"), "--log-error=" + logf, "--secure-file-priv=" + e.files,
-		"--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin", "--event-scheduler=OFF"}, user...)
+		"--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin", "--event-scheduler=OFF",
+	}, user...)
 	srv := exec.Command(server, args...)
 	require.NoError(t, srv.Start())
 	t.Cleanup(func() {
@@ -358,10 +360,10 @@ func (e *myEngine) inTx(ctx context.Context) (snapshot, error) {
 	return s, err
 }
 
-func (e *myEngine) run(ctx context.Context, q string) (snapshot, error, []string) {
+func (e *myEngine) run(ctx context.Context, q string) (snapshot, []string, error) {
 	var extra []string
 	if _, err := e.conn.ExecContext(ctx, "BEGIN"); err != nil {
-		return nil, err, nil
+		return nil, nil, err
 	}
 	execErr := e.query(ctx, q, &extra)
 	// LOCK TABLES (which also commits) keeps the snapshot from reading other tables.
@@ -378,7 +380,7 @@ func (e *myEngine) run(ctx context.Context, q string) (snapshot, error, []string
 		extra = append(extra, "killed:other session")
 		_ = e.connect(ctx)
 	}
-	return in, execErr, extra
+	return in, extra, execErr
 }
 
 // query runs q and reads every result set, noting a secret in any value.

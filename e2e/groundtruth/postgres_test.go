@@ -374,10 +374,10 @@ func (e *pgEngine) inTx(ctx context.Context) (snapshot, error) {
 	return s, err
 }
 
-func (e *pgEngine) run(ctx context.Context, q string) (snapshot, error, []string) {
+func (e *pgEngine) run(ctx context.Context, q string) (snapshot, []string, error) {
 	var extra []string
 	if _, err := e.conn.Exec(ctx, "BEGIN"); err != nil {
-		return nil, err, nil
+		return nil, nil, err
 	}
 	res, execErr := e.conn.PgConn().Exec(ctx, q).ReadAll()
 	var pgErr *pgconn.PgError
@@ -409,5 +409,5 @@ func (e *pgEngine) run(ctx context.Context, q string) (snapshot, error, []string
 		extra = append(extra, "killed:other session")
 		_ = e.connect(ctx)
 	}
-	return in, execErr, extra
+	return in, extra, execErr
 }
