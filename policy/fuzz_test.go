@@ -16,6 +16,12 @@ func FuzzClassifySQL(f *testing.F) {
 		"SELECT 1", "DROP/**/TABLE x", "/*!50000 DROP TABLE t */", "WITH d AS (DELETE FROM t) SELECT 1",
 		"DO $$ BEGIN EXECUTE 'x'; END $$", "SELECT 1; DELETE FROM t WHERE 1=1", "COPY t TO PROGRAM 'x'",
 		"UPDATE t SET a=1 WHERE a=a OR NOT true", "'", "",
+		// The restriction check, MERGE actions, calls and the unknown-node allow-lists.
+		"DELETE FROM t a USING o WHERE o.x > 0 OR (SELECT a.id) = 1", "DELETE t FROM t, o WHERE t.id = o.id XOR 1",
+		"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE WHEN MATCHED THEN UPDATE SET a = 1",
+		"SELECT pg_catalog.lower(x), public.f(), \"Lower\"(y), 1 OPERATOR(s.+) 2 FROM t FOR UPDATE",
+		"SELECT NEXT VALUE FOR s, GET_LOCK('x', 1), db.f() FROM t", "EXPLAIN (ANALYZE off) DELETE FROM t WHERE f()",
+		"ALTER TABLE t DROP COLUMN a, ALTER COLUMN b TYPE int, OWNER TO u", "CREATE SCHEMA s CREATE TABLE x (a int)",
 		// Shapes that overflow the parsers without the bounds (see bounds.go), near the bound.
 		"SELECT " + strings.Repeat("(", 300) + "1" + strings.Repeat(")", 300), "SELECT 1" + strings.Repeat("+1", 1200),
 		"SELECT 1" + strings.Repeat(" UNION ALL SELECT 1", 1100), "SELECT " + strings.Repeat("NOT ", 1100) + "true",

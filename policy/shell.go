@@ -111,7 +111,7 @@ func sqlRefused(q SQL) bool {
 	flag := func(k string) bool { b, _ := v[k].(bool); return b }
 	fns, _ := v["functions"].([]string)
 	return !q.Parsed || flag("destructive") || flag("unbounded") || flag("privilege") || flag("program") ||
-		flag("dynamic") || len(fns) > 0
+		flag("dynamic") || len(fns) > 0 || flag("unknown")
 }
 
 // Reasons are short findings for denial messages. They name programs only from the

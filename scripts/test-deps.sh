@@ -4,6 +4,8 @@
 #   Debian packages  gcc + libc6-dev (cgo: the Postgres parser, -race), redis-server (the Redis
 #                    approvals and session stores), chromium (the approvals page in a headless browser),
 #                    bubblewrap + strace + busybox (the shell ground-truth sandbox in e2e/groundtruth)
+#                    postgresql and mariadb-server (the SQL classifier judged by real execution,
+#                    e2e/groundtruth)
 #   Go tools         versitygw (a real S3-compatible server for the recordings tests), built from the
 #                    Go module proxy into the repository's bin/, which the Makefile puts first on PATH
 #
@@ -22,6 +24,8 @@ need=(
   "bwrap bubblewrap"
   "strace strace"
   "busybox busybox"
+  "initdb postgresql"
+  "mariadbd mariadb-server"
 )
 missing=()
 for entry in "${need[@]}"; do
@@ -29,6 +33,9 @@ for entry in "${need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 && continue
   # Some distributions name the browser chromium-browser.
   [ "$cmd" = chromium ] && command -v chromium-browser >/dev/null 2>&1 && continue
+  # Debian keeps the PostgreSQL server binaries off PATH, and mariadbd in /usr/sbin.
+  [ "$cmd" = initdb ] && compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && continue
+  [ "$cmd" = mariadbd ] && [ -x /usr/sbin/mariadbd ] && continue
   missing+=("$pkg")
 done
 # cgo needs the C library headers next to gcc.
