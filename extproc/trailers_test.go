@@ -2,7 +2,6 @@ package extproc_test
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -107,6 +106,6 @@ func TestAccumulatedJSONEndsBadly(t *testing.T) {
 		require.NoError(t, json.Unmarshal(e.recv().GetResponseBody().GetResponse().GetBodyMutation().GetBody(), &got))
 		require.Equal(t, mcp.CodeInternal, got.Error.Code)
 		_, err := e.s.Recv()
-		require.True(t, errors.Is(err, io.EOF), "%v", err)
+		require.ErrorIs(t, err, io.EOF)
 	})
 }

@@ -396,7 +396,8 @@ func (p *proc) finishLocked(e *ending) {
 	// for it (ext_proc.cc Filter::onReceiveMessage -> sendImmediateResponse, Filter::onGrpcError).
 	// The exchange's flow sees its context end with the reply as the cause.
 	if p.x.ctx.Err() == nil {
-		if lr, ok := p.resultLocked().(*localReply); ok {
+		var lr *localReply
+		if errors.As(p.resultLocked(), &lr) {
 			p.x.abort(lr)
 		}
 	}
