@@ -111,21 +111,32 @@ func TestOverrideTimeoutPerMessage(t *testing.T) {
 		}
 		return cont(r)
 	}}
-	events := []string{"data: 1\n\n", "data: 2\n\n"}
+	// The upstream writes the next event (the last one empty: end of stream) only once the
+	// previous chunk was answered, so one message is outstanding at a time: a chunk sent while
+	// another is held would re-arm the direction's single timer with message_timeout.
+	events := []string{"data: 1\n\n", "data: 2\n\n", ""}
 	up := &sse{events: events, next: make(chan struct{})}
 	h := start(t, b, proc, nil, up)
+	answered := func() int {
+		n := 0
+		for _, ev := range h.trace.events() {
+			if m, ok := ev.Message.(*extprocv3.ProcessingResponse); ok && m.GetResponseBody() != nil {
+				n++
+			}
+		}
+		return n
+	}
 	go func() {
-		// The second event leaves the upstream once the first chunk was answered: two messages,
-		// one after the other (a chunk sent while another is outstanding re-arms the timer).
-		defer close(up.next)
-		for {
-			for _, ev := range h.trace.events() {
-				if m, ok := ev.Message.(*extprocv3.ProcessingResponse); ok && m.GetResponseBody() != nil {
+		for want := 1; want <= 2; want++ {
+			for answered() < want {
+				select {
+				case <-time.After(10 * time.Millisecond):
+				case <-t.Context().Done():
 					return
 				}
 			}
 			select {
-			case <-time.After(10 * time.Millisecond):
+			case up.next <- struct{}{}:
 			case <-t.Context().Done():
 				return
 			}
