@@ -83,3 +83,69 @@ func TestTrailers(t *testing.T) {
 	require.NotContains(t, logs, `"level":"WARN"`, "a reset after the last response is a normal end")
 	require.NotContains(t, logs, `"level":"ERROR"`)
 }
+
+// TestLargeJSONWithTrailers: a JSON result too large for Envoy to buffer (mcpguard switches it to
+// STREAMED) that ends with trailers arrives whole and masked. Its last chunk comes with
+// end_of_stream false; mcpguard used to wait for an end_of_stream that never came and answer every
+// chunk empty, so the agent got an empty 200. An HTTP/1.1 upstream cannot send content-length
+// and trailers together (extproc's unit tests cover that case, as an HTTP/2 upstream sends it).
+func TestLargeJSONWithTrailers(t *testing.T) {
+	require.NoError(t, suite.err, "the suite could not start mcpguard")
+	mark := suite.guard.Logs().Len()
+	filler := strings.Repeat("a", 2<<20)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if json.NewDecoder(r.Body).Decode(&req) != nil || len(req.ID) == 0 {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Trailer", "X-Checksum")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(req.ID)+
+			`,"result":{"content":[{"type":"text","text":"`+filler+` paid with 4111 1111 1111 1111"}]}}`)
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	t.Cleanup(up.Close)
+	gw := gatewayFor(t, suite.guard, up.Listener.Addr().String())
+	defer func() {
+		if t.Failed() {
+			t.Log(suite.guard.Logs().Since(mark))
+		}
+	}()
+
+	body := `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"report","arguments":{}}}`
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+gw.Addr()+mcpserver.Path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", harness.V20250618)
+	resp, err := harness.HTTPClient(suite.token).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var got struct {
+		ID     json.RawMessage `json:"id"`
+		Result struct {
+			Content []struct {
+				Text string `json:"text"`
+			} `json:"content"`
+		} `json:"result"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &got), "the whole body arrived (%d bytes)", len(raw))
+	require.JSONEq(t, "4", string(got.ID))
+	require.Len(t, got.Result.Content, 1)
+	text := got.Result.Content[0].Text
+	require.True(t, strings.HasPrefix(text, filler), "the 2 MiB result is intact")
+	require.Contains(t, text, "[REDACTED:CREDIT_CARD]", "the response was inspected")
+	require.NotContains(t, string(raw), "4111 1111 1111 1111")
+	require.Equal(t, "abc", resp.Trailer.Get("X-Checksum"), "the trailers follow the body")
+
+	logs := suite.guard.Logs().Since(mark)
+	require.NotContains(t, logs, `"level":"WARN"`)
+	require.NotContains(t, logs, `"level":"ERROR"`)
+}

@@ -367,6 +367,11 @@ func (st *stream) undecodable(err error, eos bool) (*extprocv3.ProcessingRespons
 	case respEvents:
 		return nil, status.Error(code, msg)
 	case respAccumulate:
+		if st.phase == awaitResponseEnd {
+			// The inspected body already went out: what follows it cannot be answered with
+			// an error body any more.
+			return nil, status.Error(code, msg)
+		}
 		if !eos {
 			return bodyResponse([]byte{}, nil), nil
 		}

@@ -115,7 +115,10 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			}
 			return err
 		}
-		if st.phase == finished {
+		if (st.phase == finished || st.phase == awaitResponseEnd) && !st.completed {
+			// An accumulated body answered whole before its end_of_stream (trailers follow)
+			// completes the exchange too: nothing after it is forwarded.
+			st.completed = true
 			if err := st.completing(srv.Context(), resp); err != nil {
 				st.log.Warn("exchange not completed", "err", err)
 				return status.Error(codes.Unavailable, "exchange could not be completed")

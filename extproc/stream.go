@@ -31,11 +31,12 @@ const (
 	awaitRequestBody
 	awaitResponseHeaders
 	awaitResponseBody
+	awaitResponseEnd // an accumulated JSON body was answered whole; what follows must be empty
 	finished
 )
 
 func (p phase) String() string {
-	return [...]string{"request_headers", "request_body", "response_headers", "response_body", "finished"}[p]
+	return [...]string{"request_headers", "request_body", "response_headers", "response_body", "response_end", "finished"}[p]
 }
 
 // respMode is how the response body is processed.
@@ -74,6 +75,8 @@ type stream struct {
 	dec         mcp.Decoder
 	acc         []byte
 	accOver     bool
+	accEnd      valueEnd // where the accumulated JSON body ends (jsonend.go)
+	completed   bool     // the observers were told the exchange is complete
 	frag        []Filter // filters of the oversized event streaming through (maskstream.go)
 	reqBody     []byte   // request body as replaced by a request stage; nil when unchanged
 	codec       *decoder // content decoder of a coded response body (encoding.go); nil when plain
@@ -117,10 +120,14 @@ func (st *stream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) 
 		}
 		return st.responseHeaders(r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
-		if err := st.expect(awaitResponseBody, "response_body"); err != nil {
-			return nil, err
+		if st.phase != awaitResponseEnd {
+			if err := st.expect(awaitResponseBody, "response_body"); err != nil {
+				return nil, err
+			}
 		}
 		return st.decodedBody(ctx, r.ResponseBody)
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return st.responseTrailers()
 	default:
 		return nil, status.Errorf(codes.FailedPrecondition, "unexpected %T in phase %s", r, st.phase)
 	}
@@ -391,11 +398,35 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 		}
 		resp.Response.HeaderMutation.RemoveHeaders = append(resp.Response.HeaderMutation.RemoveHeaders, "content-length")
 	}
-	if want != st.respMode {
+	if want != st.respMode || st.mode == respAccumulate {
 		// Envoy ≥1.34 takes both body modes from an override: set the request one too.
 		out.ModeOverride = &filterv3.ProcessingMode{RequestBodyMode: st.reqMode, ResponseBodyMode: want}
+		if st.mode == respAccumulate {
+			// Trailers end an accumulated body without end_of_stream: see them (responseTrailers).
+			out.ModeOverride.ResponseTrailerMode = filterv3.ProcessingMode_SEND
+		}
 	}
 	return out, nil
+}
+
+// responseTrailers answers the trailers of an accumulated JSON body (the only case that
+// asks for them, in its mode_override). A body answered whole lets them pass; a body whose
+// JSON value had not ended when they came was cut short, and all of its chunks were
+// answered empty: the stream fails, so Envoy resets the response instead of ending it as
+// an empty 200.
+func (st *stream) responseTrailers() (*extprocv3.ProcessingResponse, error) {
+	switch {
+	case st.phase == awaitResponseEnd:
+	case st.phase == awaitResponseBody && st.mode == respAccumulate:
+		st.log.Warn("upstream JSON response ended before its value; reset")
+		return nil, status.Error(codes.DataLoss, "JSON response ended before its value")
+	default:
+		return nil, status.Errorf(codes.FailedPrecondition, "response_trailers out of order: expecting %s", st.phase)
+	}
+	st.phase = finished
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{
+		ResponseTrailers: &extprocv3.TrailersResponse{},
+	}}, nil
 }
 
 func (st *stream) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
@@ -457,25 +488,47 @@ func (st *stream) otherBody(body []byte) *extprocv3.ProcessingResponse {
 }
 
 // accumulate collects a large JSON body streamed by Envoy: earlier chunks are answered
-// empty, the last one carries the whole inspected body. Headers already went out, so an
-// over-size or unparsable body becomes a JSON-RPC error body instead of an immediate response.
+// empty, the one that ends the body carries the whole inspected body. Headers already went
+// out, so an over-size or unparsable body becomes a JSON-RPC error body instead of an
+// immediate response.
+//
+// The body ends with the chunk carrying end_of_stream or with the one closing its JSON
+// value, whichever comes first. The second matters when trailers follow: Envoy then sends
+// the last chunk with end_of_stream false (ext_proc.cc, Filter::onTrailers), and answers
+// to that chunk are all the processor can change; the trailers message comes only after
+// it was answered. Anything after the value must be whitespace (accumulated).
 func (st *stream) accumulate(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	if st.phase == awaitResponseEnd {
+		return st.accumulated(b)
+	}
+	data, rest := b.GetBody(), []byte(nil)
+	end := b.GetEndOfStream()
+	if i := st.accEnd.feed(data); i >= 0 {
+		data, rest, end = data[:i], data[i:], true
+	}
 	if !st.accOver {
-		if len(st.acc)+len(b.GetBody()) > st.s.cfg.MaxResponseBytes {
+		if len(st.acc)+len(data) > st.s.cfg.MaxResponseBytes {
 			st.accOver, st.acc = true, nil
 		} else {
-			st.acc = append(st.acc, b.GetBody()...)
+			st.acc = append(st.acc, data...)
 		}
 	}
-	if !b.GetEndOfStream() {
+	if !end {
 		return bodyResponse([]byte{}, nil), nil
 	}
-	st.phase = finished
+	st.phase = awaitResponseEnd
+	if b.GetEndOfStream() {
+		st.phase = finished
+	}
 	var out []byte
-	if st.accOver {
+	switch {
+	case st.accOver:
 		st.log.Warn("upstream JSON response over max_response_bytes; withheld")
 		out = mcp.ErrorResponse(st.x.requestID(), internal("response too large to inspect"))
-	} else {
+	case !onlySpace(rest):
+		st.log.Warn("upstream JSON response continues after its value; withheld")
+		out = mcp.ErrorResponse(st.x.requestID(), internal("upstream response could not be inspected"))
+	default:
 		var err error
 		out, _, err = st.inspectJSON(ctx, st.acc)
 		if errors.Is(err, errNotInspectable) {
@@ -491,6 +544,20 @@ func (st *stream) accumulate(ctx context.Context, b *extprocv3.HttpBody) (*extpr
 	return bodyResponse(out, &extprocv3.HeaderMutation{
 		SetHeaders: []*corev3.HeaderValueOption{header("content-length", strconv.Itoa(len(out)))},
 	}), nil
+}
+
+// accumulated answers what follows an accumulated body's JSON value: whitespace is
+// dropped; anything else was never inspected and, as the inspected body already went out,
+// fails the stream (Envoy resets the response).
+func (st *stream) accumulated(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	if !onlySpace(b.GetBody()) {
+		st.log.Warn("upstream JSON response continues after its value; reset")
+		return nil, status.Error(codes.InvalidArgument, "JSON response continues after its value")
+	}
+	if b.GetEndOfStream() {
+		st.phase = finished
+	}
+	return bodyResponse([]byte{}, nil), nil
 }
 
 // events passes every complete server-sent event on as soon as the chunk completing it

@@ -70,6 +70,8 @@ stream_idle_timeout
 request_timeout
 request_headers_timeout
 use_remote_address
+max_request_headers_kb
+common_http_protocol_options.max_headers_count
 access_log.name
 access_log.typed_config
 route_config.name

@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -22,9 +24,9 @@ func (x *exchange) checkAuthz(ctx context.Context) error {
 	a := x.e.p.authz
 	req := &authv3.CheckRequest{Attributes: x.checkAttributes()}
 	x.e.trace(TraceEvent{RequestID: x.id, Kind: TraceCheckRequest, Message: req})
-	t0 := time.Now()
+	started := time.Now()
 	resp, err := x.callCheck(ctx, a, req)
-	x.timing.addAuthz(time.Since(t0))
+	x.timing.addAuthz(time.Since(started))
 	if err != nil {
 		x.log.Debug("ext_authz call failed", "err", err)
 		if a.failOpen {
@@ -36,9 +38,7 @@ func (x *exchange) checkAuthz(ctx context.Context) error {
 		return &localReply{status: a.statusOnError, details: "ext_authz_error"}
 	}
 	x.e.trace(TraceEvent{RequestID: x.id, Kind: TraceCheckResponse, Message: resp})
-	if md := resp.GetDynamicMetadata(); md != nil {
-		x.meta[nsExtAuthz] = md
-	}
+	x.storeAuthzMetadata(resp, time.Since(started))
 	if resp.GetErrorResponse() != nil {
 		// An error_response is an error, not a denial: failure_mode_allow and status_on_error apply.
 		if a.failOpen {
@@ -63,6 +63,8 @@ func (x *exchange) checkAuthz(ctx context.Context) error {
 	ok := resp.GetOkResponse()
 	applyAuthz(&x.hdr, ok.GetHeaders())
 	for _, k := range ok.GetHeadersToRemove() {
+		// Envoy removes Http::LowerCaseString(k): names match whatever their case.
+		k = strings.ToLower(k)
 		if k == "host" || len(k) > 0 && k[0] == ':' {
 			continue
 		}
@@ -70,6 +72,30 @@ func (x *exchange) checkAuthz(ctx context.Context) error {
 	}
 	applyAuthz(&x.respAdd, ok.GetResponseHeadersToAdd())
 	return nil
+}
+
+// storeAuthzMetadata writes CheckResponse.dynamic_metadata as Envoy's ext_authz filter does
+// (ext_authz.cc, Filter::onComplete): only a non-empty struct is stored, under the filter's
+// name, merged into what the namespace already holds (StreamInfo::setDynamicMetadata is a
+// MergeFrom); an allowing answer also gets ext_authz_duration, the Check call's duration in
+// milliseconds.
+func (x *exchange) storeAuthzMetadata(resp *authv3.CheckResponse, took time.Duration) {
+	md := resp.GetDynamicMetadata()
+	if len(md.GetFields()) == 0 {
+		return
+	}
+	md = proto.Clone(md).(*structpb.Struct)
+	if resp.GetStatus().GetCode() == int32(code.Code_OK) && resp.GetErrorResponse() == nil {
+		md.Fields["ext_authz_duration"] = structpb.NewNumberValue(float64(took.Milliseconds()))
+	}
+	x.metaMu.Lock()
+	defer x.metaMu.Unlock()
+	if old, ok := x.meta[nsExtAuthz]; ok {
+		merged := proto.Clone(old).(*structpb.Struct)
+		proto.Merge(merged, md)
+		md = merged
+	}
+	x.meta[nsExtAuthz] = md
 }
 
 func (x *exchange) callCheck(ctx context.Context, a *authzConf, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {

@@ -73,7 +73,10 @@ func TestExtAuthz(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := loadBase(t)
 			editAuthz(t, b, func(c *authzfv3.ExtAuthz) {
-				c.GetGrpcService().Timeout = durationpb.New(100 * time.Millisecond)
+				// Long enough for the first Check to reach the server on a loaded machine (the
+				// connection is dialled then): a call that times out before it reaches the server
+				// would leave nothing to inspect below.
+				c.GetGrpcService().Timeout = durationpb.New(time.Second)
 				c.FailureModeAllow = tc.failOpen
 				c.FailureModeAllowHeaderAdd = tc.failOpen
 			})

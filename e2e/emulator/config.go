@@ -39,6 +39,7 @@ const (
 	filterRouter         = "envoy.filters.http.router"
 	protocolOptionsKey   = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	requestHeadersLimitB = 60 << 10
+	defaultMaxHeaders    = 100
 )
 
 // plan is the bootstrap reduced to what the emulator runs.
@@ -50,6 +51,7 @@ type plan struct {
 	streamIdle     time.Duration
 	requestTimeout time.Duration
 	headersTimeout time.Duration
+	headerLimits   headerLimits
 	vhosts         []*vhost
 	authz          *authzConf // nil: no ext_authz filter
 	proc           *procConf  // nil: no ext_proc filter
@@ -104,6 +106,7 @@ type procConf struct {
 	metadata         [][2]string
 	failOpen         bool
 	mode             mode
+	modeProto        *procfv3.ProcessingMode // as configured: the base of a mode_override
 	reqAttrs         []string
 	respAttrs        []string
 	msgTimeout       time.Duration
@@ -131,29 +134,6 @@ func modeFrom(m *procfv3.ProcessingMode) mode {
 		respTrailers: m.GetResponseTrailerMode() == procfv3.ProcessingMode_SEND,
 		reqBody:      m.GetRequestBodyMode(),
 		respBody:     m.GetResponseBodyMode(),
-	}
-}
-
-// merge applies a mode_override over base with Envoy ≥1.34 semantics: DEFAULT header and trailer modes
-// leave the base unchanged, body modes are always taken from the override.
-func (b mode) merge(o *procfv3.ProcessingMode) mode {
-	pick := func(cur bool, v procfv3.ProcessingMode_HeaderSendMode) bool {
-		switch v {
-		case procfv3.ProcessingMode_SEND:
-			return true
-		case procfv3.ProcessingMode_SKIP:
-			return false
-		default:
-			return cur
-		}
-	}
-	return mode{
-		reqHeaders:   pick(b.reqHeaders, o.GetRequestHeaderMode()),
-		respHeaders:  pick(b.respHeaders, o.GetResponseHeaderMode()),
-		reqTrailers:  pick(b.reqTrailers, o.GetRequestTrailerMode()),
-		respTrailers: pick(b.respTrailers, o.GetResponseTrailerMode()),
-		reqBody:      o.GetRequestBodyMode(),
-		respBody:     o.GetResponseBodyMode(),
 	}
 }
 
@@ -298,6 +278,13 @@ func (p *plan) compileHCM(h *hcmv3.HttpConnectionManager) error {
 	p.streamIdle = durOr(h.GetStreamIdleTimeout(), defaultStreamIdle)
 	p.requestTimeout = h.GetRequestTimeout().AsDuration()
 	p.headersTimeout = h.GetRequestHeadersTimeout().AsDuration()
+	p.headerLimits = headerLimits{bytes: requestHeadersLimitB, count: defaultMaxHeaders}
+	if v := h.GetMaxRequestHeadersKb(); v != nil {
+		p.headerLimits.bytes = int(v.GetValue()) << 10
+	}
+	if v := h.GetCommonHttpProtocolOptions().GetMaxHeadersCount(); v != nil {
+		p.headerLimits.count = int(v.GetValue())
+	}
 	for i, al := range h.GetAccessLog() {
 		if al.GetTypedConfig().GetTypeUrl() != typeStdoutLogger {
 			bad("hcm.access_log[%d]: only the stdout logger is emulated", i)
@@ -423,6 +410,7 @@ func (p *plan) compileProc(c *procfv3.ExternalProcessor) (*procConf, error) {
 		authority:        g.GetEnvoyGrpc().GetAuthority(),
 		failOpen:         c.GetFailureModeAllow(),
 		mode:             modeFrom(c.GetProcessingMode()),
+		modeProto:        c.GetProcessingMode(),
 		reqAttrs:         c.GetRequestAttributes(),
 		respAttrs:        c.GetResponseAttributes(),
 		msgTimeout:       durOr(c.GetMessageTimeout(), defaultMsgTimeout),

@@ -114,7 +114,7 @@ func TestNewRefusesWhatIsNotEmulated(t *testing.T) {
 }
 
 func TestModeMerge(t *testing.T) {
-	base := mode{reqHeaders: true, respHeaders: true, reqBody: procfv3.ProcessingMode_BUFFERED, respBody: procfv3.ProcessingMode_STREAMED}
+	base := &procfv3.ProcessingMode{RequestBodyMode: procfv3.ProcessingMode_BUFFERED, ResponseBodyMode: procfv3.ProcessingMode_STREAMED}
 	tests := []struct {
 		name string
 		o    *procfv3.ProcessingMode
@@ -133,7 +133,7 @@ func TestModeMerge(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, base.merge(tc.o))
+			require.Equal(t, tc.want, modeFrom(mergeModeProto(base, tc.o)))
 		})
 	}
 }

@@ -171,7 +171,7 @@ func (e *Emulator) Start(ctx context.Context) error {
 		Handler:           http.HandlerFunc(e.serveHTTP),
 		Protocols:         &protos,
 		ReadHeaderTimeout: e.p.headersTimeout,
-		MaxHeaderBytes:    requestHeadersLimitB,
+		MaxHeaderBytes:    e.p.headerLimits.bytes,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 	}
 	e.serveDone = make(chan struct{})

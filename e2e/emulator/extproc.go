@@ -52,6 +52,7 @@ type ending struct {
 	code codes.Code
 	msg  string
 	imm  *extprocv3.ImmediateResponse
+	lr   *localReply // the reply when the filter itself decided it (a refused mutation)
 }
 
 // proc is the ext_proc filter for one HTTP request: one lazily opened Process stream shared by both
@@ -84,7 +85,7 @@ type dirState struct {
 	wake       chan struct{}
 	timer      *time.Timer
 	gen        int
-	overridden map[kind]bool
+	overridden bool // override_message_timeout used since the last message was sent or answered
 	fd         bool // body messages answered with streamed_response (M:N)
 	fdSent     bool
 	fdEOS      bool
@@ -94,7 +95,7 @@ type dirState struct {
 func newProc(x *exchange, c *procConf, m mode, failOpen bool) *proc {
 	p := &proc{x: x, c: c, m: m, failOpen: failOpen, done: make(chan struct{})}
 	for i := range p.d {
-		p.d[i] = &dirState{wake: make(chan struct{}, 1), overridden: map[kind]bool{}}
+		p.d[i] = &dirState{wake: make(chan struct{}, 1)}
 	}
 	p.d[reqDir].fd = m.reqBody == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED
 	p.d[respDir].fd = m.respBody == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED
@@ -174,6 +175,8 @@ func (p *proc) send(d dir, k kind, req *extprocv3.ProcessingRequest) error {
 	}
 	if !ds.fd {
 		p.armLocked(d, p.c.msgTimeout)
+		// A new outstanding message may be extended once more (onStartProcessorCall clears it).
+		ds.overridden = false
 	}
 	st := p.st
 	p.sendMu.Lock()
@@ -259,6 +262,10 @@ func (p *proc) onResponse(resp *extprocv3.ProcessingResponse) {
 		p.overrideLocked(ot.AsDuration())
 		return
 	}
+	if resp.GetResponse() == nil && resp.GetModeOverride() != nil {
+		p.standaloneOverrideLocked(resp.GetModeOverride())
+		return
+	}
 	var d dir
 	var k kind
 	switch resp.GetResponse().(type) {
@@ -302,6 +309,7 @@ func (p *proc) onResponse(resp *extprocv3.ProcessingResponse) {
 		p.noteAnsweredLocked(d, k)
 		ds.out = ds.out[1:]
 		p.disarmLocked(d)
+		ds.overridden = false // onFinishProcessorCall clears it too
 	}
 	p.receiveMetadata(resp.GetDynamicMetadata())
 	ds.q = append(ds.q, resp)
@@ -338,22 +346,51 @@ func contains(s []string, v string) bool {
 }
 
 // overrideLocked handles a response that carries override_message_timeout: only a timer restart for
-// the state that is waiting, once per state, within [1ms, max_message_timeout]; otherwise ignored.
+// the direction that is waiting, within [1ms, max_message_timeout], once per outstanding message;
+// otherwise ignored. The once-flag is ProcessorState's, cleared by onStartProcessorCall and
+// onFinishProcessorCall (processor_state.cc), so each message sent or answered allows one more.
 func (p *proc) overrideLocked(d time.Duration) {
 	for _, dd := range []dir{reqDir, respDir} {
 		ds := p.d[dd]
 		if len(ds.out) == 0 || ds.fd {
 			continue
 		}
-		state := ds.out[0]
-		if d < time.Millisecond || d > p.c.maxMsgTimeout || ds.overridden[state] {
+		if d < time.Millisecond || d > p.c.maxMsgTimeout || ds.overridden {
 			p.x.log.Debug("override_message_timeout ignored", "timeout", d)
 			return
 		}
-		ds.overridden[state] = true
+		ds.overridden = true
 		p.armLocked(dd, d)
 		return
 	}
+}
+
+// standaloneOverrideLocked handles a ProcessingResponse that carries only mode_override (API 1.40,
+// envoyproxy/envoy#46318): sent after request_headers and before their answer, it may only move the
+// request body from NONE or STREAMED to FULL_DUPLEX_STREAMED, with request trailers SEND. It answers
+// nothing: the request_headers response must still follow. Any other such message is ignored, like
+// an override Envoy does not accept (allow_mode_override false, or not in allowed_override_modes).
+func (p *proc) standaloneOverrideLocked(mo *procfv3.ProcessingMode) {
+	ds := p.d[reqDir]
+	cur := p.m.reqBody
+	ok := p.c.allowOverride && len(ds.out) > 0 && ds.out[0] == kHeaders &&
+		(cur == procfv3.ProcessingMode_NONE || cur == procfv3.ProcessingMode_STREAMED) &&
+		mo.GetRequestBodyMode() == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED &&
+		mo.GetRequestTrailerMode() == procfv3.ProcessingMode_SEND
+	if ok && len(p.c.allowedOverrides) > 0 {
+		merged := mergeModeProto(p.c.modeProto, mo)
+		merged.ResponseBodyMode = p.c.modeProto.GetResponseBodyMode()
+		ok = false
+		for _, a := range p.c.allowedOverrides {
+			ok = ok || equalIgnoringReqHeaders(a, merged)
+		}
+	}
+	if !ok {
+		p.x.log.Debug("standalone mode_override ignored")
+		return
+	}
+	p.m.reqBody, p.m.reqTrailers = procfv3.ProcessingMode_FULL_DUPLEX_STREAMED, true
+	ds.fd = true
 }
 
 // finishLocked ends processing once: timers stop and the stream is cancelled, except after a normal
@@ -374,12 +411,25 @@ func (p *proc) finishLocked(e *ending) {
 	if e.kind != endDone && e.kind != endClosed {
 		p.cancel()
 	}
+	// An immediate response, a gRPC error or a timer acts at once, not when the filter next sends:
+	// Envoy's sendLocalReply resets the upstream request even while the router is still waiting
+	// for it (ext_proc.cc Filter::onReceiveMessage -> sendImmediateResponse, Filter::onGrpcError).
+	// The exchange's flow sees its context end with the reply as the cause.
+	if p.x.ctx.Err() == nil {
+		var lr *localReply
+		if errors.As(p.resultLocked(), &lr) {
+			p.x.abort(lr)
+		}
+	}
 }
 
 // resultLocked maps how processing ended to what the filter does now.
 func (p *proc) resultLocked() error {
 	e := p.end
 	failOpen := p.failOpen && !p.fdFlowed
+	if e.lr != nil {
+		return e.lr
+	}
 	switch e.kind {
 	case endDone, endClosed:
 		return errPass
@@ -458,11 +508,17 @@ func (p *proc) await(ctx context.Context, d dir) (*extprocv3.ProcessingResponse,
 
 // fail ends processing with a mutation error: never failed open.
 func (p *proc) fail(err error) *localReply {
+	lr := &localReply{status: p.c.statusOnError, details: "ext_proc_error_invalid_mutation"}
+	if errors.Is(err, errMismatch) {
+		// Envoy turns the failed check into an immediate response without a body, the message as
+		// its details (processor_state.cc, handleBodyResponse; ext_proc.cc, onReceiveMessage).
+		lr.details = details(errMismatch.Error())
+	}
 	p.mu.Lock()
-	p.finishLocked(&ending{kind: endGrpcError, code: codes.Internal, msg: err.Error()})
+	p.finishLocked(&ending{kind: endGrpcError, code: codes.Internal, msg: err.Error(), lr: lr})
 	p.mu.Unlock()
 	p.x.log.Debug("ext_proc mutation refused", "err", err)
-	return &localReply{status: p.c.statusOnError, details: "ext_proc_error_invalid_mutation"}
+	return lr
 }
 
 // active reports whether messages may still be sent.

@@ -191,6 +191,7 @@ func TestBufferedRequestMutation(t *testing.T) {
 			lr, ok := h.trace.localReply()
 			require.True(t, ok)
 			require.Contains(t, lr.Details, "mismatch_between_content_length")
+			require.Empty(t, body, "Envoy's immediate response for a refused mutation has no body")
 			require.Empty(t, up.got, "upstream never called")
 		})
 	}

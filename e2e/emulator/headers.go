@@ -214,3 +214,37 @@ func applyAuthz(f *fields, opts []*corev3.HeaderValueOption) {
 		}
 	}
 }
+
+// headerLimits are the HCM's limits on a header map: max_request_headers_kb (default 60) and
+// common_http_protocol_options.max_headers_count (default 100). Envoy applies them to the request
+// headers its codec reads, and again after an ext_proc mutation (mutation_utils.cc,
+// headerMutationResultCheck), where going over is an invalid mutation.
+type headerLimits struct {
+	bytes int // sum of key and value lengths, as HeaderMap::byteSize counts
+	count int // entries, pseudo-headers included
+}
+
+func (l headerLimits) check(f fields) error {
+	n := 0
+	for _, e := range f {
+		n += len(e.k) + len(e.v)
+	}
+	if n > l.bytes {
+		return fmt.Errorf("%w: headers of %d bytes after mutation, limit %d", errMutation, n, l.bytes)
+	}
+	if len(f) > l.count {
+		return fmt.Errorf("%w: %d headers after mutation, limit %d", errMutation, len(f), l.count)
+	}
+	return nil
+}
+
+// mutate applies an ext_proc header mutation, then checks the result against the HCM limits.
+func (x *exchange) mutate(f *fields, m *extprocv3.HeaderMutation, response bool) error {
+	if _, err := applyProc(f, m, response); err != nil {
+		return err
+	}
+	if len(m.GetSetHeaders())+len(m.GetRemoveHeaders()) == 0 {
+		return nil
+	}
+	return x.e.p.headerLimits.check(*f)
+}

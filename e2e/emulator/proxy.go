@@ -343,19 +343,23 @@ func mutatedBody(cr *extprocv3.CommonResponse, b []byte) []byte {
 	return b
 }
 
-// applyOverride merges a header response's mode_override over the configured mode (Envoy ≥1.34).
+// applyOverride merges a header response's mode_override over the filter's configured
+// processing_mode (Envoy ≥1.34, ext_proc.cc Filter::onReceiveMessage: the config-level mode, not a
+// per-route override, is the base) and checks allowed_override_modes against the merged mode.
 func (p *proc) applyOverride(mo *procfv3.ProcessingMode) {
 	if mo == nil || !p.c.allowOverride {
 		return
 	}
-	base := p.x.baseMode()
-	if base.reqBody == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED || base.respBody == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED {
+	base := p.c.modeProto
+	if base.GetRequestBodyMode() == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED ||
+		base.GetResponseBodyMode() == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED {
 		return
 	}
+	merged := mergeModeProto(base, mo)
 	if len(p.c.allowedOverrides) > 0 {
 		ok := false
 		for _, a := range p.c.allowedOverrides {
-			if equalIgnoringReqHeaders(a, mo) {
+			if equalIgnoringReqHeaders(a, merged) {
 				ok = true
 				break
 			}
@@ -365,7 +369,7 @@ func (p *proc) applyOverride(mo *procfv3.ProcessingMode) {
 			return
 		}
 	}
-	m := base.merge(mo)
+	m := modeFrom(merged)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.m = m
@@ -373,17 +377,30 @@ func (p *proc) applyOverride(mo *procfv3.ProcessingMode) {
 	p.d[respDir].fd = m.respBody == procfv3.ProcessingMode_FULL_DUPLEX_STREAMED
 }
 
+// mergeModeProto is base with o merged over it: DEFAULT header and trailer modes leave base's
+// value, body modes are always o's.
+func mergeModeProto(base, o *procfv3.ProcessingMode) *procfv3.ProcessingMode {
+	m := &procfv3.ProcessingMode{}
+	if base != nil {
+		m = proto.Clone(base).(*procfv3.ProcessingMode)
+	}
+	pick := func(dst *procfv3.ProcessingMode_HeaderSendMode, v procfv3.ProcessingMode_HeaderSendMode) {
+		if v != procfv3.ProcessingMode_DEFAULT {
+			*dst = v
+		}
+	}
+	pick(&m.RequestHeaderMode, o.GetRequestHeaderMode())
+	pick(&m.ResponseHeaderMode, o.GetResponseHeaderMode())
+	pick(&m.RequestTrailerMode, o.GetRequestTrailerMode())
+	pick(&m.ResponseTrailerMode, o.GetResponseTrailerMode())
+	m.RequestBodyMode, m.ResponseBodyMode = o.GetRequestBodyMode(), o.GetResponseBodyMode()
+	return m
+}
+
 func equalIgnoringReqHeaders(a, b *procfv3.ProcessingMode) bool {
 	a2, b2 := proto.Clone(a).(*procfv3.ProcessingMode), proto.Clone(b).(*procfv3.ProcessingMode)
 	a2.RequestHeaderMode, b2.RequestHeaderMode = 0, 0
 	return proto.Equal(a2, b2)
-}
-
-func (x *exchange) baseMode() mode {
-	if x.route.procMode != nil {
-		return *x.route.procMode
-	}
-	return x.e.p.proc.mode
 }
 
 // bodyMode is the current body mode of direction d, NONE when the processor is out.
@@ -444,14 +461,7 @@ func checkLength(h fields, body []byte) error {
 	return nil
 }
 
-func (x *exchange) mutationFailed(err error) error {
-	lr := x.p.fail(err)
-	if errors.Is(err, errMismatch) {
-		lr.details = details(errMismatch.Error())
-		lr.body = []byte(errMismatch.Error())
-	}
-	return lr
-}
+func (x *exchange) mutationFailed(err error) error { return x.p.fail(err) }
 
 // forward runs the request through ext_proc and the router, then the response back.
 func (x *exchange) forward(bodyless bool) error {
@@ -467,7 +477,7 @@ func (x *exchange) forward(bodyless bool) error {
 		}
 		if resp != nil {
 			cr := headersOf(resp)
-			if _, err := applyProc(&wire, cr.GetHeaderMutation(), false); err != nil {
+			if err := x.mutate(&wire, cr.GetHeaderMutation(), false); err != nil {
 				return x.mutationFailed(err)
 			}
 			x.setRequestHeaders(wire)
@@ -601,7 +611,7 @@ func (x *exchange) bufferedBodyTrailers(d dir, data []byte, h *fields, src *sour
 	if d == reqDir {
 		wire = x.wireRequestHeaders()
 	}
-	if _, err := applyProc(&wire, cr.GetHeaderMutation(), d == respDir); err != nil {
+	if err := x.mutate(&wire, cr.GetHeaderMutation(), d == respDir); err != nil {
 		return nil, nil, x.mutationFailed(err)
 	}
 	if d == reqDir {
@@ -640,7 +650,7 @@ func (x *exchange) partialHeaders(d dir, cr *extprocv3.CommonResponse, h *fields
 	if h != nil {
 		wire = *h
 	}
-	if _, err := applyProc(&wire, cr.GetHeaderMutation(), d == respDir); err != nil {
+	if err := x.mutate(&wire, cr.GetHeaderMutation(), d == respDir); err != nil {
 		return x.mutationFailed(err)
 	}
 	if h != nil {
@@ -661,7 +671,7 @@ func (x *exchange) trailerPhase(d dir, tr fields) (fields, error) {
 	if d == respDir {
 		m = resp.GetResponseTrailers().GetHeaderMutation()
 	}
-	if _, err := applyProc(&tr, m, false); err != nil {
+	if err := x.mutate(&tr, m, false); err != nil {
 		return nil, x.mutationFailed(err)
 	}
 	return tr, nil
@@ -880,7 +890,7 @@ func (x *exchange) respond(resp *http.Response) error {
 		}
 		if r != nil {
 			cr := headersOf(r)
-			if _, err := applyProc(&wire, cr.GetHeaderMutation(), true); err != nil {
+			if err := x.mutate(&wire, cr.GetHeaderMutation(), true); err != nil {
 				return x.mutationFailed(err)
 			}
 			x.p.applyOverride(r.GetModeOverride())
