@@ -70,7 +70,7 @@ func (x *exchange) checkAuthz(ctx context.Context) error {
 		}
 		x.hdr.del(k)
 	}
-	applyAuthz(&x.respAdd, ok.GetResponseHeadersToAdd())
+	x.respAdd = ok.GetResponseHeadersToAdd()
 	return nil
 }
 

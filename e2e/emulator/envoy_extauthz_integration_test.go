@@ -186,3 +186,61 @@ func TestEnvoyExtAuthz_GoogleAsyncClientCreation(t *testing.T) {
 	require.Equal(t, []string{"/envoy.service.auth.v3.Authorization/Check", "/envoy.service.auth.v3.Authorization/Check"}, methods)
 	require.Equal(t, []string{"application/grpc", "application/grpc"}, ctypes)
 }
+
+// ExtAuthzGrpcIntegrationTest.FailureModeAllowNonUtf8 (RawHeaders variant): failure_mode_allow, a
+// header whose value is not UTF-8; the Check still succeeds and its response_headers_to_add apply →
+// 200, set-cookie cookie1 and cookie2, downstream2 and replaceable from ext_authz. (The
+// LegacyHeaders variant is not expressible: a proto3 string cannot carry the bytes, see README.md.)
+func TestEnvoyExtAuthz_FailureModeAllowNonUtf8(t *testing.T) {
+	bad := "valid_prefix\xc3(valid_suffix"
+	seen := make(chan string, 1)
+	up := authzUpstream()
+	b := envoyAuthzBootstrap(t, func(c *authzfv3.ExtAuthz) {
+		c.FailureModeAllow = true
+		c.EncodeRawHeaders = true
+	})
+	h := startAuthz(t, b, func(_ context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+		for _, hv := range req.GetAttributes().GetRequest().GetHttp().GetHeaderMap().GetHeaders() {
+			if hv.GetKey() == "x-bypass" {
+				seen <- string(hv.GetRawValue())
+			}
+		}
+		return okCheck(&authv3.OkHttpResponse{ResponseHeadersToAdd: []*corev3.HeaderValueOption{
+			opt("downstream2", "downstream-should-see-me", appendTrue, 0),
+			opt("set-cookie", "cookie2=gingerbread", appendTrue, 0),
+			opt("replaceable", "by-ext-authz", appendFalse, 0),
+		}})(context.Background(), req)
+	}, authzHeaders{up})
+	r := h.send(t, request{method: http.MethodPost, path: "/test", body: str(""), header: map[string]string{"x-bypass": bad}})
+	require.Equal(t, 200, r.status)
+	require.Equal(t, bad, <-seen)
+	require.Equal(t, "cookie1=snickerdoodle,cookie2=gingerbread", strings.Join(r.header.Values("Set-Cookie"), ","))
+	require.Equal(t, "downstream-should-see-me", r.header.Get("Downstream2"))
+	require.Equal(t, "by-ext-authz", r.header.Get("Replaceable"))
+	require.Len(t, r.body, 512)
+	require.Empty(t, up.received(t).header.Get("X-Envoy-Auth-Failure-Mode-Allowed"), "the Check did not fail")
+}
+
+// ExtAuthzGrpcIntegrationTest.DownstreamHeadersOnSuccess: response_headers_to_add with append true,
+// append false, ADD_IF_ABSENT and OVERWRITE_IF_EXISTS → set-cookie cookie1,cookie2 (cookie3 not
+// added: one exists), downstream2 and downstream3 added, replaceable and replaceable2 overwritten.
+func TestEnvoyExtAuthz_DownstreamHeadersOnSuccess(t *testing.T) {
+	up := authzUpstream()
+	h := startAuthz(t, envoyAuthzBootstrap(t, nil), okCheck(&authv3.OkHttpResponse{ResponseHeadersToAdd: []*corev3.HeaderValueOption{
+		opt("downstream2", "should-be-added", appendTrue, 0),
+		opt("set-cookie", "cookie2=gingerbread", appendTrue, 0),
+		opt("replaceable", "set-by-ext-authz", appendFalse, 0),
+		opt("downstream3", "should-be-added", nil, corev3.HeaderValueOption_ADD_IF_ABSENT),
+		opt("set-cookie", "cookie3=peanutbutter", nil, corev3.HeaderValueOption_ADD_IF_ABSENT),
+		opt("replaceable2", "set-by-ext-authz", nil, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS),
+		opt("new-header", "should-not-be-added", nil, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS),
+	}}), authzHeaders{up})
+	r := h.send(t, request{method: http.MethodPost, path: "/test", body: str("")})
+	require.Equal(t, 200, r.status)
+	require.Equal(t, "cookie1=snickerdoodle,cookie2=gingerbread", strings.Join(r.header.Values("Set-Cookie"), ","))
+	require.Equal(t, "should-be-added", r.header.Get("Downstream2"))
+	require.Equal(t, "should-be-added", r.header.Get("Downstream3"))
+	require.Equal(t, "set-by-ext-authz", strings.Join(r.header.Values("Replaceable"), ","))
+	require.Equal(t, "set-by-ext-authz", strings.Join(r.header.Values("Replaceable2"), ","))
+	require.Len(t, r.body, 512)
+}

@@ -1395,3 +1395,22 @@ func TestEnvoyExtProc_RequestMessageNewTimeoutNoMutation(t *testing.T) {
 	h := envoyRun(t, b, p, newUpstream())
 	require.Equal(t, 200, h.send(t, request{}).status)
 }
+
+// ExtProcIntegrationTest.ConvertGetToPost: a header-only GET; the request_headers answer sets :method
+// POST, content-type and a CONTINUE_AND_REPLACE body → upstream POST text/plain "Hello, Server!".
+func TestEnvoyExtProc_ConvertGetToPost(t *testing.T) {
+	up := newUpstream()
+	h := envoyRun(t, envoyProcBootstrap(t, nil), script{"request_headers": func(r *extprocv3.ProcessingRequest) (resps, error) {
+		return resps{emulatortest.With(r, &extprocv3.CommonResponse{
+			Status:         extprocv3.CommonResponse_CONTINUE_AND_REPLACE,
+			HeaderMutation: setHdrs(":method", "POST", "content-type", "text/plain"),
+			BodyMutation:   &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte("Hello, Server!")}},
+		})}, nil
+	}}.processor(), up)
+	r := h.send(t, request{})
+	require.Equal(t, 200, r.status)
+	got := up.received(t)
+	require.Equal(t, http.MethodPost, got.method)
+	require.Equal(t, "text/plain", got.header.Get("Content-Type"))
+	require.Equal(t, "Hello, Server!", got.body)
+}

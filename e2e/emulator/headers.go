@@ -125,6 +125,14 @@ func procIgnored(k string) bool {
 // empty header, both set is an error), append defaults to false, append_action is ignored, protected keys
 // are ignored, invalid names or values are errors. It returns the number of ignored mutations.
 func applyProc(f *fields, m *extprocv3.HeaderMutation, response bool) (int, error) {
+	return applyProcReplacing(f, m, response, false)
+}
+
+// applyProcReplacing is applyProc for a headers answer; replacing is set when its status is
+// CONTINUE_AND_REPLACE, under which Envoy lets the processor change :method (mutation_utils.cc,
+// applyHeaderMutations: "to stay compatible"; ExtProcIntegrationTest ConvertGetToPost turns a
+// GET into a POST that way).
+func applyProcReplacing(f *fields, m *extprocv3.HeaderMutation, response, replacing bool) (int, error) {
 	ignored := 0
 	// Removals first, then sets and appends: MutationUtils::applyHeaderMutations in
 	// source/extensions/filters/http/ext_proc/mutation_utils.cc walks remove_headers before
@@ -149,6 +157,10 @@ func applyProc(f *fields, m *extprocv3.HeaderMutation, response bool) (int, erro
 		v := string(h.GetRawValue())
 		if !validName(k) || !httpguts.ValidHeaderFieldValue(v) {
 			return ignored, fmt.Errorf("%w: invalid header %q", errMutation, k)
+		}
+		if replacing && !response && k == ":method" && !o.GetAppend().GetValue() {
+			f.set(k, v)
+			continue
 		}
 		if procIgnored(k) || (strings.HasPrefix(k, ":") && k != ":path" && (!response || k != ":status")) {
 			ignored++
@@ -240,7 +252,12 @@ func (l headerLimits) check(f fields) error {
 
 // mutate applies an ext_proc header mutation, then checks the result against the HCM limits.
 func (x *exchange) mutate(f *fields, m *extprocv3.HeaderMutation, response bool) error {
-	if _, err := applyProc(f, m, response); err != nil {
+	return x.mutateReplacing(f, m, response, false)
+}
+
+// mutateReplacing is mutate for a headers answer whose status may be CONTINUE_AND_REPLACE.
+func (x *exchange) mutateReplacing(f *fields, m *extprocv3.HeaderMutation, response, replacing bool) error {
+	if _, err := applyProcReplacing(f, m, response, replacing); err != nil {
 		return err
 	}
 	if len(m.GetSetHeaders())+len(m.GetRemoveHeaders()) == 0 {

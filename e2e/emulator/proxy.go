@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	procfv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/proto"
@@ -64,8 +65,8 @@ type exchange struct {
 	id, method, path, authority, scheme, protocol string
 	src, dst                                      addrPort
 
-	hdr     fields // request headers without pseudo-headers
-	respAdd fields // ext_authz response_headers_to_add
+	hdr     fields                      // request headers without pseudo-headers
+	respAdd []*corev3.HeaderValueOption // ext_authz response_headers_to_add, applied to the final response headers
 	route   *route
 	body    *source
 	p       *proc
@@ -445,6 +446,10 @@ func (x *exchange) setRequestHeaders(f fields) {
 			x.path = e.v
 			continue
 		}
+		if e.k == ":method" {
+			x.method = e.v // changed only by a CONTINUE_AND_REPLACE answer
+			continue
+		}
 		if strings.HasPrefix(e.k, ":") {
 			continue
 		}
@@ -477,7 +482,8 @@ func (x *exchange) forward(bodyless bool) error {
 		}
 		if resp != nil {
 			cr := headersOf(resp)
-			if err := x.mutate(&wire, cr.GetHeaderMutation(), false); err != nil {
+			replacing := cr.GetStatus() == extprocv3.CommonResponse_CONTINUE_AND_REPLACE
+			if err := x.mutateReplacing(&wire, cr.GetHeaderMutation(), false, replacing); err != nil {
 				return x.mutationFailed(err)
 			}
 			x.setRequestHeaders(wire)
@@ -1018,7 +1024,16 @@ func (x *exchange) writeHeaders(wire fields) {
 		}
 		h.Add(e.k, e.v)
 	}
-	x.respAdd.toHTTP(h)
+	// ext_authz sits before ext_proc in the chain, so on the way back its encodeHeaders runs
+	// last: response_headers_to_add act on the headers as ext_proc left them, and append,
+	// overwrite, add-if-absent and overwrite-if-exists are judged against those (ext_authz.cc,
+	// Filter::encodeHeaders).
+	if len(x.respAdd) > 0 {
+		final := fromHTTP(h)
+		applyAuthz(&final, x.respAdd)
+		clear(h)
+		final.toHTTP(h)
+	}
 	x.setTimingHeader(h)
 	x.status, x.details = st, "via_upstream"
 	x.started = true
