@@ -171,8 +171,11 @@ func TestApprovalRefusesBatchesAndBadArguments(t *testing.T) {
 	}{
 		{name: "batch", rev: "2025-03-26", body: "[" + deploy(1, "a") + "," + deploy(2, "b") + "]", code: extproc.CodeApprovalRequired},
 		{
-			name: "arguments nested too deep to canonicalise", rev: "2025-06-18", code: -32602,
-			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"a":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}}`,
+			// Nesting is bounded by the message parser (mcp.MaxDepth), which canonical forms
+			// accept; a duplicate member, which has no canonical form, is refused by the parser
+			// before anything is held.
+			name: "arguments with a duplicate member", rev: "2025-06-18", code: -32600,
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"env":"a","x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `,"env":"b"}}}`,
 		},
 	}
 	for _, tc := range tests {
