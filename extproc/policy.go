@@ -192,8 +192,10 @@ func (p *Policy) approve(ctx context.Context, x *Exchange, set *policy.Set, e el
 			return Verdict{Action: Deny, Err: refusal(CodePolicyDenied, &e.d, x.Body.Batch, els)}, nil
 		}
 	}
-	return Verdict{Action: Deny, Err: &mcp.Error{Code: CodeApprovalLapsed,
-		Message: "the policy changed while the call was held; call again"}}, nil
+	return Verdict{Action: Deny, Err: &mcp.Error{
+		Code:    CodeApprovalLapsed,
+		Message: "the policy changed while the call was held; call again",
+	}}, nil
 }
 
 // refusal is the JSON-RPC error for a denied or unapprovable body.

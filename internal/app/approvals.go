@@ -19,6 +19,7 @@ import (
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/identity"
 	"github.com/mcpguard/mcpguard/internal/config"
+	"github.com/mcpguard/mcpguard/masking"
 	"github.com/mcpguard/mcpguard/policy"
 )
 
@@ -103,7 +104,11 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	if err != nil {
 		return p, err
 	}
-	svc, err = approvals.New(ac, store, log, reg, approvals.WithNotifier(hooks))
+	mk, err := approvalMasker(cfg.Masking)
+	if err != nil {
+		return p, err
+	}
+	svc, err = approvals.New(ac, store, log, reg, approvals.WithNotifier(hooks), approvals.WithMasker(mk))
 	if err != nil {
 		return p, err
 	}
@@ -131,6 +136,25 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	}
 	p.routes = svc.Routes(approverAuth{v: v, aud: aud, mcp: cfg.Auth.Audience}, log)
 	return p, nil
+}
+
+// approvalMasker masks what approval requests keep with the configured detectors (every
+// built-in one when masking is off), always with the redact strategy: approvers see
+// [REDACTED:TYPE] where a secret was, and the store never holds it.
+func approvalMasker(mc masking.Config) (*masking.Masker, error) {
+	c := masking.DefaultConfig()
+	if mc.Enabled {
+		c.Detectors, c.Custom = mc.Detectors, mc.Custom
+		for _, f := range mc.Fields {
+			f.Strategy = masking.Redact
+			c.Fields = append(c.Fields, f)
+		}
+	}
+	m, err := masking.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("approvals masker: %w", err)
+	}
+	return m, nil
 }
 
 func redisClient(ctx context.Context, c approvals.RedisConfig) (*redis.Client, error) {
