@@ -13,10 +13,20 @@ import (
 )
 
 // Authenticator verifies an approver's bearer token (signature, issuer, audience, expiry)
-// and returns who they are. Any error means "not authenticated".
+// and returns who they are. [ErrAgentToken] means a valid token for the wrong party (403);
+// any other error means "not authenticated" (401).
 type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string) (identity.Identity, error)
 }
+
+// ErrAgentToken reports a token issued for the MCP resource (an agent's token). Approvers
+// authenticate with tokens for the approvals audience (approvals.api.audience), so an agent
+// cannot approve calls, its own or another agent's, whatever groups its token carries.
+var ErrAgentToken = errors.New("token issued for the MCP audience")
+
+// agentTokenMsg is what a client presenting an agent token is told.
+const agentTokenMsg = "agent tokens cannot decide approvals: this token is valid for the MCP audience; " +
+	"use a token issued for the approvals audience (approvals.api.audience)"
 
 // maxReason bounds a decision's reason; maxBody bounds what a decision request may send.
 const (
@@ -70,6 +80,11 @@ func (a *api) authed(next authedFunc) http.Handler {
 			return
 		}
 		who, err := a.auth.Authenticate(r.Context(), tok)
+		if errors.Is(err, ErrAgentToken) {
+			a.log.Warn("agent token refused on the approvals API")
+			writeError(w, http.StatusForbidden, agentTokenMsg)
+			return
+		}
 		if err != nil {
 			a.log.Info("approver authentication failed", "err", err.Error())
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mcpguard-approvals", error="invalid_token"`)
@@ -100,10 +115,11 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who identity.Identity
 		a.fail(w, err)
 		return
 	}
-	for i := range list {
-		list[i] = view(list[i])
+	out := make([]View, 0, len(list))
+	for _, q := range list {
+		out = append(out, view(q))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"approvals": list})
+	writeJSON(w, http.StatusOK, map[string]any{"approvals": out})
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request, who identity.Identity) {
@@ -185,10 +201,17 @@ func inGroups(id identity.Identity, groups []string) bool {
 	return false
 }
 
-// view is a request as the API shows it: without its internal index keys.
-func view(r Request) Request {
+// View is a request as the API and webhooks show it: without its internal index keys, and
+// with Fields, every leaf of params made visible (see [Visible]) and complete.
+type View struct {
+	Request
+	Fields []Field `json:"fields"`
+}
+
+// view is the [View] of r.
+func view(r Request) View {
 	r.Keys = nil
-	return r
+	return View{Request: r, Fields: shownFields(r)}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

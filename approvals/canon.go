@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -174,58 +173,4 @@ func writeString(buf *bytes.Buffer, s string) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // a string always encodes
 	buf.Truncate(buf.Len() - 1)
-}
-
-// secretKey matches argument names whose values are never shown to approvers.
-var secretKey = regexp.MustCompile(`(?i)(pass(word|wd)?|secret|token|api[_-]?key|auth|credential|private[_-]?key|cookie|session)`)
-
-// maxShown is the longest string value shown to approvers; longer ones are cut.
-const maxShown = 512
-
-// Mask returns the arguments as approvers see them: values under secret-looking names are
-// replaced, long strings are cut, and the result is canonical. It is applied before a
-// request is stored, so the store never holds those values.
-func Mask(canon []byte) json.RawMessage {
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(canon))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return json.RawMessage(`"(arguments not shown)"`)
-	}
-	out, err := json.Marshal(maskValue(v, ""))
-	if err != nil {
-		return json.RawMessage(`"(arguments not shown)"`)
-	}
-	return out
-}
-
-func maskValue(v any, key string) any {
-	if key != "" && secretKey.MatchString(key) {
-		if v == nil {
-			return nil
-		}
-		return "***"
-	}
-	switch t := v.(type) {
-	case map[string]any:
-		for k, e := range t {
-			t[k] = maskValue(e, k)
-		}
-		return t
-	case []any:
-		for i, e := range t {
-			t[i] = maskValue(e, "")
-		}
-		return t
-	case string:
-		if len(t) > maxShown {
-			cut := maxShown
-			for cut > 0 && !utf8.RuneStart(t[cut]) {
-				cut--
-			}
-			return t[:cut] + fmt.Sprintf("…(%d bytes more)", len(t)-cut)
-		}
-		return t
-	}
-	return v
 }

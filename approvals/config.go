@@ -24,6 +24,12 @@ type Config struct {
 	GrantFor time.Duration `yaml:"grant_for"`
 	// RuleGrants overrides GrantFor per policy rule name.
 	RuleGrants map[string]time.Duration `yaml:"rule_grants"`
+	// MaxPendingPerRequester bounds the pending requests one requester (issuer and subject)
+	// may have; a call that would open one more is refused (JSON-RPC -31044).
+	MaxPendingPerRequester int `yaml:"max_pending_per_requester"`
+	// MaxPending bounds the pending requests of the whole service (all replicas sharing the
+	// store); beyond it new requests are refused (-31044).
+	MaxPending int `yaml:"max_pending"`
 	// Approvers are the groups that may decide when the policy rule names none.
 	Approvers []string `yaml:"approvers"`
 	// PublicURL is the approvals page as approvers reach it; links in errors and
@@ -105,10 +111,13 @@ func DefaultConfig() Config {
 		Expiry:     time.Hour,
 		RetryAfter: 30 * time.Second,
 		Approvers:  []string{"mcp-approvers"},
-		PublicURL:  "http://127.0.0.1:9002/approvals",
-		Poll:       2 * time.Second,
-		Sweep:      time.Minute,
-		Notify:     NotifyConfig{QueueSize: 1000, Attempts: 5, Backoff: 500 * time.Millisecond, Timeout: 5 * time.Second},
+
+		MaxPendingPerRequester: 20,
+		MaxPending:             1000,
+		PublicURL:              "http://127.0.0.1:9002/approvals",
+		Poll:                   2 * time.Second,
+		Sweep:                  time.Minute,
+		Notify:                 NotifyConfig{QueueSize: 1000, Attempts: 5, Backoff: 500 * time.Millisecond, Timeout: 5 * time.Second},
 	}
 }
 
@@ -156,6 +165,12 @@ func (c Config) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("rule_grants.%s: must not be negative", name))
 		}
+	}
+	if c.MaxPendingPerRequester <= 0 {
+		errs = append(errs, errors.New("max_pending_per_requester: must be positive"))
+	}
+	if c.MaxPending < c.MaxPendingPerRequester {
+		errs = append(errs, errors.New("max_pending: must be at least max_pending_per_requester"))
 	}
 	for i, g := range c.Approvers {
 		if g == "" {

@@ -22,6 +22,7 @@ type metrics struct {
 	events  *prometheus.CounterVec
 	held    prometheus.Gauge
 	release prometheus.Histogram
+	limited *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,11 +43,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a decision to the held call being released.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpguard_approvals_limited_total",
+			Help: "Calls refused because the pending limit was reached, by scope: requester (max_pending_per_requester) or global (max_pending).",
+		}, []string{"scope"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.held, m.release} {
+	for _, c := range []prometheus.Collector{m.events, m.held, m.release, m.limited} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register approvals metrics: %w", err)
 		}
+	}
+	// Exposed at zero from the start, so an alert on the rate works before the first refusal.
+	for _, scope := range []string{scopeRequester, scopeGlobal} {
+		m.limited.WithLabelValues(scope)
 	}
 	return m, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -135,38 +136,76 @@ func (w *Webhooks) post(ctx context.Context, u string, body []byte) (retry bool,
 	}
 }
 
-// Payload renders a notification: "json" is the generic document, "slack" a Slack
-// incoming-webhook message (text plus blocks with a button to the approve link).
+// Payload renders a notification: "json" is the generic document (the request as the API
+// shows it, complete), "slack" a Slack incoming-webhook message (the facts, every parameter
+// made visible, and a button to the approve link).
 func Payload(format string, r Request, link string) ([]byte, error) {
 	switch format {
 	case "json":
 		return json.Marshal(map[string]any{
-			"type": "approval_requested", "approve_url": link,
-			"approval": map[string]any{
-				"id": r.ID, "requester": r.Requester, "tool": r.Tool, "arguments": r.Arguments,
-				"rule": r.Rule, "reason": r.Reason, "approvers": r.Approvers,
-				"created_at": r.CreatedAt, "expires_at": r.ExpiresAt,
-			},
+			"type": "approval_requested", "approve_url": link, "approval": view(r),
 		})
 	case "slack":
-		text := fmt.Sprintf("*Approval needed* for `%s` requested by %s (rule %s). Approve or deny: %s",
-			slackEscape(r.Tool), slackEscape(r.Requester.Subject), slackEscape(r.Rule), link)
-		args := string(r.Arguments)
-		if len(args) > 2000 {
-			args = args[:2000] + "…"
-		}
-		return json.Marshal(map[string]any{
-			"text": text,
-			"blocks": []any{
-				map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": text}},
-				map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": "```" + slackEscape(args) + "```"}},
-				map[string]any{"type": "actions", "elements": []any{map[string]any{
-					"type": "button", "text": map[string]any{"type": "plain_text", "text": "Review"}, "url": link,
-				}}},
-			},
-		})
+		return json.Marshal(map[string]any{"text": slackSummary(r, link), "blocks": slackBlocks(r, link)})
 	}
 	return nil, fmt.Errorf("unknown webhook format %q", format)
+}
+
+func slackSummary(r Request, link string) string {
+	return fmt.Sprintf("*Approval needed* for `%s` requested by %s (rule %s). Approve or deny: %s",
+		slackEscape(r.Tool), slackEscape(r.Requester.Subject), slackEscape(r.Rule), link)
+}
+
+// Slack limits: a section's text is at most 3000 characters, a message at most 50 blocks.
+const (
+	slackText      = 2900
+	slackMaxBlocks = 45
+)
+
+// slackBlocks lays out the request: summary, the rule's message, the facts, then every
+// parameter in full across as many sections as it takes. What does not fit in Slack's block
+// limit is said to be on the page, never dropped without a word.
+func slackBlocks(r Request, link string) []any {
+	section := func(text string) any {
+		return map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": text}}
+	}
+	blocks := []any{section(slackSummary(r, link))}
+	if r.Message != "" {
+		blocks = append(blocks, section("> "+slackEscape(r.Message)))
+	}
+	facts := fmt.Sprintf("*Requester:* %s (client %s, issuer %s)\n*Groups:* %s\n*MCP server:* %s%s\n*Session:* %s\n*Policy version:* %s\n*Expires:* %s",
+		r.Requester.Subject, orNone(r.Requester.ClientID), r.Requester.Issuer, orNone(strings.Join(r.Requester.Groups, ", ")),
+		r.Route.Authority, r.Route.Path, orNone(r.SessionID), orNone(r.PolicyVersion), r.ExpiresAt.UTC().Format(time.RFC3339))
+	if r.Reason != "" {
+		facts += "\n*Why held:* " + r.Reason
+	}
+	blocks = append(blocks, section(slackEscape(facts)))
+	var text strings.Builder
+	for _, f := range shownFields(r) {
+		text.WriteString("params" + f.Path + " = " + f.Value + "\n")
+	}
+	rest := slackEscape(text.String())
+	for rest != "" && len(blocks) < slackMaxBlocks {
+		n := min(len(rest), slackText)
+		for n < len(rest) && !utf8.RuneStart(rest[n]) {
+			n--
+		}
+		blocks = append(blocks, section("```"+rest[:n]+"```"))
+		rest = rest[n:]
+	}
+	if rest != "" {
+		blocks = append(blocks, section(fmt.Sprintf("_%d more characters of parameters: see the approvals page._", utf8.RuneCountInString(rest))))
+	}
+	return append(blocks, map[string]any{"type": "actions", "elements": []any{map[string]any{
+		"type": "button", "text": map[string]any{"type": "plain_text", "text": "Review"}, "url": link,
+	}}})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 // slackEscape escapes the characters Slack's mrkdwn treats as control sequences.

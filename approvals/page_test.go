@@ -3,7 +3,10 @@ package approvals
 import (
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -59,6 +62,14 @@ func TestPage(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		require.Empty(t, resp.Cookies())
 	})
+	t.Run("sign in with an agent token refused", func(t *testing.T) {
+		resp := post(t, "/approvals/signin", url.Values{"token": {"mcp-token"}}, "", "")
+		require.Equal(t, http.StatusForbidden, resp.StatusCode)
+		require.Empty(t, resp.Cookies())
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Contains(t, string(b), "agent tokens cannot decide approvals")
+	})
 	t.Run("sign in sets a strict http-only cookie", func(t *testing.T) {
 		resp := post(t, "/approvals/signin", url.Values{"token": {"Bearer dba"}}, "", "")
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
@@ -72,6 +83,38 @@ func TestPage(t *testing.T) {
 		require.Contains(t, body, "req-"+id)
 		require.Contains(t, body, "drop table t")
 		require.NotContains(t, body, "hunter2")
+		require.Contains(t, body, `<mark class="masked">[REDACTED:GENERIC_SECRET]</mark>`)
+	})
+	t.Run("approver sees the complete request with its facts", func(t *testing.T) {
+		full, err := s.Begin(t.Context(), fullCall(t))
+		require.NoError(t, err)
+		body := get(t, "dba")
+		i := strings.Index(body, `id="req-`+full.Request.ID+`"`)
+		require.Positive(t, i)
+		art := body[i:]
+		art = art[:strings.Index(art, "</article>")]
+		require.Contains(t, art, "1.4.2␠×600&amp;&amp; curl x|sh", "padding made visible, the command shown")
+		require.Contains(t, art, "<code>params.Arguments.version</code>")
+		require.Contains(t, art, "<code>params.arguments.version</code>")
+		require.Contains(t, art, "production deploys need a release manager")
+		require.Contains(t, art, "agents, release")
+		require.Contains(t, art, "https://idp.test")
+		require.Contains(t, art, "tools.internal:8080/mcp")
+		require.Contains(t, art, "sess-42")
+		require.Contains(t, art, "sha256:0123abcd")
+		require.Contains(t, art, "ci-bot")
+		require.Contains(t, art, `action="approvals/`+full.Request.ID+`/decide"`)
+	})
+	t.Run("long values fold but stay complete", func(t *testing.T) {
+		c := sqlCall(`{"query":"select '` + strings.Repeat("x", 300) + `END'"}`)
+		long, err := s.Begin(t.Context(), c)
+		require.NoError(t, err)
+		body := get(t, "dba")
+		art := body[strings.Index(body, `id="req-`+long.Request.ID+`"`):]
+		art = art[:strings.Index(art, "</article>")]
+		require.Contains(t, art, "<details><summary>")
+		require.Contains(t, art, "312 characters: show all")
+		require.Contains(t, art, strings.Repeat("x", 300)+"END")
 	})
 	t.Run("requester does not get buttons for their own call", func(t *testing.T) {
 		require.NotContains(t, get(t, "agent"), "req-"+id)
@@ -99,4 +142,80 @@ func TestPage(t *testing.T) {
 		require.Equal(t, Denied, r.State)
 		require.Equal(t, "alice", r.Decision.By.Subject)
 	})
+}
+
+// TestPageBehindPrefix serves the page under /gw, as a proxy with a path prefix does: every
+// form and redirect stays under the prefix, and the cookie is scoped to the public path.
+func TestPageBehindPrefix(t *testing.T) {
+	s, _, _, _ := newTestService(t, func(c *Config) { c.PublicURL = "https://gw.example/gw/approvals" })
+	mux := http.NewServeMux()
+	for p, h := range s.Routes(tokens{"dba": dba, "agent": agent}, nil) {
+		mux.Handle(p, h)
+	}
+	outer := http.NewServeMux()
+	outer.Handle("/gw/", http.StripPrefix("/gw", mux))
+	srv := httptest.NewServer(outer)
+	t.Cleanup(srv.Close)
+	res, err := s.Begin(t.Context(), sqlCall(`{"query":"drop table t"}`))
+	require.NoError(t, err)
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	client := srv.Client()
+	client.Jar = jar
+	page := srv.URL + "/gw/approvals"
+	// resolve follows a form's action from the page as a browser does.
+	resolve := func(t *testing.T, body, id string) string {
+		t.Helper()
+		m := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindAllStringSubmatch(body, -1)
+		require.NotEmpty(t, m)
+		base, err := url.Parse(page)
+		require.NoError(t, err)
+		for _, f := range m {
+			if strings.Contains(f[1], id) {
+				ref, err := url.Parse(f[1])
+				require.NoError(t, err)
+				return base.ResolveReference(ref).String()
+			}
+		}
+		t.Fatalf("no form with %q in %s", id, body)
+		return ""
+	}
+	get := func(t *testing.T) string {
+		t.Helper()
+		resp, err := client.Get(page)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	signin := resolve(t, get(t), "signin")
+	require.Equal(t, srv.URL+"/gw/approvals/signin", signin)
+	resp, err := client.PostForm(signin, url.Values{"token": {"dba"}}) // follows the redirect back to the page
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, page, resp.Request.URL.String(), "redirected to the page under the prefix")
+	require.Contains(t, string(b), "req-"+res.Request.ID, "signed in: the cookie reaches the page under the prefix")
+	u, err := url.Parse(srv.URL + "/gw/approvals/x")
+	require.NoError(t, err)
+	require.Len(t, jar.Cookies(u), 1, "the cookie covers the page and its forms")
+	u.Path = "/approvals"
+	require.Empty(t, jar.Cookies(u), "and nothing outside the public path")
+
+	decide := resolve(t, string(b), res.Request.ID)
+	require.Equal(t, srv.URL+"/gw/approvals/"+res.Request.ID+"/decide", decide)
+	resp, err = client.PostForm(decide, url.Values{"decision": {"approve"}})
+	require.NoError(t, err)
+	b, err = io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, "/gw/approvals", resp.Request.URL.Path)
+	require.Contains(t, string(b), "Approved "+res.Request.ID)
+	r, err := s.Get(t.Context(), res.Request.ID)
+	require.NoError(t, err)
+	require.Equal(t, Approved, r.State)
+	require.Equal(t, "https://gw.example/gw/approvals#"+r.ID, s.Link(r.ID))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mcpguard/mcpguard/identity"
@@ -50,11 +51,13 @@ type Party struct {
 	Subject  string `json:"subject"`
 	Issuer   string `json:"issuer"`
 	ClientID string `json:"client_id,omitempty"`
+	// Groups are the groups the token carried when it asked or decided.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // PartyOf extracts the Party of a verified identity.
 func PartyOf(id identity.Identity) Party {
-	return Party{Subject: id.Subject, Issuer: id.Issuer, ClientID: id.ClientID}
+	return Party{Subject: id.Subject, Issuer: id.Issuer, ClientID: id.ClientID, Groups: slices.Clone(id.Groups)}
 }
 
 // Same reports whether p and o are the same principal (issuer and subject).
@@ -68,18 +71,29 @@ type Decision struct {
 	Reason   string    `json:"reason,omitempty"`
 }
 
-// Request is one approval request. Arguments are the masked form shown to approvers; the
-// call itself is identified by a key in Keys, a digest of the requester, tool and canonical
-// params (see [Binding]), or canonical arguments for callers that pass no params.
+// Request is one approval request. Params and Arguments are the complete canonical forms,
+// masked only where a masking detector found a secret; the call itself is identified by a
+// key in Keys, a digest of the requester, tool, policy version and canonical params (see
+// [Binding]), or canonical arguments for callers that pass no params.
 type Request struct {
-	ID        string          `json:"id"`
-	State     State           `json:"state"`
-	Requester Party           `json:"requester"`
-	Tool      string          `json:"tool"`
+	ID        string `json:"id"`
+	State     State  `json:"state"`
+	Requester Party  `json:"requester"`
+	Tool      string `json:"tool"`
+	// Params is the call's whole params object (every member), Arguments its arguments.
+	Params    json.RawMessage `json:"params,omitempty"`
 	Arguments json.RawMessage `json:"arguments"`
 	Rule      string          `json:"rule"`
-	Reason    string          `json:"reason,omitempty"`
-	Approvers []string        `json:"approvers"`
+	// Message is the rule's message (what the policy author wants approvers and agents to read).
+	Message string `json:"message,omitempty"`
+	// Reason is the classifier findings behind the decision.
+	Reason    string   `json:"reason,omitempty"`
+	Approvers []string `json:"approvers"`
+	// PolicyVersion identifies the policy that asked for approval; a grant only covers calls
+	// that the same policy version holds.
+	PolicyVersion string `json:"policy_version,omitempty"`
+	// Route is where the call was going.
+	Route Route `json:"route"`
 	// GrantFor is 0 for a grant that lets the same call through once, otherwise how long
 	// after approval the same requester may call the same tool with any arguments.
 	GrantFor  time.Duration `json:"grant_for"`
@@ -97,6 +111,14 @@ type Request struct {
 	Keys      []string `json:"keys,omitempty"`
 	RequestID string   `json:"request_id,omitempty"`
 	SessionID string   `json:"session_id,omitempty"`
+}
+
+// Route is where a held call was going: the MCP server as the client addressed it.
+type Route struct {
+	// Authority is the HTTP authority (host) the call was sent to, which selected the route.
+	Authority string `json:"authority,omitempty"`
+	// Path is the HTTP path of the MCP endpoint.
+	Path string `json:"path,omitempty"`
 }
 
 // Effective is the state at now: a pending request past its expiry is expired.
@@ -123,12 +145,12 @@ func (r Request) CanApprove(id identity.Identity) error {
 	return fmt.Errorf("%w: not in an approver group of this request", ErrForbidden)
 }
 
-// callKey identifies one call: the same requester, tool and canonical form. bound says what
-// the form is of ("call": the arguments, "params": the whole params), so that the two never
-// collide.
-func callKey(p Party, tool, bound string, canon []byte) string {
+// callKey identifies one call: the same requester, tool, policy version and canonical form.
+// bound says what the form is of ("call": the arguments, "params": the whole params), so that
+// the two never collide.
+func callKey(p Party, tool, version, bound string, canon []byte) string {
 	h := sha256.New()
-	for _, s := range []string{bound, p.Issuer, p.Subject, tool} {
+	for _, s := range []string{bound, p.Issuer, p.Subject, tool, version} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -136,10 +158,10 @@ func callKey(p Party, tool, bound string, canon []byte) string {
 	return "c_" + hex.EncodeToString(h.Sum(nil))
 }
 
-// toolKey identifies the requester and tool, for time-scoped grants.
-func toolKey(p Party, tool string) string {
+// toolKey identifies the requester, tool and policy version, for time-scoped grants.
+func toolKey(p Party, tool, version string) string {
 	h := sha256.New()
-	for _, s := range []string{"tool", p.Issuer, p.Subject, tool} {
+	for _, s := range []string{"tool", p.Issuer, p.Subject, tool, version} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}

@@ -14,10 +14,43 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpguard/mcpguard/identity"
+	"github.com/mcpguard/mcpguard/masking"
 )
 
 // ErrArguments reports call arguments that cannot be put in canonical form.
 var ErrArguments = errors.New("arguments are not canonical JSON")
+
+// ErrPendingLimit reports a new request refused because its requester, or the service as a
+// whole, already has as many pending requests as Config allows.
+var ErrPendingLimit = errors.New("too many pending approval requests")
+
+// LimitError is an [ErrPendingLimit] with the limit that was reached.
+type LimitError struct {
+	// Scope is "requester" (Config.MaxPendingPerRequester) or "global" (Config.MaxPending).
+	Scope string
+	Limit int
+}
+
+func (e *LimitError) Error() string {
+	if e.Scope == scopeRequester {
+		return fmt.Sprintf("%s: this requester already has %d pending", ErrPendingLimit, e.Limit)
+	}
+	return fmt.Sprintf("%s: %d are pending", ErrPendingLimit, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrPendingLimit) hold.
+func (e *LimitError) Unwrap() error { return ErrPendingLimit }
+
+const (
+	scopeRequester = "requester"
+	scopeGlobal    = "global"
+)
+
+// Masker masks secrets in a JSON document; [masking.Masker] with the redact strategy, so
+// that what was masked reads as [REDACTED:TYPE].
+type Masker interface {
+	JSON(src []byte) ([]byte, masking.Counts, error)
+}
 
 // listLimit bounds what List reads from the store for states other than pending; pending
 // requests come from the store's pending index and are never cut off.
@@ -36,6 +69,7 @@ type Service struct {
 	log    *slog.Logger
 	met    *metrics
 	notify Notifier
+	mask   Masker
 	now    func() time.Time
 }
 
@@ -44,6 +78,9 @@ type Option func(*Service)
 
 // WithNotifier sends new requests to n.
 func WithNotifier(n Notifier) Option { return func(s *Service) { s.notify = n } }
+
+// WithMasker masks what requests keep with m instead of every built-in detector.
+func WithMasker(m Masker) Option { return func(s *Service) { s.mask = m } }
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
@@ -66,6 +103,13 @@ func New(cfg Config, store Store, log *slog.Logger, reg prometheus.Registerer, o
 	s := &Service{cfg: cfg, store: store, log: log, met: m, now: time.Now}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.mask == nil {
+		mk, err := masking.New(masking.DefaultConfig())
+		if err != nil {
+			return nil, fmt.Errorf("approvals masker: %w", err)
+		}
+		s.mask = mk
 	}
 	return s, nil
 }
@@ -92,11 +136,16 @@ type Call struct {
 	// approval; when nil, to the canonical Arguments.
 	Params json.RawMessage
 	Rule   string
-	Reason string
+	// Message is the rule's message.
+	Message string
+	Reason  string
 	// Approvers are the rule's approver groups; empty uses Config.Approvers.
 	Approvers []string
-	RequestID string
-	SessionID string
+	// PolicyVersion identifies the policy that holds the call; grants are bound to it.
+	PolicyVersion string
+	Route         Route
+	RequestID     string
+	SessionID     string
 }
 
 // Outcome is what happens to a call.
@@ -140,15 +189,19 @@ func (s *Service) Begin(ctx context.Context, c Call) (Result, error) {
 	if p.Subject == "" || p.Issuer == "" || c.Tool == "" {
 		return Result{}, errors.New("begin approval: requester and tool required")
 	}
-	ck := callKey(p, c.Tool, "call", canon)
+	ck := callKey(p, c.Tool, c.PolicyVersion, "call", canon)
+	var params []byte
 	if c.Params != nil {
 		bound, err := Binding(c.Params)
 		if err != nil {
 			return Result{}, fmt.Errorf("%w: %w", ErrArguments, err)
 		}
-		ck = callKey(p, c.Tool, "params", bound)
+		ck = callKey(p, c.Tool, c.PolicyVersion, "params", bound)
+		if params, err = Canonical(c.Params); err != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrArguments, err)
+		}
 	}
-	tk := toolKey(p, c.Tool)
+	tk := toolKey(p, c.Tool, c.PolicyVersion)
 	now := s.now()
 
 	r, err := s.store.Lookup(ctx, tk)
@@ -198,10 +251,56 @@ func (s *Service) Begin(ctx context.Context, c Call) (Result, error) {
 			// A consumed one-shot approval covers nothing more: open a new request.
 		}
 	}
-	return s.open(ctx, c, p, canon, ck, now)
+	return s.open(ctx, c, p, canon, params, ck, now)
 }
 
-func (s *Service) open(ctx context.Context, c Call, p Party, canon []byte, ck string, now time.Time) (Result, error) {
+// masked is doc with every detector finding replaced; it fails rather than keep a
+// document it could not mask.
+func (s *Service) masked(doc []byte) (json.RawMessage, error) {
+	if doc == nil {
+		return nil, nil
+	}
+	out, _, err := s.mask.JSON(doc)
+	if err != nil {
+		return nil, fmt.Errorf("mask approval request: %w", err)
+	}
+	return json.RawMessage(out), nil
+}
+
+// underLimits refuses a new request when its requester or the service has too many pending.
+// Two replicas opening at the same instant may each see room for one more, so the limits
+// can be passed by at most the number of concurrent opens.
+func (s *Service) underLimits(ctx context.Context, p Party, now time.Time) error {
+	pending, err := s.store.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("count pending approvals: %w", err)
+	}
+	all, mine := 0, 0
+	for _, r := range pending {
+		if r.Effective(now) != Pending {
+			continue
+		}
+		all++
+		if r.Requester.Same(p) {
+			mine++
+		}
+	}
+	var lim *LimitError
+	switch {
+	case mine >= s.cfg.MaxPendingPerRequester:
+		lim = &LimitError{Scope: scopeRequester, Limit: s.cfg.MaxPendingPerRequester}
+	case all >= s.cfg.MaxPending:
+		lim = &LimitError{Scope: scopeGlobal, Limit: s.cfg.MaxPending}
+	default:
+		return nil
+	}
+	s.met.limited.WithLabelValues(lim.Scope).Inc()
+	s.log.Warn("approval request refused: pending limit reached", "scope", lim.Scope, "limit", lim.Limit,
+		"requester", p.Subject)
+	return lim
+}
+
+func (s *Service) open(ctx context.Context, c Call, p Party, canon, params []byte, ck string, now time.Time) (Result, error) {
 	approvers := c.Approvers
 	if len(approvers) == 0 {
 		approvers = s.cfg.Approvers
@@ -209,9 +308,21 @@ func (s *Service) open(ctx context.Context, c Call, p Party, canon []byte, ck st
 	if len(approvers) == 0 {
 		return Result{}, errors.New("open approval: no approver groups for this rule")
 	}
+	if err := s.underLimits(ctx, p, now); err != nil {
+		return Result{}, err
+	}
+	args, err := s.masked(canon)
+	if err != nil {
+		return Result{}, err
+	}
+	shownParams, err := s.masked(params)
+	if err != nil {
+		return Result{}, err
+	}
 	r := Request{
-		ID: rand.Text(), State: Pending, Requester: p, Tool: c.Tool, Arguments: Mask(canon),
-		Rule: c.Rule, Reason: c.Reason, Approvers: slices.Clone(approvers), GrantFor: s.cfg.grantFor(c.Rule),
+		ID: rand.Text(), State: Pending, Requester: p, Tool: c.Tool, Params: shownParams, Arguments: args,
+		Rule: c.Rule, Message: c.Message, Reason: c.Reason, Approvers: slices.Clone(approvers),
+		PolicyVersion: c.PolicyVersion, Route: c.Route, GrantFor: s.cfg.grantFor(c.Rule),
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(s.cfg.Expiry).UTC(), Keys: []string{ck},
 		RequestID: c.RequestID, SessionID: c.SessionID,
 	}
@@ -373,7 +484,7 @@ func (s *Service) Decide(ctx context.Context, id string, by identity.Identity, a
 			q.State = Approved
 			if q.GrantFor > 0 {
 				q.GrantUntil = now.Add(q.GrantFor).UTC()
-				q.Keys = append(q.Keys, toolKey(q.Requester, q.Tool))
+				q.Keys = append(q.Keys, toolKey(q.Requester, q.Tool, q.PolicyVersion))
 			}
 		}
 		return nil

@@ -364,3 +364,88 @@ func TestSweep(t *testing.T) {
 	_, err = s.store.Lookup(ctx, old.Request.Keys[0])
 	require.ErrorIs(t, err, ErrNotFound, "index entries go with the request")
 }
+
+func TestPendingLimits(t *testing.T) {
+	s, c, _, reg := newTestService(t, func(c *Config) { c.MaxPendingPerRequester = 3; c.MaxPending = 4 })
+	other := identity.Identity{Subject: "agent-2", Issuer: "https://idp.test"}
+	open := func(who identity.Identity, q string) error {
+		call := sqlCall(`{"query":"` + q + `"}`)
+		call.Requester = who
+		_, err := s.Begin(t.Context(), call)
+		return err
+	}
+	for i := range 3 {
+		require.NoError(t, open(agent, "q"+string(rune('a'+i))))
+	}
+	require.NoError(t, open(agent, "qa"), "the same pending call is reused, not a new request")
+	err := open(agent, "qd")
+	require.ErrorIs(t, err, ErrPendingLimit)
+	var lim *LimitError
+	require.ErrorAs(t, err, &lim)
+	require.Equal(t, LimitError{Scope: "requester", Limit: 3}, *lim)
+	require.NoError(t, open(other, "x"), "another requester still has room")
+	err = open(other, "y")
+	require.ErrorAs(t, err, &lim)
+	require.Equal(t, LimitError{Scope: "global", Limit: 4}, *lim)
+	require.InDelta(t, 1.0, counterValue(t, reg, "mcpguard_approvals_limited_total", "requester"), 1e-9)
+	require.InDelta(t, 1.0, counterValue(t, reg, "mcpguard_approvals_limited_total", "global"), 1e-9)
+
+	// Expired requests free their place.
+	c.add(2 * time.Hour)
+	require.NoError(t, open(agent, "qd"))
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mf, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range mf {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func TestGrantBoundToParamsAndPolicyVersion(t *testing.T) {
+	s, _, _, _ := newTestService(t, nil)
+	base := func() Call {
+		c := sqlCall(`{"query":"drop table t"}`)
+		c.Params = json.RawMessage(`{"name":"execute_sql","arguments":{"query":"drop table t"}}`)
+		c.PolicyVersion = "sha256:v1"
+		return c
+	}
+	res, err := s.Begin(t.Context(), base())
+	require.NoError(t, err)
+	_, err = s.Decide(t.Context(), res.Request.ID, dba, true, "")
+	require.NoError(t, err)
+	variants := map[string]func(*Call){
+		"case-variant member": func(c *Call) {
+			c.Params = json.RawMessage(`{"name":"execute_sql","arguments":{"query":"drop table t"},"Arguments":{"query":"x"}}`)
+		},
+		"extra _meta member": func(c *Call) {
+			c.Params = json.RawMessage(`{"name":"execute_sql","arguments":{"query":"drop table t"},"_meta":{"x":1}}`)
+		},
+		"other policy version": func(c *Call) { c.PolicyVersion = "sha256:v2" },
+		"other requester":      func(c *Call) { c.Requester = outsider },
+	}
+	for name, mod := range variants {
+		t.Run(name, func(t *testing.T) {
+			c := base()
+			mod(&c)
+			got, err := s.Begin(t.Context(), c)
+			require.NoError(t, err)
+			require.Equal(t, Waiting, got.Outcome)
+			require.True(t, got.Created)
+			require.NotEqual(t, res.Request.ID, got.Request.ID)
+		})
+	}
+	got, err := s.Begin(t.Context(), base())
+	require.NoError(t, err)
+	require.Equal(t, Granted, got.Outcome, "the approved call itself still passes once")
+}

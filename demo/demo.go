@@ -244,7 +244,9 @@ func (e *env) mintTokens(ctx context.Context) error {
 		return err
 	}
 	e.agentToken = tok
-	tok, err = e.token(ctx, Approver, "--groups", "release")
+	// Approvers use tokens for the approvals audience (mcpguard.yaml's auth.audience plus
+	// "/approvals"); the API refuses the agents' MCP-audience tokens.
+	tok, err = e.token(ctx, Approver, "--groups", "release", "--aud", "http://localhost:8080/mcp/approvals")
 	if err != nil {
 		return err
 	}

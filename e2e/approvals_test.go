@@ -43,10 +43,17 @@ const (
 // which the approver acts in the held scenario.
 const approvalHold = "5s"
 
+// approverAudience is the approvals API's audience: the default, the MCP audience plus
+// "/approvals".
+const approverAudience = harness.Audience + "/approvals"
+
 type approvalEnv struct {
-	g                    *harness.Guard
-	url                  string // MCP endpoint through the gateway
-	agent, rm, selfAgent string // tokens: requester, release manager, requester in release
+	g   *harness.Guard
+	url string // MCP endpoint through the gateway
+	// MCP tokens: the requester, and a requester in the release group.
+	agent, selfAgent string
+	// Approvals-audience tokens: the release manager, and selfAgent's principal.
+	rm, selfApprover string
 }
 
 // approvalGuard starts mcpguard with approvalPolicy and extra approvals config, a gateway
@@ -74,12 +81,13 @@ func approvalGuardIn(t *testing.T, dir string, approvals map[string]any, keyFile
 	t.Cleanup(func() { _ = up.Close(context.WithoutCancel(t.Context())) })
 	gw := gatewayFor(t, g, up.Addr())
 	env := approvalEnv{g: g, url: up.URLVia(gw.Addr())}
-	mint := func(sub string, groups ...string) string {
-		tok, err := g.Token(t.Context(), harness.TokenOptions{Subject: sub, Scopes: []string{"mcp:tools"}, Groups: groups})
+	mint := func(aud, sub string, groups ...string) string {
+		tok, err := g.Token(t.Context(), harness.TokenOptions{Subject: sub, Scopes: []string{"mcp:tools"}, Groups: groups, Audience: aud})
 		require.NoError(t, err)
 		return tok
 	}
-	env.agent, env.rm, env.selfAgent = mint("agent-7"), mint("rm-1", "release"), mint("agent-8", "release")
+	env.agent, env.selfAgent = mint(harness.Audience, "agent-7"), mint(harness.Audience, "agent-8", "release")
+	env.rm, env.selfApprover = mint(approverAudience, "rm-1", "release"), mint(approverAudience, "agent-8", "release")
 	return env
 }
 
@@ -192,11 +200,29 @@ func TestApprovals(t *testing.T) {
 		}
 	})
 
+	t.Run("agent tokens refused whatever their groups", func(t *testing.T) {
+		s := connect(t, env.url, env.agent, "2025-06-18", nil)
+		done := echoAsync(t, s, "another agent's call")
+		id := pending(t, g, env.rm)
+		for _, path := range []string{"/v1/approvals/" + id + "/approve", "/v1/approvals"} {
+			method := "POST"
+			if path == "/v1/approvals" {
+				method = "GET"
+			}
+			code, body := api(t, g, method, path, env.selfAgent, `{}`)
+			require.Equal(t, 403, code, body)
+			require.Contains(t, body["error"], "agent tokens cannot decide approvals")
+		}
+		code, _ := api(t, g, "POST", "/v1/approvals/"+id+"/approve", env.rm, `{}`)
+		require.Equal(t, 200, code)
+		require.NoError(t, (<-done).err)
+	})
+
 	t.Run("self approval refused", func(t *testing.T) {
 		s := connect(t, env.url, env.selfAgent, "2025-06-18", nil)
 		done := echoAsync(t, s, "my own")
-		id := pending(t, g, env.selfAgent)
-		code, body := api(t, g, "POST", "/v1/approvals/"+id+"/approve", env.selfAgent, `{}`)
+		id := pending(t, g, env.selfApprover)
+		code, body := api(t, g, "POST", "/v1/approvals/"+id+"/approve", env.selfApprover, `{}`)
 		require.Equal(t, 403, code, body)
 		require.Contains(t, body["error"], "own call")
 		code, _ = api(t, g, "POST", "/v1/approvals/"+id+"/approve", env.rm, `{}`)
@@ -315,6 +341,8 @@ func TestApprovalsPage(t *testing.T) {
 	require.Contains(t, row, "echo", "the tool")
 	require.Contains(t, row, "from the browser", "the arguments")
 	require.Contains(t, row, "echo-needs-release", "the rule")
+	require.Contains(t, row, "echo needs a release manager", "the rule's message")
+	require.Contains(t, row, "params.arguments.text", "every member of params")
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.CSS(`#req-`+id+` input[name="reason"]`), "checked in the browser"),

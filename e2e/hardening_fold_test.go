@@ -61,7 +61,7 @@ func startFold(t *testing.T) foldEnv {
 	env := foldEnv{g: g, url: up.URLVia(gw.Addr())}
 	env.agent, err = g.Token(t.Context(), harness.TokenOptions{Subject: "agent-f", Scopes: []string{"mcp:tools"}})
 	require.NoError(t, err)
-	env.rm, err = g.Token(t.Context(), harness.TokenOptions{Subject: "rm-f", Scopes: []string{"mcp:tools"}, Groups: []string{"release"}})
+	env.rm, err = g.Token(t.Context(), harness.TokenOptions{Subject: "rm-f", Scopes: []string{"mcp:tools"}, Groups: []string{"release"}, Audience: approverAudience})
 	require.NoError(t, err)
 	s := connect(t, env.url, env.agent, harness.V20250618, nil)
 	env.header = map[string]string{"MCP-Protocol-Version": harness.V20250618, "Mcp-Session-Id": s.ID()}

@@ -21,6 +21,10 @@ const (
 	CodeApprovalDenied = -31042
 	// CodeApprovalLapsed: the request expired, or its one-time grant was used by another call.
 	CodeApprovalLapsed = -31043
+	// CodeApprovalLimit: the caller (or the whole service) already has as many pending
+	// approval requests as approvals.max_pending_per_requester (max_pending) allows; data
+	// carries scope and limit. Retry once some are decided or expired.
+	CodeApprovalLimit = -31044
 )
 
 // holdMargin is added to the wait when extending Envoy's timer, so the answer reaches
@@ -55,7 +59,8 @@ func (a *Approvals) OnApproval(ctx context.Context, x *Exchange, d policy.Decisi
 	// that differs anywhere in params is a different call. Approvers are shown the arguments.
 	call := approvals.Call{
 		Requester: x.Identity, Tool: target(m), Arguments: m.Arguments, Params: m.Params,
-		Rule: ruleLabel(d.Rule), Reason: d.Reason, Approvers: d.Approvers,
+		Rule: ruleLabel(d.Rule), Message: d.Message, Reason: d.Reason, Approvers: d.Approvers,
+		PolicyVersion: d.Version, Route: approvals.Route{Authority: x.Headers.Get(":authority"), Path: x.Path},
 		RequestID: x.RequestID, SessionID: x.SessionID,
 	}
 	if m.Method != "tools/call" {
@@ -67,6 +72,18 @@ func (a *Approvals) OnApproval(ctx context.Context, x *Exchange, d policy.Decisi
 	res, err := a.svc.Begin(ctx, call)
 	if errors.Is(err, approvals.ErrArguments) {
 		return Verdict{Action: Deny, Err: &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params: arguments must be JSON without duplicate keys"}}, nil
+	}
+	if lim := (*approvals.LimitError)(nil); errors.As(err, &lim) {
+		x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: map[string]any{
+			"step": "limited", "scope": lim.Scope, "limit": lim.Limit, "tool": call.Tool, "rule": call.Rule,
+		}})
+		msg := "approval required, but too many approval requests are pending; retry once some are decided"
+		if lim.Scope == "requester" {
+			msg = fmt.Sprintf("approval required, but you already have %d approval requests pending; retry once some are decided", lim.Limit)
+		}
+		return Verdict{Action: Deny, Err: &mcp.Error{Code: CodeApprovalLimit, Message: msg, Data: map[string]any{
+			"scope": lim.Scope, "limit": lim.Limit, "rule": call.Rule, "message": d.Message,
+		}}}, nil
 	}
 	if err != nil {
 		return Verdict{}, fmt.Errorf("begin approval: %w", err)
@@ -133,6 +150,8 @@ func (a *Approvals) verdict(x *Exchange, res approvals.Result) Verdict {
 			Data: map[string]any{
 				"approval_id": r.ID, "approve_url": a.svc.Link(r.ID),
 				"retry_after_seconds": int(retry.Seconds()), "expires_at": r.ExpiresAt.UTC().Format(time.RFC3339),
+				"created_at": r.CreatedAt.UTC().Format(time.RFC3339), "rule": r.Rule, "message": r.Message,
+				"tool": r.Tool, "approvers": r.Approvers, "policy_version": r.PolicyVersion,
 			},
 		}}
 	default:
@@ -157,9 +176,15 @@ func target(m *mcp.Message) string {
 	return m.Method
 }
 
-// note records an approval step on the exchange for the recording.
+// note records an approval step on the exchange for the recording: the facts the approver
+// was shown, except argument values (the recording holds the call itself).
 func note(x *Exchange, step string, r approvals.Request) {
-	attrs := map[string]any{"id": r.ID, "step": step, "state": string(r.State), "tool": r.Tool, "rule": r.Rule}
+	attrs := map[string]any{
+		"id": r.ID, "step": step, "state": string(r.State), "tool": r.Tool, "rule": r.Rule,
+		"message": r.Message, "policy_version": r.PolicyVersion, "approvers": r.Approvers,
+		"requester": r.Requester.Subject, "requester_issuer": r.Requester.Issuer, "requester_groups": r.Requester.Groups,
+		"created_at": r.CreatedAt.UTC().Format(time.RFC3339Nano), "expires_at": r.ExpiresAt.UTC().Format(time.RFC3339Nano),
+	}
 	if r.Decision != nil {
 		attrs["approver"] = r.Decision.By.Subject
 		attrs["decided_at"] = r.Decision.At.UTC().Format(time.RFC3339Nano)

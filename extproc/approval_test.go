@@ -175,6 +175,13 @@ func TestApprovalRefusesBatchesAndBadArguments(t *testing.T) {
 			name: "arguments nested deeper than the parser accepts", rev: "2025-06-18", code: -32600,
 			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"a":` + strings.Repeat("[", 140) + strings.Repeat("]", 140) + `}}}`,
 		},
+		{
+			// Nesting is bounded by the message parser (mcp.MaxDepth), which canonical forms
+			// accept; a duplicate member, which has no canonical form, is refused by the parser
+			// before anything is held.
+			name: "arguments with a duplicate member", rev: "2025-06-18", code: -32600,
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"env":"a","x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `,"env":"b"}}}`,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

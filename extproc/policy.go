@@ -88,6 +88,7 @@ func (*Policy) Name() string { return "policy" }
 type element struct {
 	id json.RawMessage
 	d  policy.Decision
+	in policy.Input
 }
 
 // OnRequest decides every request and notification of the body. One denied element denies
@@ -114,7 +115,7 @@ func (p *Policy) OnRequest(ctx context.Context, x *Exchange) (Verdict, error) {
 		}
 		d := set.Decide(in)
 		p.record(x, m, d)
-		els = append(els, element{id: m.ID, d: d})
+		els = append(els, element{id: m.ID, d: d, in: in})
 	}
 	var deny, hold *policy.Decision
 	for i := range els {
@@ -145,17 +146,56 @@ func (p *Policy) OnRequest(ctx context.Context, x *Exchange) (Verdict, error) {
 	case hold != nil:
 		for _, e := range els {
 			if e.d.Enforced() && e.d.Action == policy.RequireApproval {
-				v, err := p.approver.OnApproval(ctx, x, e.d)
-				if err != nil {
-					return Verdict{}, fmt.Errorf("approval: %w", err)
-				}
-				if v.Action != Continue {
-					return v, nil
+				v, err := p.approve(ctx, x, set, e, els)
+				if err != nil || v.Action != Continue {
+					return v, err
 				}
 			}
 		}
 	}
 	return Pass, nil
+}
+
+// maxRedecide bounds how often a held call is decided again because the policy changed
+// while it was held.
+const maxRedecide = 3
+
+// approve asks the approver about e. An approval covers the policy version that asked for
+// it: when the policy in force changed while the call was held, the current policy decides
+// again, and a call it still holds needs an approval under the new version.
+func (p *Policy) approve(ctx context.Context, x *Exchange, set *policy.Set, e element, els []element) (Verdict, error) {
+	for range maxRedecide {
+		v, err := p.approver.OnApproval(ctx, x, e.d)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("approval: %w", err)
+		}
+		cur := p.src.Current()
+		if v.Action != Continue || cur == set || cur.Version() == set.Version() {
+			return v, nil
+		}
+		set = cur
+		in := e.in
+		in.Now = time.Now()
+		e.d = set.Decide(in)
+		x.Log.Info("policy changed while the call was held; decided again", "rule", ruleLabel(e.d.Rule),
+			"action", string(e.d.Action), "policy_version", e.d.Version)
+		x.AddNote(Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{
+			"rule": ruleLabel(e.d.Rule), "action": string(e.d.Action), "reason": e.d.Reason, "observe": e.d.DryRun,
+			"redecided": true, "policy_version": e.d.Version,
+		}})
+		switch {
+		case !e.d.Enforced():
+			return Pass, nil
+		case e.d.Action == policy.RequireApproval:
+			continue
+		default:
+			return Verdict{Action: Deny, Err: refusal(CodePolicyDenied, &e.d, x.Body.Batch, els)}, nil
+		}
+	}
+	return Verdict{Action: Deny, Err: &mcp.Error{
+		Code:    CodeApprovalLapsed,
+		Message: "the policy changed while the call was held; call again",
+	}}, nil
 }
 
 // refusal is the JSON-RPC error for a denied or unapprovable body.

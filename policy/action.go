@@ -72,6 +72,8 @@ type Decision struct {
 	// DryRun is set when the policy runs in observe mode: the caller records Action but
 	// lets the message through.
 	DryRun bool
+	// Version is the version of the policy that decided ([Set.Version]).
+	Version string
 }
 
 // Enforced reports whether the caller must act on the decision (deny or hold the message).

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,7 +93,13 @@ type Set struct {
 	// argPaths are the argument paths conditions read by name ("mode", "opts.level"), which
 	// CheckArguments guards against folded member names.
 	argPaths []string
+	// version identifies the policy text ("sha256:" and 16 hex digits of its digest).
+	version string
 }
+
+// Version identifies the policy: a digest of the file it was compiled from, so the same text
+// has the same version in every replica and after every restart.
+func (s *Set) Version() string { return s.version }
 
 // PerIdentity reports whether a refusing rule depends on the caller (mentions identity), so
 // that what one identity is shown (tools/list) may differ from what another is shown.
@@ -119,7 +127,8 @@ func Compile(data []byte) (*Set, error) {
 	if f.Version != 1 {
 		errs = append(errs, fmt.Errorf("version: must be 1, got %d", f.Version))
 	}
-	s := &Set{def: f.Default, tools: f.Tools}
+	sum := sha256.Sum256(data)
+	s := &Set{def: f.Default, tools: f.Tools, version: "sha256:" + hex.EncodeToString(sum[:8])}
 	switch f.Mode {
 	case "", "enforce":
 	case "observe":
@@ -444,12 +453,15 @@ type Step struct {
 // rule decides, observe rules are recorded on the way, and the default applies otherwise.
 func (s *Set) Decide(in Input) Decision {
 	d, _ := s.eval(in, false)
+	d.Version = s.version
 	return d
 }
 
 // Explain is [Set.Decide] plus the evaluation of every rule up to the deciding one.
 func (s *Set) Explain(in Input) (Decision, []Step) {
-	return s.eval(in, true)
+	d, steps := s.eval(in, true)
+	d.Version = s.version
+	return d, steps
 }
 
 func (s *Set) eval(in Input, explain bool) (Decision, []Step) {

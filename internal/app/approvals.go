@@ -19,6 +19,7 @@ import (
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/identity"
 	"github.com/mcpguard/mcpguard/internal/config"
+	"github.com/mcpguard/mcpguard/masking"
 	"github.com/mcpguard/mcpguard/policy"
 )
 
@@ -32,14 +33,33 @@ type approvalParts struct {
 	closers  []func(context.Context) error
 }
 
-// approverAuth authenticates approvers with the service's token verifier.
+// approverAuth authenticates approvers with the service's token verifier: a token must be
+// issued for the approvals audience and must not also be valid for the MCP audience, so an
+// agent's token (or one minted for both) never decides approvals.
 type approverAuth struct {
-	v   *authz.Verifier
-	aud string
+	v        *authz.Verifier
+	aud, mcp string
 }
 
 func (a approverAuth) Authenticate(ctx context.Context, token string) (identity.Identity, error) {
-	return a.v.Authenticate(ctx, token, a.aud)
+	id, err := a.v.Authenticate(ctx, token, a.aud)
+	if _, mcpErr := a.v.Authenticate(ctx, token, a.mcp); mcpErr == nil {
+		return identity.Identity{}, approvals.ErrAgentToken
+	}
+	return id, err
+}
+
+// approverAudience is the audience approvers' tokens must carry: approvals.api.audience, by
+// default the MCP audience with "/approvals" appended. It must differ from the MCP audience.
+func approverAudience(cfg *config.Config) (string, error) {
+	aud := cfg.Approvals.API.Audience
+	if aud == "" {
+		aud = strings.TrimRight(cfg.Auth.Audience, "/") + "/approvals"
+	}
+	if aud == cfg.Auth.Audience {
+		return "", fmt.Errorf("approvals.api.audience: must differ from auth.audience (%s), so agent tokens cannot decide approvals", aud)
+	}
+	return aud, nil
 }
 
 // openApprovals opens the configured store, the service, its webhook notifier and the
@@ -84,7 +104,11 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	if err != nil {
 		return p, err
 	}
-	svc, err = approvals.New(ac, store, log, reg, approvals.WithNotifier(hooks))
+	mk, err := approvalMasker(cfg.Masking)
+	if err != nil {
+		return p, err
+	}
+	svc, err = approvals.New(ac, store, log, reg, approvals.WithNotifier(hooks), approvals.WithMasker(mk))
 	if err != nil {
 		return p, err
 	}
@@ -106,12 +130,31 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	if p.approver, err = extproc.NewApprovals(svc); err != nil {
 		return p, err
 	}
-	aud := ac.API.Audience
-	if aud == "" {
-		aud = cfg.Auth.Audience
+	aud, err := approverAudience(cfg)
+	if err != nil {
+		return p, err
 	}
-	p.routes = svc.Routes(approverAuth{v: v, aud: aud}, log)
+	p.routes = svc.Routes(approverAuth{v: v, aud: aud, mcp: cfg.Auth.Audience}, log)
 	return p, nil
+}
+
+// approvalMasker masks what approval requests keep with the configured detectors (every
+// built-in one when masking is off), always with the redact strategy: approvers see
+// [REDACTED:TYPE] where a secret was, and the store never holds it.
+func approvalMasker(mc masking.Config) (*masking.Masker, error) {
+	c := masking.DefaultConfig()
+	if mc.Enabled {
+		c.Detectors, c.Custom = mc.Detectors, mc.Custom
+		for _, f := range mc.Fields {
+			f.Strategy = masking.Redact
+			c.Fields = append(c.Fields, f)
+		}
+	}
+	m, err := masking.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("approvals masker: %w", err)
+	}
+	return m, nil
 }
 
 func redisClient(ctx context.Context, c approvals.RedisConfig) (*redis.Client, error) {

@@ -226,6 +226,7 @@ approvals:
 var everyMetric = []string{
 	"mcpguard_approvals_events_total",
 	"mcpguard_approvals_held_calls",
+	"mcpguard_approvals_limited_total",
 	"mcpguard_approvals_notifications_total",
 	"mcpguard_approvals_release_seconds",
 	"mcpguard_authz_check_duration_seconds",
