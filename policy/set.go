@@ -170,6 +170,10 @@ func Compile(data []byte) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy environment: %w", err)
 	}
+	sc, err := conditionSchema()
+	if err != nil {
+		return nil, fmt.Errorf("policy environment: %w", err)
+	}
 	seen := map[string]int{}
 	for i, r := range f.Rules {
 		at := fmt.Sprintf("rules[%d]", i)
@@ -214,7 +218,14 @@ func Compile(data []byte) (*Set, error) {
 		}
 		ast, iss := env.Compile(r.When.Value)
 		if iss.Err() != nil {
-			errs = append(errs, celErrors(at, &r.When, iss.Errors())...)
+			parsed, _ := env.Parse(r.When.Value)
+			errs = append(errs, celErrors(at, &r.When, iss.Errors(), func(e *cel.Error) string { return sc.undefinedField(parsed, e) })...)
+			continue
+		}
+		if built := sc.constructions(ast); len(built) > 0 {
+			for _, b := range built {
+				errs = append(errs, fmt.Errorf("line %d: %s.when: %s", line, at, b))
+			}
 			continue
 		}
 		if dErrs := literalDialects(at, &r.When, ast); len(dErrs) > 0 {
@@ -243,10 +254,10 @@ func Compile(data []byte) (*Set, error) {
 }
 
 // celErrors maps CEL issue positions to lines of the policy file.
-func celErrors(at string, n *yaml.Node, issues []*cel.Error) []error {
+func celErrors(at string, n *yaml.Node, issues []*cel.Error, message func(*cel.Error) string) []error {
 	out := make([]error, 0, len(issues))
 	for _, e := range issues {
-		out = append(out, fmt.Errorf("line %d: %s.when: %s", fileLine(n, e.Location), at, e.Message))
+		out = append(out, fmt.Errorf("line %d: %s.when: %s", fileLine(n, e.Location), at, message(e)))
 	}
 	return out
 }
@@ -377,26 +388,27 @@ func mentions(e celast.Expr, name string) bool {
 }
 
 // newEnv declares the variables and functions conditions may use.
+// The variables are typed objects (see env.go): a field that does not exist is a compile error.
 func newEnv(d Dialect) (*cel.Env, error) {
-	dyn := cel.MapType(cel.StringType, cel.DynType)
+	sc, err := conditionSchema()
+	if err != nil {
+		return nil, err
+	}
+	sqlT, shellT := cel.ObjectType(typeSQL), cel.ObjectType(typeShell)
 	return cel.NewEnv(
-		cel.Variable("identity", dyn),
-		cel.Variable("request", dyn),
-		cel.Variable("session", dyn),
-		cel.Variable("event", dyn),
-		cel.Variable("now", cel.TimestampType),
+		sc.declarations(),
 		ext.Strings(),
 		cel.Function("sql",
-			cel.Overload("sql_string", []*cel.Type{cel.StringType}, dyn,
+			cel.Overload("sql_string", []*cel.Type{cel.StringType}, sqlT,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
 					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(d, v.(types.String).Value().(string)).Value())
 				})),
-			cel.Overload("sql_string_dialect", []*cel.Type{cel.StringType, cel.StringType}, dyn,
+			cel.Overload("sql_string_dialect", []*cel.Type{cel.StringType, cel.StringType}, sqlT,
 				cel.BinaryBinding(func(v, dial ref.Val) ref.Val {
 					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(Dialect(dial.(types.String)), string(v.(types.String))).Value())
 				}))),
 		cel.Function("shell",
-			cel.Overload("shell_string", []*cel.Type{cel.StringType}, dyn,
+			cel.Overload("shell_string", []*cel.Type{cel.StringType}, shellT,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
 					return types.DefaultTypeAdapter.NativeToValue(ClassifyShell(string(v.(types.String))).Value())
 				}))),
