@@ -49,7 +49,8 @@ type ToolSpec struct {
 	Shell *ArgSpec `yaml:"shell"`
 }
 
-// ArgSpec names an argument (a gjson path into the arguments object) and, for SQL, its dialect.
+// ArgSpec names an argument (a gjson path into the arguments object) and, for SQL, its dialect
+// (the policy's sql_dialect when not given).
 type ArgSpec struct {
 	Argument string  `yaml:"argument"`
 	Dialect  Dialect `yaml:"dialect"`
@@ -152,6 +153,9 @@ func Compile(data []byte) (*Set, error) {
 		if t.SQL != nil {
 			if t.SQL.Argument == "" {
 				errs = append(errs, fmt.Errorf("tools.%s.sql.argument: required", name))
+			}
+			if t.SQL.Dialect == "" {
+				t.SQL.Dialect = f.SQLDialect // the policy's sql_dialect unless the tool says otherwise
 			}
 			if err := t.SQL.Dialect.Validate(); err != nil {
 				errs = append(errs, fmt.Errorf("tools.%s.sql.dialect: %w", name, err))

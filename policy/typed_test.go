@@ -1,8 +1,11 @@
 package policy_test
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,4 +77,82 @@ func TestReloadRefusesUnknownField(t *testing.T) {
 	_, err = src.Reload()
 	require.ErrorContains(t, err, "line 4: rules[0] (x).when: request.sql has no field 'destructiv'")
 	require.Same(t, first, src.Current())
+}
+
+// TestReloadLogsBrokenPolicyOncePerChange: polling a broken file logs and counts it once;
+// another broken version, or the same one after a good one, is logged again.
+func TestReloadLogsBrokenPolicyOncePerChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	good := []byte("version: 1\ndefault: allow\n")
+	require.NoError(t, os.WriteFile(path, good, 0o600))
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	src, err := policy.Open(policy.Config{File: path, ReloadInterval: time.Second, SessionTTL: time.Hour},
+		slog.New(slog.NewTextHandler(&logs, nil)), reg)
+	require.NoError(t, err)
+	failures := func() int { return strings.Count(logs.String(), "policy reload failed") }
+
+	bad1 := []byte("version: 1\ndefault: allow\nrules:\n  - {name: x, when: 'identity.grups', action: deny}\n")
+	require.NoError(t, os.WriteFile(path, bad1, 0o600))
+	for range 3 {
+		_, err = src.Reload()
+		require.ErrorContains(t, err, "identity has no field 'grups'")
+	}
+	require.Equal(t, 1, failures())
+	require.InDelta(t, 1, reloads(t, reg, "error"), 0)
+
+	require.NoError(t, os.WriteFile(path, []byte("version: 1\n"), 0o600))
+	for range 2 {
+		_, err = src.Reload()
+		require.Error(t, err)
+	}
+	require.Equal(t, 2, failures())
+
+	require.NoError(t, os.Remove(path))
+	for range 2 {
+		_, err = src.Reload()
+		require.Error(t, err)
+	}
+	require.Equal(t, 3, failures())
+
+	require.NoError(t, os.WriteFile(path, good, 0o600))
+	_, err = src.Reload()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, bad1, 0o600))
+	_, err = src.Reload()
+	require.Error(t, err)
+	require.Equal(t, 4, failures())
+	require.InDelta(t, 4, reloads(t, reg, "error"), 0)
+}
+
+// TestToolDialectDefaultsToPolicy: a tool's sql without a dialect is parsed in the policy's
+// sql_dialect (MySQL's backtick identifiers do not parse as Postgres).
+func TestToolDialectDefaultsToPolicy(t *testing.T) {
+	for _, c := range []struct {
+		policyDialect, toolDialect string
+		parsed                     bool
+	}{
+		{"mysql", "", true},
+		{"", "", false}, // postgres
+		{"postgres", "mysql", true},
+		{"mysql", "postgres", false},
+	} {
+		src := "version: 1\ndefault: allow\n"
+		if c.policyDialect != "" {
+			src += "sql_dialect: " + c.policyDialect + "\n"
+		}
+		tool := "{argument: query}"
+		if c.toolDialect != "" {
+			tool = "{argument: query, dialect: " + c.toolDialect + "}"
+		}
+		src += "tools:\n  q: {sql: " + tool + "}\nrules:\n  - {name: unparsed, when: 'request.sql.present && !request.sql.parsed', action: deny}\n"
+		set, err := policy.Compile([]byte(src))
+		require.NoError(t, err, src)
+		d := set.Decide(policy.Input{Msg: call(t, "q", map[string]any{"query": "SELECT `a` FROM `t`"})})
+		want := policy.Deny
+		if c.parsed {
+			want = policy.Allow
+		}
+		require.Equal(t, want, d.Action, "%+v", c)
+	}
 }
