@@ -25,6 +25,13 @@ const policyUsage = `Usage:
 `
 
 func policyCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (isHelp(args[0]) || args[0] == "test" && wantsHelp(args[1:])) {
+		fmt.Fprint(stdout, policyUsage)
+		return nil
+	}
+	if len(args) > 1 && args[0] == "explain" && wantsHelp(args[1:2]) {
+		return policyExplain("", args[1:], stdout, stderr)
+	}
 	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 		fmt.Fprint(stderr, policyUsage)
 		return ErrUsage

@@ -92,6 +92,10 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return ErrUsage
 	}
 	sub := args[0]
+	if isHelp(sub) {
+		fmt.Fprint(stdout, recordingsUsage)
+		return nil
+	}
 	fs := flag.NewFlagSet("recordings "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, recordingsUsage) }
