@@ -40,11 +40,9 @@ func configCmd(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprint(stderr, configUsage)
 			return ErrUsage
 		}
-		if _, err := config.Load(args[1]); err != nil {
+		if err := config.Check(args[1]); err != nil {
 			fmt.Fprintf(stderr, "%s: invalid\n", args[1])
-			for line := range strings.SplitSeq(err.Error(), "\n") {
-				fmt.Fprintf(stderr, "  %s\n", line)
-			}
+			printProblems(stderr, err)
 			return errors.New("config has problems")
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", args[1])
