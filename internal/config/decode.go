@@ -44,7 +44,14 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.errs = append(d.errs, fmt.Errorf("%s: %s (line %d)", path, fmt.Sprintf(format, args...), n.Line))
 }
 
+// Decode decodes a YAML document onto v (a pointer; what it holds are the defaults) with the
+// strict decoder of the config file: every problem with its path in the document and its
+// line, at once. It returns the line of every path the document sets. yaml.Node fields take
+// the node as written (for values decoded later, e.g. JSON-RPC messages in policy cases).
+func Decode(data []byte, v any) (map[string]int, error) { return decodeYAML(data, v) }
+
 var (
+	nodeType            = reflect.TypeFor[yaml.Node]()
 	durationType        = reflect.TypeFor[time.Duration]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
@@ -73,6 +80,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
 		d.value(n, v.Elem(), path)
+		return
+	}
+	if v.Type() == nodeType {
+		v.Set(reflect.ValueOf(*n))
 		return
 	}
 	if v.Type() == durationType {
