@@ -62,3 +62,30 @@ func TestEnvoyCheck(t *testing.T) {
 	require.ErrorIs(t, Run(t.Context(), []string{"envoy", "check"}, &out, &errb), ErrUsage)
 	require.ErrorIs(t, Run(t.Context(), []string{"envoy", "lint", "x"}, &out, &errb), ErrUsage)
 }
+
+// TestReadmeListsEveryCommand: the README's command table names every command path.
+func TestReadmeListsEveryCommand(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	readme := string(data)
+	start := strings.Index(readme, "## Commands")
+	require.GreaterOrEqual(t, start, 0)
+	table := readme[start:]
+	table = table[:strings.Index(table[3:], "\n## ")+3]
+	for _, path := range commandPaths {
+		if len(path) == 1 && slicesContainsPrefix(commandPaths, path[0]) {
+			continue // a group: its subcommands are listed
+		}
+		require.Contains(t, table, "| `mcpguard "+strings.Join(path, " "), "README command table lacks %v", path)
+	}
+}
+
+// slicesContainsPrefix reports whether some path has cmd followed by a subcommand.
+func slicesContainsPrefix(paths [][]string, cmd string) bool {
+	for _, p := range paths {
+		if len(p) > 1 && p[0] == cmd {
+			return true
+		}
+	}
+	return false
+}
