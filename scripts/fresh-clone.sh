@@ -69,8 +69,15 @@ echo "clone: $(since "$t0")s"
 cd "$tmp/mcpguard"
 
 # Two free loopback ports for gRPC and admin.
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+freeport() {
+  local p
+  while :; do
+    p=$(( 20000 + RANDOM % 40000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; } # refused: free
+  done
+}
 grpc=$(freeport) admin=$(freeport)
+while [ "$admin" = "$grpc" ]; do admin=$(freeport); done
 sed -e "s/127\.0\.0\.1:9001/127.0.0.1:$grpc/g" -e "s/127\.0\.0\.1:9002/127.0.0.1:$admin/g" \
   internal/config/default.yaml >"$tmp/config.yaml"
 
