@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/google/cel-go/ext"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mcpguard/mcpguard/internal/yamlx"
 	"github.com/mcpguard/mcpguard/mcp"
 )
 
@@ -111,12 +111,15 @@ func (s *Set) Rules() []Rule { return s.rules }
 // Compile parses and compiles a policy file. The error lists every problem with its line.
 func Compile(data []byte) (*Set, error) {
 	var f file
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	lines, err := yamlx.Decode(data, &f)
+	if lines == nil { // not YAML: nothing else can be said
 		return nil, fmt.Errorf("policy: %w", err)
 	}
+	// What did decode is checked too, so every problem of the file comes in one run.
 	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if f.Version != 1 {
 		errs = append(errs, fmt.Errorf("version: must be 1, got %d", f.Version))
 	}

@@ -13,7 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/mcpguard/mcpguard/internal/config"
+	"github.com/mcpguard/mcpguard/internal/yamlx"
 	"github.com/mcpguard/mcpguard/mcp"
 	"github.com/mcpguard/mcpguard/policy"
 )
@@ -155,7 +155,7 @@ func policyTest(polPath, casesPath string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("read cases: %w", err)
 	}
 	var cases []policyCase
-	if _, err := config.Decode(data, &cases); err != nil {
+	if _, err := yamlx.Decode(data, &cases); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid\n", casesPath)
 		printProblems(stderr, err)
 		return errors.New("cases have problems")
