@@ -89,3 +89,19 @@ func slicesContainsPrefix(paths [][]string, cmd string) bool {
 	}
 	return false
 }
+
+// TestReadOnlyCommandsCreateNothing: reading recordings without a config (the embedded
+// default, data under ./data) creates no directory.
+func TestReadOnlyCommandsCreateNothing(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var out, errb bytes.Buffer
+	require.NoError(t, Run(t.Context(), []string{"recordings", "ls"}, &out, &errb), errb.String())
+	require.Contains(t, out.String(), "SESSION")
+	require.Error(t, Run(t.Context(), []string{"recordings", "play", "nope"}, &out, &errb))
+	require.Error(t, Run(t.Context(), []string{"recordings", "export", "nope"}, &out, &errb))
+	require.Error(t, Run(t.Context(), []string{"config", "validate", "missing.yaml"}, &out, &errb))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "read-only commands created files")
+}
