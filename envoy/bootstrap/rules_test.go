@@ -43,7 +43,9 @@ var breaks = map[string]struct {
 		func(c *conf) { c.main.GetRoute().IdleTimeout = durationpb.New(900 * time.Second) }, ".routes[1].route.idle_timeout: 15m0s must exceed",
 	},
 	"gRPC cluster speaks HTTP/2 with lifted circuit breakers": {
-		func(c *conf) { c.clusters[c.proc.GetGrpcService().GetEnvoyGrpc().GetClusterName()].CircuitBreakers = nil },
+		func(c *conf) {
+			c.clusters[c.proc.GetGrpcService().GetEnvoyGrpc().GetClusterName()].CircuitBreakers = nil
+		},
 		"static_resources.clusters[0](mcpguard_grpc).circuit_breakers: no DEFAULT thresholds",
 	},
 	"protected-resource metadata bypasses both filters": {
