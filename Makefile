@@ -28,8 +28,9 @@ help:
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mcpguard ./cmd/mcpguard
 
+# RUN_ARGS passes flags to serve, e.g. RUN_ARGS="--config my.yaml".
 run: build
-	./bin/mcpguard serve
+	./bin/mcpguard serve $(RUN_ARGS)
 
 # The emulator (envoy/envoy.yaml), mcpguard (demo/mcpguard.yaml, demo/policy.yaml) and the demo MCP
 # server on loopback ports, then a scripted agent. DEMO_AUTO_APPROVE=1 approves the held call itself.

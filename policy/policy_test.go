@@ -20,7 +20,7 @@ func TestCompileErrors(t *testing.T) {
 		src  string
 		want []string
 	}{
-		{"unknown field", "version: 1\ndefault: allow\nbogus: 1\n", []string{"line 3: field bogus not found"}},
+		{"unknown field", "version: 1\ndefault: allow\nbogus: 1\nmode: loud\n", []string{"bogus: unknown field (line 3)", `mode: "loud" is not`}},
 		{"bad header", "version: 2\ndefault: observe\nmode: loud\nsql_dialect: oracle\n", []string{
 			"version: must be 1", "default: \"observe\" is not", "mode: \"loud\"", "sql_dialect: \"oracle\"",
 		}},

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"github.com/google/cel-go/ext"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mcpguard/mcpguard/internal/yamlx"
 	"github.com/mcpguard/mcpguard/mcp"
 )
 
@@ -51,7 +51,8 @@ type ToolSpec struct {
 	Shell *ArgSpec `yaml:"shell"`
 }
 
-// ArgSpec names an argument (a gjson path into the arguments object) and, for SQL, its dialect.
+// ArgSpec names an argument (a gjson path into the arguments object) and, for SQL, its dialect
+// (the policy's sql_dialect when not given).
 type ArgSpec struct {
 	Argument string  `yaml:"argument"`
 	Dialect  Dialect `yaml:"dialect"`
@@ -118,12 +119,15 @@ func (s *Set) Rules() []Rule { return s.rules }
 // Compile parses and compiles a policy file. The error lists every problem with its line.
 func Compile(data []byte) (*Set, error) {
 	var f file
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	lines, err := yamlx.Decode(data, &f)
+	if lines == nil { // not YAML: nothing else can be said
 		return nil, fmt.Errorf("policy: %w", err)
 	}
+	// What did decode is checked too, so every problem of the file comes in one run.
 	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if f.Version != 1 {
 		errs = append(errs, fmt.Errorf("version: must be 1, got %d", f.Version))
 	}
@@ -162,6 +166,9 @@ func Compile(data []byte) (*Set, error) {
 			if t.SQL.Argument == "" {
 				errs = append(errs, fmt.Errorf("tools.%s.sql.argument: required", name))
 			}
+			if t.SQL.Dialect == "" {
+				t.SQL.Dialect = f.SQLDialect // the policy's sql_dialect unless the tool says otherwise
+			}
 			if err := t.SQL.Dialect.Validate(); err != nil {
 				errs = append(errs, fmt.Errorf("tools.%s.sql.dialect: %w", name, err))
 			}
@@ -176,6 +183,10 @@ func Compile(data []byte) (*Set, error) {
 		}
 	}
 	env, err := newEnv(f.SQLDialect)
+	if err != nil {
+		return nil, fmt.Errorf("policy environment: %w", err)
+	}
+	sc, err := conditionSchema()
 	if err != nil {
 		return nil, fmt.Errorf("policy environment: %w", err)
 	}
@@ -223,7 +234,14 @@ func Compile(data []byte) (*Set, error) {
 		}
 		ast, iss := env.Compile(r.When.Value)
 		if iss.Err() != nil {
-			errs = append(errs, celErrors(at, &r.When, iss.Errors())...)
+			parsed, _ := env.Parse(r.When.Value)
+			errs = append(errs, celErrors(at, &r.When, iss.Errors(), func(e *cel.Error) string { return sc.undefinedField(parsed, e) })...)
+			continue
+		}
+		if built := sc.constructions(ast); len(built) > 0 {
+			for _, b := range built {
+				errs = append(errs, fmt.Errorf("line %d: %s.when: %s", line, at, b))
+			}
 			continue
 		}
 		if dErrs := literalDialects(at, &r.When, ast); len(dErrs) > 0 {
@@ -252,10 +270,10 @@ func Compile(data []byte) (*Set, error) {
 }
 
 // celErrors maps CEL issue positions to lines of the policy file.
-func celErrors(at string, n *yaml.Node, issues []*cel.Error) []error {
+func celErrors(at string, n *yaml.Node, issues []*cel.Error, message func(*cel.Error) string) []error {
 	out := make([]error, 0, len(issues))
 	for _, e := range issues {
-		out = append(out, fmt.Errorf("line %d: %s.when: %s", fileLine(n, e.Location), at, e.Message))
+		out = append(out, fmt.Errorf("line %d: %s.when: %s", fileLine(n, e.Location), at, message(e)))
 	}
 	return out
 }
@@ -386,26 +404,27 @@ func mentions(e celast.Expr, name string) bool {
 }
 
 // newEnv declares the variables and functions conditions may use.
+// The variables are typed objects (see env.go): a field that does not exist is a compile error.
 func newEnv(d Dialect) (*cel.Env, error) {
-	dyn := cel.MapType(cel.StringType, cel.DynType)
+	sc, err := conditionSchema()
+	if err != nil {
+		return nil, err
+	}
+	sqlT, shellT := cel.ObjectType(typeSQL), cel.ObjectType(typeShell)
 	return cel.NewEnv(
-		cel.Variable("identity", dyn),
-		cel.Variable("request", dyn),
-		cel.Variable("session", dyn),
-		cel.Variable("event", dyn),
-		cel.Variable("now", cel.TimestampType),
+		sc.declarations(),
 		ext.Strings(),
 		cel.Function("sql",
-			cel.Overload("sql_string", []*cel.Type{cel.StringType}, dyn,
+			cel.Overload("sql_string", []*cel.Type{cel.StringType}, sqlT,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
 					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(d, v.(types.String).Value().(string)).Value())
 				})),
-			cel.Overload("sql_string_dialect", []*cel.Type{cel.StringType, cel.StringType}, dyn,
+			cel.Overload("sql_string_dialect", []*cel.Type{cel.StringType, cel.StringType}, sqlT,
 				cel.BinaryBinding(func(v, dial ref.Val) ref.Val {
 					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(Dialect(dial.(types.String)), string(v.(types.String))).Value())
 				}))),
 		cel.Function("shell",
-			cel.Overload("shell_string", []*cel.Type{cel.StringType}, dyn,
+			cel.Overload("shell_string", []*cel.Type{cel.StringType}, shellT,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
 					return types.DefaultTypeAdapter.NativeToValue(ClassifyShell(string(v.(types.String))).Value())
 				}))),

@@ -21,6 +21,9 @@ type Source struct {
 	log      *slog.Logger
 	cur      atomic.Pointer[Set]
 	sum      [sha256.Size]byte
+	// failed identifies the last content (or read error) that did not load, so that a
+	// broken file is logged and counted once per change, not on every poll.
+	failed string
 
 	reloads *prometheus.CounterVec
 	rules   prometheus.Gauge
@@ -87,24 +90,36 @@ func (s *Source) Run(ctx context.Context) {
 }
 
 // Reload reads the file and, when its content changed and compiles, puts it in force. It
-// reports whether a new policy took effect; on error the last good policy stays.
+// reports whether a new policy took effect; on error the last good policy stays, and the
+// error is logged and counted once per change of the file (every call returns it).
+// Reload is called from one goroutine (Run) at a time.
 func (s *Source) Reload() (bool, error) {
 	if s.path == "" {
 		return false, nil
 	}
 	data, err := os.ReadFile(s.path)
-	if err == nil && sha256.Sum256(data) == s.sum {
+	sum := sha256.Sum256(data)
+	if err == nil && sum == s.sum {
+		s.failed = ""
 		return false, nil
+	}
+	attempt := "content " + string(sum[:])
+	if err != nil {
+		attempt = "read " + err.Error()
 	}
 	var set *Set
 	if err == nil {
 		set, err = Compile(data)
 	}
 	if err != nil {
-		s.reloads.WithLabelValues("error").Inc()
-		s.log.Error("policy reload failed; the last good policy stays in force", "file", s.path, "err", err)
+		if attempt != s.failed {
+			s.failed = attempt
+			s.reloads.WithLabelValues("error").Inc()
+			s.log.Error("policy reload failed; the last good policy stays in force", "file", s.path, "err", err)
+		}
 		return false, fmt.Errorf("reload policy: %w", err)
 	}
+	s.failed = ""
 	s.store(set, data)
 	s.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("policy reloaded", "file", s.path, "rules", len(set.rules))

@@ -38,6 +38,10 @@ func NewDir(root string) (*Dir, error) {
 	return &Dir{root: root}, nil
 }
 
+// OpenDir returns a directory sink rooted at root without creating anything, for readers
+// (mcpguard recordings ls): a root that does not exist lists no objects.
+func OpenDir(root string) *Dir { return &Dir{root: root} }
+
 func (d *Dir) file(key string) (string, error) {
 	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
 		return "", fmt.Errorf("invalid key %q", key)

@@ -197,8 +197,8 @@ func openTempDir(t *testing.T) string {
 	return dir
 }
 
-// entry is a snapshot of one path in the tree.
-type entry struct {
+// pathState is a snapshot of one path in the tree.
+type pathState struct {
 	mode  fs.FileMode
 	size  int64
 	mtime time.Time
@@ -206,8 +206,8 @@ type entry struct {
 	link  string
 }
 
-func snapshot(root string) (map[string]entry, error) {
-	out := map[string]entry{}
+func snapshotTree(root string) (map[string]pathState, error) {
+	out := map[string]pathState{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -217,7 +217,7 @@ func snapshot(root string) (map[string]entry, error) {
 		if err != nil {
 			return err
 		}
-		e := entry{mode: info.Mode(), size: info.Size(), mtime: info.ModTime()}
+		e := pathState{mode: info.Mode(), size: info.Size(), mtime: info.ModTime()}
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
 			e.link, _ = os.Readlink(p)
@@ -321,7 +321,7 @@ func (sb *sandbox) run(ctx context.Context, work string, uid int, cmd string) (o
 			return o, err
 		}
 	}
-	before, err := snapshot(tree)
+	before, err := snapshotTree(tree)
 	if err != nil {
 		return o, err
 	}
@@ -354,7 +354,7 @@ func (sb *sandbox) run(ctx context.Context, work string, uid int, cmd string) (o
 	if runErr != nil && !errors.As(runErr, &exitErr) {
 		return o, fmt.Errorf("start sandbox: %w", runErr)
 	}
-	after, err := snapshot(tree)
+	after, err := snapshotTree(tree)
 	if err != nil {
 		return o, err
 	}

@@ -64,7 +64,7 @@ type verdict struct {
 	allowed bool
 }
 
-func decide(t *testing.T, set *policy.Set, tool, arg, value string) bool {
+func decideShell(t *testing.T, set *policy.Set, tool, arg, value string) bool {
 	t.Helper()
 	args, err := json.Marshal(map[string]string{arg: value})
 	require.NoError(t, err)
@@ -203,7 +203,7 @@ func TestShellGroundTruth(t *testing.T) {
 		require.NoError(t, errs[i], "line %d", c.line)
 		o := results[i]
 		sh := policy.ClassifyShell(c.command)
-		v := verdict{shell: sh, allowed: decide(t, set, "run_command", "command", c.command)}
+		v := verdict{shell: sh, allowed: decideShell(t, set, "run_command", "command", c.command)}
 		name := fmt.Sprintf("line %d: %q (%s)", c.line, c.command, sh.Class)
 		execs := o.execs
 		if len(execs) > 0 {
@@ -212,12 +212,12 @@ func TestShellGroundTruth(t *testing.T) {
 		pg, my := sqlReceived(o.shimLog)
 		var refusedSQL []string
 		for _, q := range pg {
-			if q = psqlServerText(q); q != "" && !decide(t, set, "execute_sql", "query", q) {
+			if q = psqlServerText(q); q != "" && !decideShell(t, set, "execute_sql", "query", q) {
 				refusedSQL = append(refusedSQL, q)
 			}
 		}
 		for _, q := range my {
-			if !decide(t, set, "execute_mysql", "query", q) {
+			if !decideShell(t, set, "execute_mysql", "query", q) {
 				refusedSQL = append(refusedSQL, q)
 			}
 		}

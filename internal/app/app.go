@@ -32,6 +32,7 @@ Usage:
   mcpguard token [flags]                mint a token from the development issuer (see token --help)
   mcpguard policy test|explain ...      check a policy file against cases, or explain one decision
   mcpguard approvals ls|approve|deny    list and decide held calls (see approvals --help)
+  mcpguard envoy check FILE             check an Envoy bootstrap offline against mcpguard's rules
   mcpguard version                      print the version
 
 First run:
@@ -62,7 +63,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return approvalsCmd(ctx, rest, stdout, stderr)
 	case "policy":
 		return policyCmd(rest, stdout, stderr)
+	case "envoy":
+		return envoyCmd(rest, stdout, stderr)
 	case "version", "--version":
+		if wantsHelp(rest) {
+			fmt.Fprint(stdout, "Usage: mcpguard version\n\nPrints the version of this build.\n")
+			return nil
+		}
 		fmt.Fprintf(stdout, "mcpguard %s\n", Version)
 		return nil
 	case "help", "-h", "-help", "--help":
@@ -94,6 +101,28 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, synopsis stri
 		return ErrUsage
 	}
 	return nil
+}
+
+// isHelp reports a request for usage in place of a subcommand or argument.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+// wantsHelp reports a help flag anywhere among args (before a "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
 }
 
 func helpOK(err error) error {

@@ -85,7 +85,7 @@ grpc:
 		require.Contains(t, errb.String(), want)
 	}
 
-	// Decoding problems come first; once the file decodes, validation reports its problems.
+	// Decoding and validation problems come in the same run.
 	invalid := filepath.Join(dir, "invalid.yaml")
 	require.NoError(t, os.WriteFile(invalid, []byte("grpc:\n  listen: nowhere\nlog:\n  level: loud\n"), 0o600))
 	errb.Reset()

@@ -34,6 +34,10 @@ func approvalsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return ErrUsage
 	}
 	sub, rest := args[0], args[1:]
+	if isHelp(sub) || wantsHelp(rest) {
+		fmt.Fprint(stdout, approvalsUsage)
+		return nil
+	}
 	var id string
 	if sub == "approve" || sub == "deny" {
 		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {

@@ -9,9 +9,11 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mcpguard/mcpguard/internal/yamlx"
 	"github.com/mcpguard/mcpguard/mcp"
 	"github.com/mcpguard/mcpguard/policy"
 )
@@ -20,11 +22,21 @@ const policyUsage = `Usage:
   mcpguard policy test POLICY CASES.yaml
       decide every case (identity, JSON-RPC message, expected action); prints a table and
       exits 1 on any mismatch
-  mcpguard policy explain POLICY --message FILE [--sub S] [--groups a,b] [--scopes x,y] [--revision R]
+  mcpguard policy explain POLICY --message FILE [--sub S] [--client-id C] [--groups a,b] [--scopes x,y]
+                          [--revision R] [--now RFC3339] [--event KIND --event-tool T] [--listing]
       show which rules matched a message and why
+Cases set name, expect, message, identity {subject, client_id, issuer, scopes, groups},
+revision, headers, session {id, calls, tool_calls}, event {kind, tool}, listing, now.
 `
 
 func policyCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (isHelp(args[0]) || args[0] == "test" && wantsHelp(args[1:])) {
+		fmt.Fprint(stdout, policyUsage)
+		return nil
+	}
+	if len(args) > 1 && args[0] == "explain" && wantsHelp(args[1:2]) {
+		return policyExplain("", args[1:], stdout, stderr)
+	}
 	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 		fmt.Fprint(stderr, policyUsage)
 		return ErrUsage
@@ -79,6 +91,15 @@ type policyCase struct {
 		Calls     int64  `yaml:"calls"`
 		ToolCalls int64  `yaml:"tool_calls"`
 	} `yaml:"session"`
+	// Event decides a gateway event (tool_changed) instead of the message.
+	Event struct {
+		Kind string `yaml:"kind"`
+		Tool string `yaml:"tool"`
+	} `yaml:"event"`
+	// Listing decides whether the message's tool is shown in tools/list (request.listing).
+	Listing bool `yaml:"listing"`
+	// Now is the decision time (RFC 3339); empty is the current time.
+	Now    string        `yaml:"now"`
 	Expect policy.Action `yaml:"expect"`
 }
 
@@ -105,11 +126,23 @@ func (c policyCase) input() (policy.Input, error) {
 		return policy.Input{}, errors.New("message: one JSON-RPC message expected")
 	}
 	id := c.Identity
-	return policy.Input{
+	in := policy.Input{
 		Identity: policy.Identity{Subject: id.Subject, ClientID: id.ClientID, Issuer: id.Issuer, Scopes: id.Scopes, Groups: id.Groups},
 		Msg:      &body.Messages[0], Revision: mcp.Revision(c.Revision), Headers: c.Headers,
 		Session: policy.Session{ID: c.Session.ID, Calls: c.Session.Calls, ToolCalls: c.Session.ToolCalls},
-	}, nil
+		Listing: c.Listing,
+	}
+	if c.Event.Kind != "" || c.Event.Tool != "" {
+		in.Event = &policy.Event{Kind: c.Event.Kind, Tool: c.Event.Tool}
+	}
+	if c.Now != "" {
+		t, err := time.Parse(time.RFC3339, c.Now)
+		if err != nil {
+			return policy.Input{}, fmt.Errorf("now: %q is not an RFC 3339 time (2026-01-02T15:04:05Z)", c.Now)
+		}
+		in.Now = t
+	}
+	return in, nil
 }
 
 func policyTest(polPath, casesPath string, stdout, stderr io.Writer) error {
@@ -122,10 +155,10 @@ func policyTest(polPath, casesPath string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("read cases: %w", err)
 	}
 	var cases []policyCase
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cases); err != nil {
-		return fmt.Errorf("decode cases: %w", err)
+	if _, err := yamlx.Decode(data, &cases); err != nil {
+		fmt.Fprintf(stderr, "%s: invalid\n", casesPath)
+		printProblems(stderr, err)
+		return errors.New("cases have problems")
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CASE\tEXPECT\tGOT\tRULE\tRESULT")
@@ -174,6 +207,11 @@ func policyExplain(polPath string, args []string, stdout, stderr io.Writer) erro
 	groups := fs.String("groups", "", "identity groups, comma-separated")
 	scopes := fs.String("scopes", "", "identity scopes, comma-separated")
 	rev := fs.String("revision", "", "MCP protocol revision")
+	clientID := fs.String("client-id", "", "identity client id")
+	now := fs.String("now", "", "decision time, RFC 3339 (default: now)")
+	eventKind := fs.String("event", "", "decide a gateway event of this kind (tool_changed) instead of the message")
+	eventTool := fs.String("event-tool", "", "the tool the event is about")
+	listing := fs.Bool("listing", false, "decide whether the message's tool is listed in tools/list")
 	if err := parseFlags(fs, args, stderr, "policy explain POLICY --message FILE [flags]"); err != nil {
 		return helpOK(err)
 	}
@@ -189,8 +227,10 @@ func policyExplain(polPath string, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("read message: %w", err)
 	}
-	c := policyCase{Revision: *rev}
+	c := policyCase{Revision: *rev, Now: *now, Listing: *listing}
 	c.Identity.Subject, c.Identity.Groups, c.Identity.Scopes = *sub, split(*groups), split(*scopes)
+	c.Identity.ClientID = *clientID
+	c.Event.Kind, c.Event.Tool = *eventKind, *eventTool
 	c.Message = yaml.Node{Kind: yaml.ScalarNode, Value: string(raw)}
 	in, err := c.input()
 	if err != nil {

@@ -72,3 +72,55 @@ func TestPolicyCmd(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyCasesSetEverything: cases can set the decision time, an event, listing, the
+// caller's client id and groups, and each one changes the decision as the policy says.
+func TestPolicyCasesSetEverything(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(pol, []byte(`version: 1
+default: allow
+rules:
+  - {name: after-hours, when: 'request.tool == "deploy" && now.getHours() >= 19', action: deny}
+  - {name: tool-changed, when: 'event.kind == "tool_changed" && event.tool == "deploy"', action: deny}
+  - {name: hide-admin, when: 'request.listing && request.tool == "admin"', action: deny}
+  - {name: agent-b-only, when: 'request.tool == "vault" && identity.client_id != "agent-b"', action: deny}
+  - {name: dba-only, when: 'request.tool == "drop" && !("dba" in identity.groups)', action: deny}
+`), 0o600))
+	call := func(tool string) string {
+		return `'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `"}}'`
+	}
+	cases := `- {name: day deploy, message: ` + call("deploy") + `, now: "2026-01-02T10:00:00Z", expect: allow}
+- {name: night deploy, message: ` + call("deploy") + `, now: "2026-01-02T20:00:00Z", expect: deny}
+- {name: changed tool, message: ` + call("x") + `, event: {kind: tool_changed, tool: deploy}, now: "2026-01-02T10:00:00Z", expect: deny}
+- {name: admin listed, message: ` + call("admin") + `, listing: true, expect: deny}
+- {name: admin called, message: ` + call("admin") + `, expect: allow}
+- {name: vault agent-b, message: ` + call("vault") + `, identity: {client_id: agent-b}, expect: allow}
+- {name: vault agent-a, message: ` + call("vault") + `, identity: {client_id: agent-a}, expect: deny}
+- {name: drop dba, message: ` + call("drop") + `, identity: {groups: [dba]}, expect: allow}
+- {name: drop dev, message: ` + call("drop") + `, identity: {groups: [dev]}, expect: deny}
+`
+	cf := filepath.Join(dir, "cases.yaml")
+	require.NoError(t, os.WriteFile(cf, []byte(cases), 0o600))
+	var out, errOut bytes.Buffer
+	require.NoError(t, Run(t.Context(), []string{"policy", "test", pol, cf}, &out, &errOut), out.String()+errOut.String())
+	require.Contains(t, out.String(), "9 cases, 0 failed")
+
+	// Every problem of a cases file at once, with its path and line.
+	require.NoError(t, os.WriteFile(cf, []byte("- {name: a, expect: allow, idenity: {}}\n- {name: b, listing: maybe, expect: allow}\n"), 0o600))
+	out.Reset()
+	errOut.Reset()
+	require.Error(t, Run(t.Context(), []string{"policy", "test", pol, cf}, &out, &errOut))
+	require.Contains(t, errOut.String(), "[0].idenity: unknown field (line 1)")
+	require.Contains(t, errOut.String(), `[1].listing: expected true or false, got "maybe" (line 2)`)
+
+	// explain takes the same inputs as flags.
+	msg := filepath.Join(dir, "msg.json")
+	require.NoError(t, os.WriteFile(msg, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy"}}`), 0o600))
+	out.Reset()
+	require.NoError(t, Run(t.Context(), []string{"policy", "explain", pol, "--message", msg, "--now", "2026-01-02T20:00:00Z"}, &out, &errOut))
+	require.Contains(t, out.String(), "decision: deny by after-hours")
+	out.Reset()
+	require.NoError(t, Run(t.Context(), []string{"policy", "explain", pol, "--message", msg, "--now", "2026-01-02T10:00:00Z", "--event", "tool_changed", "--event-tool", "deploy"}, &out, &errOut))
+	require.Contains(t, out.String(), "decision: deny by tool-changed")
+}

@@ -56,6 +56,15 @@ func openSink(c recordings.Config) (recordings.Sink, error) {
 	return recordings.NewDir(c.Sink.Dir.Path)
 }
 
+// openReadSink opens the sink for reading: a directory sink creates nothing (a missing
+// directory holds no recordings).
+func openReadSink(c recordings.Config) (recordings.Sink, error) {
+	if c.Sink.Type == "s3" {
+		return recordings.NewS3(c.Sink.S3)
+	}
+	return recordings.OpenDir(c.Sink.Dir.Path), nil
+}
+
 // openRecorder builds the recorder of the service, creating the signing key on first use.
 func openRecorder(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*recordings.Recorder, error) {
 	rc := recordingsConfig(cfg)
@@ -83,6 +92,10 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return ErrUsage
 	}
 	sub := args[0]
+	if isHelp(sub) {
+		fmt.Fprint(stdout, recordingsUsage)
+		return nil
+	}
 	fs := flag.NewFlagSet("recordings "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, recordingsUsage) }
@@ -113,7 +126,7 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("load config: %w", err)
 	}
-	sink, err := openSink(recordingsConfig(cfg))
+	sink, err := openReadSink(recordingsConfig(cfg))
 	if err != nil {
 		return err
 	}

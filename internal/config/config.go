@@ -155,16 +155,67 @@ func Load(path string) (*Config, error) {
 	return Parse(data)
 }
 
-// Parse decodes data on top of [Default] and validates the result.
+// Parse decodes data on top of [Default] and validates the result. Decoding and validation
+// problems come in one error, each with its path and, where the file sets it (or its
+// parent), its line.
 func Parse(data []byte) (*Config, error) {
+	c, _, err := parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parse is [Parse] that also returns the line of every path the file sets, and the config
+// as far as it decoded even when there are problems (nil only when data is not YAML).
+func parse(data []byte) (*Config, map[string]int, error) {
 	c := Default()
-	if err := decodeYAML(data, &c); err != nil {
-		return nil, err
+	lines, decErr := decodeYAML(data, &c)
+	if lines == nil { // not YAML at all: nothing else can be said
+		return nil, nil, decErr
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
+	// Validation runs even when decoding found problems: a field that did not decode keeps
+	// its default, so every other problem is still reported in this same run.
+	valErr := withLines(c.Validate(), lines)
+	return &c, lines, errors.Join(decErr, valErr)
+}
+
+// withLines appends to each problem "path: message" the line of its path in the file, or
+// of the nearest parent the file sets ("auth.issuers[0].audience: required (line 12)").
+func withLines(err error, lines map[string]int) error {
+	if err == nil {
+		return nil
 	}
-	return &c, nil
+	leaves := prefixed("", err)
+	out := make([]error, 0, len(leaves))
+	for _, e := range leaves {
+		msg := e.Error()
+		path, _, ok := strings.Cut(msg, ": ")
+		if ok {
+			if line := lineOf(path, lines); line > 0 {
+				out = append(out, fmt.Errorf("%w (line %d)", e, line))
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+// lineOf finds the line of path or of its nearest parent (auth.issuers[0].audience, then
+// auth.issuers[0], auth.issuers, auth); 0 when the file sets none of them.
+func lineOf(path string, lines map[string]int) int {
+	for path != "" {
+		if l, ok := lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i <= 0 {
+			return 0
+		}
+		path = path[:i]
+	}
+	return 0
 }
 
 // Validate reports every problem in the configuration, each prefixed with its path.
@@ -284,6 +335,9 @@ func prefixed(path string, err error) []error {
 		leaves = append(leaves, e)
 	}
 	flatten(err)
+	if path == "" {
+		return leaves
+	}
 	out := make([]error, 0, len(leaves))
 	for _, e := range leaves {
 		sep := "."

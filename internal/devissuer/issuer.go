@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -292,4 +293,22 @@ func thumbprint(j jwkPublic) string {
 	}
 	sum := sha256.Sum256([]byte(doc))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// CheckKey reports whether the key file at keyFile would open: readable by its owner only and
+// a key of c's algorithm. A file that does not exist is fine (Open creates it); nothing is
+// created here.
+func CheckKey(c Config, keyFile string) error {
+	b, err := readKey(keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	if _, err := parseKey(b, c.Algorithm); err != nil {
+		return err
+	}
+	return nil
 }

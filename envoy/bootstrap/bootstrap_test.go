@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
 
-	"github.com/mcpguard/mcpguard/e2e/bootstrap"
+	"github.com/mcpguard/mcpguard/envoy/bootstrap"
 )
 
 // fixtures lists every file in testdata/ with what loading it must report.

@@ -1,4 +1,4 @@
-package config
+package yamlx
 
 import (
 	"strings"
@@ -86,7 +86,7 @@ func TestDecodeYAML(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := def()
-			err := decodeYAML([]byte(tc.yaml), &got)
+			_, err := Decode([]byte(tc.yaml), &got)
 			if len(tc.errs) > 0 {
 				require.Error(t, err)
 				for _, e := range tc.errs {
