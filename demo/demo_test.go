@@ -341,15 +341,17 @@ func TestDemoConfig(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"config validates", []string{"config", "validate", "demo/mcpguard.yaml"}, "demo/mcpguard.yaml: ok"},
-		{"policy cases pass", []string{"policy", "test", "demo/policy.yaml", "demo/policy_cases.yaml"}, "6 cases, 0 failed"},
+		// The demo runs mcpguard next to its policy.yaml, which the config names relative to the
+		// working directory; validate opens it as serve would, so it runs there too.
+		{"config validates", []string{"config", "validate", "mcpguard.yaml"}, "mcpguard.yaml: ok"},
+		{"policy cases pass", []string{"policy", "test", "policy.yaml", "policy_cases.yaml"}, "6 cases, 0 failed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, filepath.Join(bin, demo.GuardBin), c.args...)
-			cmd.Dir = root
+			cmd.Dir = filepath.Join(root, "demo")
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "%s", out)
 			require.Contains(t, string(out), c.want)

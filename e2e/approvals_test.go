@@ -45,7 +45,7 @@ const approvalHold = "5s"
 
 // approverAudience is the approvals API's audience: the default, the MCP audience plus
 // "/approvals".
-const approverAudience = harness.Audience + "/approvals"
+const approverAudience = harness.ApproverAudience
 
 type approvalEnv struct {
 	g   *harness.Guard

@@ -26,6 +26,10 @@ import (
 // envoy/envoy.yaml's MCP route.
 const Audience = "http://localhost:8080/mcp"
 
+// ApproverAudience is what approver tokens are issued for: the approvals API refuses tokens for
+// [Audience] (approvals.api.audience defaults to auth.audience + "/approvals").
+const ApproverAudience = Audience + "/approvals"
+
 // ModuleRoot is the directory holding the mcpguard go.mod (from `go env GOMOD`).
 func ModuleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()

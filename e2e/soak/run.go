@@ -131,7 +131,7 @@ func start(ctx context.Context, o Options, config map[string]any, modes []mcpser
 	if e.agent, err = e.guard.Token(ctx, harness.TokenOptions{Subject: "soak-agent", Scopes: []string{"mcp:tools"}, TTL: ttl}); err != nil {
 		return e, err
 	}
-	if e.admin, err = e.guard.Token(ctx, harness.TokenOptions{Subject: "soak-approver", Scopes: []string{"mcp:tools"}, Groups: []string{"release"}, TTL: ttl}); err != nil {
+	if e.admin, err = e.guard.Token(ctx, harness.TokenOptions{Subject: "soak-approver", Scopes: []string{"mcp:tools"}, Groups: []string{"release"}, Audience: harness.ApproverAudience, TTL: ttl}); err != nil {
 		return e, err
 	}
 	for _, m := range modes {
