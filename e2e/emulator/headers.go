@@ -250,6 +250,19 @@ func (l headerLimits) check(f fields) error {
 	return nil
 }
 
+// checkMutation refuses a mutation that removes or sets more headers than the map may hold, before
+// any of it is applied: mutation_utils.cc, responseHeaderSizeCheck, runs first in applyHeaderMutations,
+// so removing more entries than max_headers_count is an error even though the result would shrink.
+func (l headerLimits) checkMutation(m *extprocv3.HeaderMutation) error {
+	if n := len(m.GetRemoveHeaders()); n > l.count {
+		return fmt.Errorf("%w: %d headers removed, limit %d", errMutation, n, l.count)
+	}
+	if n := len(m.GetSetHeaders()); n > l.count {
+		return fmt.Errorf("%w: %d headers set, limit %d", errMutation, n, l.count)
+	}
+	return nil
+}
+
 // mutate applies an ext_proc header mutation, then checks the result against the HCM limits.
 func (x *exchange) mutate(f *fields, m *extprocv3.HeaderMutation, response bool) error {
 	return x.mutateReplacing(f, m, response, false)
@@ -257,6 +270,9 @@ func (x *exchange) mutate(f *fields, m *extprocv3.HeaderMutation, response bool)
 
 // mutateReplacing is mutate for a headers answer whose status may be CONTINUE_AND_REPLACE.
 func (x *exchange) mutateReplacing(f *fields, m *extprocv3.HeaderMutation, response, replacing bool) error {
+	if err := x.e.p.headerLimits.checkMutation(m); err != nil {
+		return err
+	}
 	if _, err := applyProcReplacing(f, m, response, replacing); err != nil {
 		return err
 	}

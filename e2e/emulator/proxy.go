@@ -576,9 +576,45 @@ func (x *exchange) forward(bodyless bool) error {
 			_ = pw.Close()
 		}()
 	default:
-		upBody = x.body.reader(x.ctx)
+		upBody = &trailerReader{r: x.body.reader(x.ctx), x: x, errc: pumpErr}
 	}
 	return x.route1(upBody, upCL, pumpErr)
+}
+
+// trailerReader forwards a request body that ext_proc does not see (body mode NONE) and, at its end,
+// offers the request trailers when the trailer mode is SEND: Envoy sends request_trailers whatever the
+// body mode (ext_proc.cc, Filter::decodeTrailers; ExtProcIntegrationTest
+// HeaderMutationResultSizeFailWithRequestTrailer processes only trailers). A failed trailer exchange
+// fails the upstream request and answers with its local reply, as a STREAMED pump does.
+type trailerReader struct {
+	r    io.Reader
+	x    *exchange
+	errc chan error
+	done bool
+}
+
+func (t *trailerReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if !errors.Is(err, io.EOF) || t.done {
+		return n, err
+	}
+	t.done = true
+	tr := t.x.body.trailers()
+	if tr == nil || !t.x.sendsTrailers(reqDir) {
+		return n, err
+	}
+	if _, terr := t.x.trailerPhase(reqDir, fromHTTP(tr)); terr != nil {
+		var lr *localReply
+		if errors.As(terr, &lr) {
+			t.x.abort(lr)
+		}
+		select {
+		case t.errc <- terr:
+		default:
+		}
+		return n, terr
+	}
+	return n, err
 }
 
 // bufferedBody runs one BUFFERED body exchange (plus trailers) and returns the body to forward. Header

@@ -302,9 +302,10 @@ func TestExtAuthzRules(t *testing.T) {
 // invalid mutation (status_on_error), as mutation_utils.cc checks after applying it.
 func TestMutationHeaderLimits(t *testing.T) {
 	tests := []struct {
-		name  string
-		set   []*corev3.HeaderValueOption
-		limit func(*hcmv3.HttpConnectionManager)
+		name   string
+		set    []*corev3.HeaderValueOption
+		remove []string
+		limit  func(*hcmv3.HttpConnectionManager)
 	}{
 		{
 			name:  "over max_request_headers_kb",
@@ -319,6 +320,15 @@ func TestMutationHeaderLimits(t *testing.T) {
 				h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{MaxHeadersCount: wrapperspb.UInt32(12)}
 			},
 		},
+		{
+			// responseHeaderSizeCheck: more removals than max_headers_count is refused before any
+			// is applied, although removing absent headers would leave the map as it was.
+			name:   "more removals than max_headers_count",
+			remove: removeNames(13),
+			limit: func(h *hcmv3.HttpConnectionManager) {
+				h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{MaxHeadersCount: wrapperspb.UInt32(12)}
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,7 +336,7 @@ func TestMutationHeaderLimits(t *testing.T) {
 			editHCM(t, b, tc.limit)
 			proc := &emulatortest.Processor{Handle: func(_ context.Context, _ *emulatortest.Stream, r *extprocv3.ProcessingRequest) (resps, error) {
 				if r.GetRequestHeaders() != nil {
-					return resps{emulatortest.With(r, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: tc.set}})}, nil
+					return resps{emulatortest.With(r, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: tc.set, RemoveHeaders: tc.remove}})}, nil
 				}
 				return cont(r)
 			}}
@@ -352,6 +362,28 @@ func TestMutationHeaderLimits(t *testing.T) {
 		resp, _ := do(t, http.MethodGet, h.url+"/mcp", "")
 		require.Equal(t, 200, resp.StatusCode, "the 60 KiB default holds it")
 	})
+	t.Run("as many removals as max_headers_count", func(t *testing.T) {
+		b := loadBase(t)
+		editHCM(t, b, func(h *hcmv3.HttpConnectionManager) {
+			h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{MaxHeadersCount: wrapperspb.UInt32(12)}
+		})
+		h := start(t, b, &emulatortest.Processor{Handle: func(_ context.Context, _ *emulatortest.Stream, r *extprocv3.ProcessingRequest) (resps, error) {
+			if r.GetRequestHeaders() != nil {
+				return resps{emulatortest.With(r, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: removeNames(12)}})}, nil
+			}
+			return cont(r)
+		}}, nil, nil)
+		resp, _ := do(t, http.MethodGet, h.url+"/mcp", "")
+		require.Equal(t, 200, resp.StatusCode)
+	})
+}
+
+func removeNames(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, "x-absent-"+strconv.Itoa(i))
+	}
+	return out
 }
 
 func manyHeaders(n int) []*corev3.HeaderValueOption {

@@ -361,3 +361,22 @@ func TestReceivingNamespaces(t *testing.T) {
 	require.Equal(t, "allow", last["mcp.policy"].GetFields()["decision"].GetStringValue())
 	require.NotContains(t, last, "other", "only receiving_namespaces are written")
 }
+
+// TestRequestTrailersWithoutBodyProcessing: with request body mode NONE and request trailers SEND,
+// the body goes upstream unseen and the trailers still reach the processor after it (Envoy sends
+// request_trailers whatever the body mode); a passing answer lets the request complete.
+func TestRequestTrailersWithoutBodyProcessing(t *testing.T) {
+	up := newUpstream()
+	h := envoyRun(t, envoyProcBootstrap(t, func(c *procfv3.ExternalProcessor) {
+		c.ProcessingMode = modes(func(m *procfv3.ProcessingMode) { m.RequestTrailerMode, m.ResponseHeaderMode = send, skip })
+	}), script{"request_trailers": func(r *extprocv3.ProcessingRequest) (resps, error) {
+		if v, _ := header(&extprocv3.HttpHeaders{Headers: r.GetRequestTrailers().GetTrailers()}, "x-trailer-foo"); v != "yes" {
+			return nil, status.Errorf(codes.InvalidArgument, "x-trailer-foo = %q", v)
+		}
+		return resps{withTrailers(r, setHdrs("x-trailer-bar", "added"))}, nil
+	}}.processor(), up)
+	r := h.send(t, request{method: http.MethodPost, body: str("0123456789"), trailer: map[string]string{"x-trailer-foo": "yes"}})
+	require.Equal(t, 200, r.status)
+	require.Equal(t, "0123456789", up.received(t).body)
+	require.Equal(t, []string{"request_headers", "request_trailers"}, h.messages())
+}
