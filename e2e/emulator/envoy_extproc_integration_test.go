@@ -1148,7 +1148,10 @@ func TestEnvoyExtProc_OnlyRequestHeadersResetOnServerMessage(t *testing.T) {
 	got := up.received(t)
 	require.Equal(t, "body", got.body)
 	require.Equal(t, "new", got.header.Get("X-New-Header"))
-	require.Eventually(t, func() bool { _, c := h.proc.Ended(); return c == 1 }, 10*time.Second, 5*time.Millisecond)
+	// The proxy half-closes, then resets. A server whose handler returns on the half-close's EOF
+	// before the reset lands sees a clean end instead of a cancellation, so either is accepted:
+	// what matters is that the stream ends without the server closing it.
+	require.Eventually(t, func() bool { e, _ := h.proc.Ended(); return e == 1 }, 10*time.Second, 5*time.Millisecond)
 }
 
 // ExtProcIntegrationTest.OnlyRequestHeadersServerHalfClosesFirst (later revision): the server answers
