@@ -19,6 +19,7 @@ BIN=$PWD/bin
 # Each entry is "command package": the package provides the command.
 need=(
   "gcc gcc"
+  "curl curl"
   "redis-server redis-server"
   "chromium chromium"
   "bwrap bubblewrap"
