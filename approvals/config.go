@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/mcpguard/mcpguard/signin"
 )
 
 // Config is the approvals configuration.
@@ -44,6 +46,9 @@ type Config struct {
 	API APIConfig `yaml:"api"`
 	// Notify configures webhook notifications.
 	Notify NotifyConfig `yaml:"notify"`
+	// SignIn lets people sign in to the page with OpenID Connect (off while its issuer is
+	// empty: the page then takes pasted approver tokens).
+	SignIn signin.Config `yaml:"signin"`
 }
 
 // StoreConfig selects and configures the store.
@@ -118,6 +123,7 @@ func DefaultConfig() Config {
 		Poll:                   2 * time.Second,
 		Sweep:                  time.Minute,
 		Notify:                 NotifyConfig{QueueSize: 1000, Attempts: 5, Backoff: 500 * time.Millisecond, Timeout: 5 * time.Second},
+		SignIn:                 signin.DefaultConfig(),
 	}
 }
 
@@ -179,7 +185,11 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") {
 		errs = append(errs, fmt.Errorf("public_url: %q is not an absolute http(s) URL", c.PublicURL))
+	} else if c.SignIn.Enabled() && u.Scheme != "https" && !signin.Loopback(u.Hostname()) {
+		// Session cookies are Secure only over https.
+		errs = append(errs, fmt.Errorf("public_url: %q must be https when signin is configured (http only on a loopback address)", c.PublicURL))
 	}
+	errs = append(errs, signinErrs(c.SignIn.Validate())...)
 	if c.Poll <= 0 {
 		errs = append(errs, errors.New("poll: must be positive"))
 	}
@@ -216,4 +226,19 @@ func (c Config) grantFor(rule string) time.Duration {
 		return d
 	}
 	return c.GrantFor
+}
+
+// signinErrs prefixes each problem of the sign-in config with its path.
+func signinErrs(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, fmt.Errorf("signin.%w", e))
+		}
+		return out
+	}
+	return []error{fmt.Errorf("signin.%w", err)}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpguard/mcpguard/identity"
+	"github.com/mcpguard/mcpguard/signin"
 	"github.com/mcpguard/mcpguard/masking"
 )
 
@@ -71,6 +72,7 @@ type Service struct {
 	notify Notifier
 	mask   Masker
 	now    func() time.Time
+	people *signin.SignIn // nil: approvers paste tokens into the page
 }
 
 // Option changes a Service.
