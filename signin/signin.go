@@ -501,21 +501,39 @@ func (s *SignIn) SignOut(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setCookie(w, s.sessionName, "", -1)
 	s.log.Info("signed out", "sub", sess.Identity.Subject)
-	to := s.signedOut
-	if op, err := s.discover(r.Context()); err == nil && op.endSession != "" {
-		q := url.Values{"client_id": {s.cfg.ClientID}, "post_logout_redirect_uri": {s.signedOut}}
-		if sess.idToken != "" {
-			q.Set("id_token_hint", sess.idToken)
-		}
-		u, _ := url.Parse(op.endSession) // checked at discovery
-		if u.RawQuery != "" {
-			u.RawQuery += "&"
-		}
-		u.RawQuery += q.Encode()
-		to = u.String()
+	op, err := s.discover(r.Context())
+	if err != nil || op.endSession == "" {
+		http.Redirect(w, r, s.signedOut, http.StatusSeeOther)
+		return
 	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	q := url.Values{"client_id": {s.cfg.ClientID}, "post_logout_redirect_uri": {s.signedOut}}
+	if sess.idToken != "" {
+		q.Set("id_token_hint", sess.idToken)
+	}
+	u, _ := url.Parse(op.endSession) // checked at discovery
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += q.Encode()
+	// Not a redirect: browsers hold the redirects of a form post to the posting page's
+	// Content-Security-Policy form-action ('self' on the approvals page), which the
+	// provider's origin is not. This page moves on by itself (meta refresh, no script).
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	_ = endSessionTmpl.Execute(w, template.URL(u.String())) //nolint:gosec // G203: built from the discovered endpoint and encoded parameters
 }
+
+var endSessionTmpl = template.Must(template.New("end").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={{.}}">
+<title>mcpguard: signing out</title></head>
+<body style="font-family:system-ui,sans-serif;margin:2rem">
+<p>Signed out here. Ending the session at the sign-in provider…</p>
+<p><a id="signout-continue" href="{{.}}">Continue</a></p>
+</body></html>
+`))
 
 var signedOutTmpl = template.Must(template.New("out").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mcpguard: {{.Title}}</title></head>

@@ -2,6 +2,7 @@ package signin
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -467,10 +469,13 @@ func TestSignOut(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "cross-site")
 	require.NotNil(t, e.me(t, c), "still signed in")
 
-	resp, _ = do(t, c, "POST", e.app+"/signout", url.Values{"csrf": {csrf}}, "Origin", e.rp.URL)
-	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, body := do(t, c, "POST", e.app+"/signout", url.Values{"csrf": {csrf}}, "Origin", e.rp.URL)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Nil(t, e.me(t, c), "signed out here")
-	end, err := url.Parse(resp.Header.Get("Location"))
+	m := regexp.MustCompile(`id="signout-continue" href="([^"]+)"`).FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	require.Contains(t, body, `<meta http-equiv="refresh" content="0;url=`+m[1]+`">`, "moves on without a click")
+	end, err := url.Parse(html.UnescapeString(m[1]))
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(end.String(), e.op.Issuer+"/end_session"), end.String())
 	require.Equal(t, e.app+"/signedout", end.Query().Get("post_logout_redirect_uri"))
@@ -481,7 +486,7 @@ func TestSignOut(t *testing.T) {
 	require.Equal(t, http.StatusFound, resp.StatusCode)
 	require.Equal(t, e.app+"/signedout", resp.Header.Get("Location"))
 	require.EqualValues(t, 1, e.op.EndSessions())
-	resp, body := do(t, c, "GET", e.app+"/signedout", nil)
+	resp, body = do(t, c, "GET", e.app+"/signedout", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, body, "You have signed out.")
 	resp, _ = do(t, c, "GET", e.app, nil)
