@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpguard/mcpguard/identity"
-	"github.com/mcpguard/mcpguard/signin"
 	"github.com/mcpguard/mcpguard/masking"
+	"github.com/mcpguard/mcpguard/signin"
 )
 
 // ErrArguments reports call arguments that cannot be put in canonical form.
