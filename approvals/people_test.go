@@ -68,8 +68,10 @@ type person struct {
 func (e *peopleEnv) person(t *testing.T) *person {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
-	return &person{t: t, e: e, c: &http.Client{Jar: jar, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &person{t: t, e: e, c: &http.Client{
+		Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
 }
 
 func (p *person) do(method, u string, form url.Values, hdr ...string) (*http.Response, string) {

@@ -73,8 +73,10 @@ func newEnv(t *testing.T, edit func(*Config)) *env {
 	mux.HandleFunc("POST /app/signout", s.SignOut)
 	mux.HandleFunc("GET /app/signedout", s.SignedOut)
 	mux.Handle("GET /app", s.Require(func(w http.ResponseWriter, _ *http.Request, sess Session) {
-		_ = json.NewEncoder(w).Encode(map[string]any{"sub": sess.Identity.Subject, "iss": sess.Identity.Issuer,
-			"groups": sess.Identity.Groups, "name": sess.Name, "csrf": s.CSRFToken(sess)})
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"sub": sess.Identity.Subject, "iss": sess.Identity.Issuer,
+			"groups": sess.Identity.Groups, "name": sess.Name, "csrf": s.CSRFToken(sess),
+		})
 	}))
 	rp.Config.Handler = mux
 	rp.Start()
@@ -87,8 +89,10 @@ func browser(t *testing.T) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
-	return &http.Client{Jar: jar, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &http.Client{
+		Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func do(t *testing.T, c *http.Client, method, u string, form url.Values, hdr ...string) (*http.Response, string) {

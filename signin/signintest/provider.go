@@ -239,8 +239,10 @@ type userStore struct{ s *store }
 
 func (u userStore) GetUserByID(id string) *storage.User {
 	if x, ok := u.s.users[id]; ok {
-		return &storage.User{ID: x.ID, Username: x.Username, Password: x.Password, Email: x.Email, EmailVerified: true,
-			FirstName: x.Username, PreferredLanguage: language.English}
+		return &storage.User{
+			ID: x.ID, Username: x.Username, Password: x.Password, Email: x.Email, EmailVerified: true,
+			FirstName: x.Username, PreferredLanguage: language.English,
+		}
 	}
 	return nil
 }
@@ -270,14 +272,17 @@ func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBa
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
-func (c *client) GrantTypes() []oidc.GrantType        { return []oidc.GrantType{oidc.GrantTypeCode} }
+
+func (c *client) GrantTypes() []oidc.GrantType { return []oidc.GrantType{oidc.GrantTypeCode} }
+
 func (c *client) LoginURL(id string) string           { return "/login?authRequestID=" + url.QueryEscape(id) }
 func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
 func (c *client) IDTokenLifetime() time.Duration      { return time.Hour }
 func (c *client) DevMode() bool                       { return true }
-func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string { //nolint:revive // op.Client's name
 	return func(s []string) []string { return s }
 }
+
 func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
