@@ -37,8 +37,10 @@ func TestApprovalsPageSignIn(t *testing.T) {
 	page := "http://" + admin + "/approvals"
 	op := signintest.Start(t,
 		[]signintest.User{{ID: "u-rm", Username: "rm", Password: "rm-pw", Email: "rm@example.com", Groups: []string{"release"}}},
-		[]signintest.Client{{ID: "mcpguard", Secret: "s3cret", RedirectURIs: []string{page + "/signin/callback"},
-			PostLogoutRedirectURIs: []string{page + "/signedout"}}})
+		[]signintest.Client{{
+			ID: "mcpguard", Secret: "s3cret", RedirectURIs: []string{page + "/signin/callback"},
+			PostLogoutRedirectURIs: []string{page + "/signedout"},
+		}})
 
 	dir := t.TempDir()
 	write := func(name, content string) string {
