@@ -526,7 +526,7 @@ func (s *SignIn) SignOut(w http.ResponseWriter, r *http.Request) {
 	// provider's origin is not. This page moves on by itself (meta refresh, no script).
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	_ = endSessionTmpl.Execute(w, template.URL(u.String())) //nolint:gosec // G203: built from the discovered endpoint and encoded parameters
@@ -563,7 +563,7 @@ func (s *SignIn) page(w http.ResponseWriter, status int, title, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = signedOutTmpl.Execute(w, struct{ Title, Message, Again string }{title, msg, s.StartURL("")})

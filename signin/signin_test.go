@@ -2,6 +2,7 @@ package signin
 
 import (
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -582,4 +583,32 @@ func TestConfigValidate(t *testing.T) {
 	require.NoError(t, loop.Validate(), "plain http on loopback for development")
 	_, err := New(ok, Options{PublicURL: "http://ops.example/approvals"})
 	require.ErrorContains(t, err, "must be https")
+}
+
+// TestSessionCookieSize: the ID token is left out of a session that would not fit a
+// cookie, and a person whose groups alone do not fit is refused.
+func TestSessionCookieSize(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Issuer, cfg.ClientID = "https://idp.example", "x"
+	s, err := New(cfg, Options{PublicURL: "https://ops.example/approvals"})
+	require.NoError(t, err)
+	now := time.Now()
+	sess := Session{ID: "sid", IssuedAt: now, idToken: strings.Repeat("t", 2500)}
+	sess.Identity.Subject, sess.Identity.Issuer, sess.Identity.ExpiresAt = "u", cfg.Issuer, now.Add(time.Hour)
+	for i := range 40 {
+		sess.Identity.Groups = append(sess.Identity.Groups, fmt.Sprintf("group-%02d-0123456789", i))
+	}
+	v, err := s.sealSession(sess)
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(v), maxCookie)
+	got, err := s.open(v)
+	require.NoError(t, err)
+	require.Empty(t, got.idToken, "the ID token gave way")
+	require.Len(t, got.Identity.Groups, 40, "the groups did not")
+
+	for i := range 150 {
+		sess.Identity.Groups = append(sess.Identity.Groups, fmt.Sprintf("more-%03d-0123456789", i))
+	}
+	_, err = s.sealSession(sess)
+	require.ErrorContains(t, err, "too large")
 }
