@@ -50,7 +50,7 @@ type env struct {
 	clock *clock
 }
 
-func newEnv(t *testing.T, edit func(*Config)) *env {
+func newEnv(t testing.TB, edit func(*Config)) *env {
 	t.Helper()
 	rp := httptest.NewUnstartedServer(nil)
 	app := "http://" + rp.Listener.Addr().String() + "/app"
@@ -86,7 +86,7 @@ func newEnv(t *testing.T, edit func(*Config)) *env {
 }
 
 // browser is a cookie-keeping client that does not follow redirects.
-func browser(t *testing.T) *http.Client {
+func browser(t testing.TB) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
@@ -96,7 +96,7 @@ func browser(t *testing.T) *http.Client {
 	}
 }
 
-func do(t *testing.T, c *http.Client, method, u string, form url.Values, hdr ...string) (*http.Response, string) {
+func do(t testing.TB, c *http.Client, method, u string, form url.Values, hdr ...string) (*http.Response, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -119,7 +119,7 @@ func do(t *testing.T, c *http.Client, method, u string, form url.Values, hdr ...
 }
 
 // startFlow opens the sign-in and returns the provider's authorization URL.
-func (e *env) startFlow(t *testing.T, c *http.Client) string {
+func (e *env) startFlow(t testing.TB, c *http.Client) string {
 	t.Helper()
 	resp, _ := do(t, c, "GET", e.app+"/signin", nil)
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
@@ -129,7 +129,7 @@ func (e *env) startFlow(t *testing.T, c *http.Client) string {
 }
 
 // signIn runs the whole flow as user and returns the page's view of the session.
-func (e *env) signIn(t *testing.T, c *http.Client, u signintest.User) map[string]any {
+func (e *env) signIn(t testing.TB, c *http.Client, u signintest.User) map[string]any {
 	t.Helper()
 	cb, err := e.op.Login(t.Context(), e.startFlow(t, c), u.Username, u.Password)
 	require.NoError(t, err)
@@ -139,7 +139,7 @@ func (e *env) signIn(t *testing.T, c *http.Client, u signintest.User) map[string
 	return e.me(t, c)
 }
 
-func (e *env) me(t *testing.T, c *http.Client) map[string]any {
+func (e *env) me(t testing.TB, c *http.Client) map[string]any {
 	t.Helper()
 	resp, body := do(t, c, "GET", e.app, nil)
 	if resp.StatusCode != http.StatusOK {
@@ -150,7 +150,7 @@ func (e *env) me(t *testing.T, c *http.Client) map[string]any {
 	return m
 }
 
-func (e *env) cookie(t *testing.T, c *http.Client, name string) *http.Cookie {
+func (e *env) cookie(t testing.TB, c *http.Client, name string) *http.Cookie {
 	t.Helper()
 	u, err := url.Parse(e.app)
 	require.NoError(t, err)
@@ -611,4 +611,13 @@ func TestSessionCookieSize(t *testing.T) {
 	}
 	_, err = s.sealSession(sess)
 	require.ErrorContains(t, err, "too large")
+}
+
+// BenchmarkSignIn is the sign-in round trip without a browser: start → provider (login form
+// posted) → callback (code exchange, ID token verification, session cookie) → the page.
+func BenchmarkSignIn(b *testing.B) {
+	e := newEnv(b, nil)
+	for b.Loop() {
+		e.signIn(b, browser(b), alice)
+	}
 }
