@@ -3,8 +3,8 @@ package approvals
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mcpguard/mcpguard/approvals/slacktest"
 	"github.com/mcpguard/mcpguard/identity"
 )
 
@@ -23,7 +24,7 @@ const slackSecret = "8f742231b10e8888abcd99yyyzzz85a5"
 type slackEnv struct {
 	s     *Service
 	clock *clock
-	fake  *fakeSlack
+	fake  *slacktest.Fake
 	url   string // the interactivity endpoint
 	reg   *prometheus.Registry
 	cfg   Config
@@ -32,9 +33,9 @@ type slackEnv struct {
 
 // newSlackEnv runs a Service with the Slack app pointed at a fake Slack, and serves its
 // interactivity endpoint.
-func newSlackEnv(t *testing.T, mod func(*fakeSlack)) *slackEnv {
+func newSlackEnv(t *testing.T, mod func(*slacktest.Fake)) *slackEnv {
 	t.Helper()
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	st, err := OpenFile(filepath.Join(t.TempDir(), "a.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
@@ -43,8 +44,8 @@ func newSlackEnv(t *testing.T, mod func(*fakeSlack)) *slackEnv {
 	cfg.PublicURL = "https://gw.example/approvals"
 	cfg.Notify.Backoff, cfg.Notify.MaxBackoff = time.Millisecond, 10*time.Millisecond
 	cfg.Slack = SlackConfig{
-		Channel: f.channel, BotTokenFile: secretFile(t, f.token), SigningSecretFile: secretFile(t, slackSecret),
-		APIURL: f.srv.URL + "/api/", ResponseURLPrefix: f.srv.URL + "/hooks/",
+		Channel: f.Channel, BotTokenFile: secretFile(t, f.Token), SigningSecretFile: secretFile(t, slackSecret),
+		APIURL: f.APIURL(), ResponseURLPrefix: f.ResponseURLPrefix(),
 		Users: []SlackUser{
 			{TeamID: "T1", UserID: "UALICE", Subject: "alice", Issuer: "https://idp.test", Groups: []string{"dba"}},
 			{TeamID: "T1", UserID: "UAGENT", Subject: "agent-1", Issuer: "https://idp.test", Groups: []string{"dba"}},
@@ -53,9 +54,9 @@ func newSlackEnv(t *testing.T, mod func(*fakeSlack)) *slackEnv {
 	}
 	require.NoError(t, cfg.Validate())
 	if mod != nil {
-		f.mu.Lock()
+		f.Lock()
 		mod(f)
-		f.mu.Unlock()
+		f.Unlock()
 	}
 	c := &clock{t: time.Now().Truncate(time.Second)}
 	reg := prometheus.NewRegistry()
@@ -76,7 +77,7 @@ func newSlackEnv(t *testing.T, mod func(*fakeSlack)) *slackEnv {
 }
 
 // open begins a held call and waits for its Slack message.
-func (e *slackEnv) open(t *testing.T, query string) (Request, fakeMessage) {
+func (e *slackEnv) open(t *testing.T, query string) (Request, slacktest.Message) {
 	t.Helper()
 	res, err := e.s.Begin(t.Context(), Call{
 		Requester: identity.Identity{Subject: "agent-1", Issuer: "https://idp.test", ClientID: "ci-bot", Groups: []string{"agents", "deployers"}},
@@ -85,11 +86,11 @@ func (e *slackEnv) open(t *testing.T, query string) (Request, fakeMessage) {
 		Route: Route{Authority: "db-tools:8080", Path: "/mcp"}, SessionID: "sess-42",
 	})
 	require.NoError(t, err)
-	var m fakeMessage
+	var m slacktest.Message
 	require.Eventually(t, func() bool {
-		posts, _, _ := e.fake.snapshot()
+		posts, _, _ := e.fake.Snapshot()
 		for _, p := range posts {
-			if el, ok := button(p, "approve"); ok && el["value"] == res.Request.ID {
+			if el, ok := slacktest.Button(p, "approve"); ok && el["value"] == res.Request.ID {
 				m = p
 				return true
 			}
@@ -106,7 +107,7 @@ func (e *slackEnv) post(t *testing.T, body []byte, ts time.Time, secret string) 
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if !ts.IsZero() {
-		slackSign(req, secret, ts, body)
+		slacktest.Sign(req, secret, ts, body)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -114,17 +115,17 @@ func (e *slackEnv) post(t *testing.T, body []byte, ts time.Time, secret string) 
 	return resp.StatusCode
 }
 
-func (e *slackEnv) click(t *testing.T, m fakeMessage, action, user string) int {
+func (e *slackEnv) click(t *testing.T, m slacktest.Message, action, user string) int {
 	t.Helper()
-	return e.post(t, e.fake.clickPayload(m, action, "T1", user), time.Now(), slackSecret)
+	return e.post(t, e.fake.Click(m, action, "T1", user), time.Now(), slackSecret)
 }
 
 // updated waits for a chat.update of message m whose text contains want.
-func (e *slackEnv) updated(t *testing.T, m fakeMessage, want string) fakeMessage {
+func (e *slackEnv) updated(t *testing.T, m slacktest.Message, want string) slacktest.Message {
 	t.Helper()
-	var got fakeMessage
+	var got slacktest.Message
 	require.Eventually(t, func() bool {
-		_, updates, _ := e.fake.snapshot()
+		_, updates, _ := e.fake.Snapshot()
 		for _, u := range updates {
 			if u.TS == m.TS && strings.Contains(u.Text, want) {
 				got = u
@@ -140,7 +141,7 @@ func (e *slackEnv) updated(t *testing.T, m fakeMessage, want string) fakeMessage
 func (e *slackEnv) replied(t *testing.T, want string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		_, _, replies := e.fake.snapshot()
+		_, _, replies := e.fake.Snapshot()
 		for _, r := range replies {
 			if r["response_type"] == "ephemeral" && r["replace_original"] == false && strings.Contains(r["text"].(string), want) {
 				return true
@@ -150,7 +151,7 @@ func (e *slackEnv) replied(t *testing.T, want string) {
 	}, 10*time.Second, 2*time.Millisecond, "ephemeral reply with %q", want)
 }
 
-func blocksJSON(t *testing.T, m fakeMessage) string {
+func blocksJSON(t *testing.T, m slacktest.Message) string {
 	t.Helper()
 	b, err := json.Marshal(m.Blocks)
 	require.NoError(t, err)
@@ -170,13 +171,13 @@ func TestSlackMessageCarriesTheRequest(t *testing.T) {
 	} {
 		require.Contains(t, all, want)
 	}
-	deny, ok := button(m, "deny")
+	deny, ok := slacktest.Button(m, "deny")
 	require.True(t, ok)
 	require.Equal(t, r.ID, deny["value"])
 	require.Eventually(t, func() bool {
 		got, err := e.s.Get(t.Context(), r.ID)
 		require.NoError(t, err)
-		return got.Slack != nil && *got.Slack == SlackMessage{Channel: e.fake.channel, TS: m.TS}
+		return got.Slack != nil && *got.Slack == SlackMessage{Channel: e.fake.Channel, TS: m.TS}
 	}, 10*time.Second, 2*time.Millisecond, "the message is recorded for later updates")
 }
 
@@ -198,7 +199,7 @@ func TestSlackApproveReleasesHeldCall(t *testing.T) {
 
 	u := e.updated(t, m, "Approved")
 	require.Contains(t, u.Text, "by alice (client slack) at ")
-	_, stillThere := button(u, "approve")
+	_, stillThere := slacktest.Button(u, "approve")
 	require.False(t, stillThere, "a decided message has no buttons")
 	require.Contains(t, blocksJSON(t, u), "params.query = drop table t", "the facts stay on the message")
 }
@@ -219,7 +220,7 @@ func TestSlackDeny(t *testing.T) {
 func TestSlackRefusesForgedRequests(t *testing.T) {
 	e := newSlackEnv(t, nil)
 	r, m := e.open(t, "drop table t")
-	body := e.fake.clickPayload(m, "approve", "T1", "UALICE")
+	body := e.fake.Click(m, "approve", "T1", "UALICE")
 	tampered := bytes.Replace(body, []byte("UALICE"), []byte("UALICF"), 1)
 	for _, tc := range []struct {
 		name   string
@@ -246,7 +247,7 @@ func TestSlackRefusesForgedRequests(t *testing.T) {
 				if tc.signed != nil {
 					signed = tc.signed
 				}
-				slackSign(req, tc.secret, tc.ts, signed)
+				slacktest.Sign(req, tc.secret, tc.ts, signed)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			require.NoError(t, err)
@@ -308,7 +309,7 @@ func TestSlackUpdatedWhenDecidedElsewhere(t *testing.T) {
 	require.NoError(t, err)
 	u := e.updated(t, m1, "Approved* by alice")
 	require.Contains(t, u.Text, "looks fine")
-	_, stillThere := button(u, "deny")
+	_, stillThere := slacktest.Button(u, "deny")
 	require.False(t, stillThere)
 
 	_, err = e.s.Decide(ctx, r2.ID, dba, false, "not in prod")
@@ -327,7 +328,7 @@ func TestSlackUpdatedWhenDecidedElsewhere(t *testing.T) {
 // message as soon as it is recorded.
 func TestSlackDecidedBeforePostRecorded(t *testing.T) {
 	hold := make(chan struct{})
-	e := newSlackEnv(t, func(f *fakeSlack) { f.hold = hold })
+	e := newSlackEnv(t, func(f *slacktest.Fake) { f.Hold = hold })
 	reg2 := prometheus.NewRegistry()
 	replica, err := New(e.cfg, e.store, nil, reg2, WithClock(e.clock.now))
 	require.NoError(t, err)
@@ -343,18 +344,18 @@ func TestSlackDecidedBeforePostRecorded(t *testing.T) {
 	require.Eventually(t, func() bool { return counterOf(t, reg2, "slack", "sent") == 1 }, 10*time.Second, 2*time.Millisecond)
 	close(hold)
 	require.Eventually(t, func() bool {
-		posts, updates, _ := e.fake.snapshot()
+		posts, updates, _ := e.fake.Snapshot()
 		return len(posts) == 1 && len(updates) == 1 && updates[0].TS == posts[0].TS && strings.Contains(updates[0].Text, "Approved")
 	}, 10*time.Second, 2*time.Millisecond)
 }
 
 // TestSlackWrongTokenNotRetried: Slack's invalid_auth is final: one attempt, counted failed.
 func TestSlackWrongTokenNotRetried(t *testing.T) {
-	e := newSlackEnv(t, func(f *fakeSlack) { f.token = "xoxb-another" })
+	e := newSlackEnv(t, func(f *slacktest.Fake) { f.Token = "xoxb-another" })
 	_, err := e.s.Begin(t.Context(), sqlCall(`{"query":"drop table t"}`))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return counterOf(t, e.reg, "slack", "failed") == 1 }, 10*time.Second, 2*time.Millisecond)
-	posts, _, _ := e.fake.snapshot()
+	posts, _, _ := e.fake.Snapshot()
 	require.Empty(t, posts)
 }
 

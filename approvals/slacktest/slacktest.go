@@ -1,4 +1,7 @@
-package approvals
+// Package slacktest is a fake of Slack's servers for tests, since the real ones cannot run
+// here: the Web API methods mcpguard calls, response URLs, and a user who clicks buttons
+// and whose clicks are signed as Slack signs them.
+package slacktest
 
 import (
 	"crypto/hmac"
@@ -18,37 +21,47 @@ import (
 	"unicode/utf8"
 )
 
-// fakeSlack stands in for Slack's servers, which cannot run here. It serves the two Web
+// Fake stands in for Slack's servers, which cannot run here. It serves the two Web
 // API methods the Slack app calls (chat.postMessage, chat.update) and the response_url of
 // clicks, and checks what Slack checks: the bot token, the channel, that chat.update names
 // a message it posted (channel and ts), and the Block Kit limits and shapes of the blocks
 // (https://docs.slack.dev/reference/block-kit). It also plays the user: click builds the
 // block_actions interaction Slack sends for a button of a posted message, signed the way
 // Slack signs requests (v0 HMAC-SHA256 over "v0:timestamp:body").
-type fakeSlack struct {
-	t       *testing.T
-	token   string
-	channel string
+type Fake struct {
+	t testing.TB
+	// Token is the bot token the Web API accepts; Channel the one channel it knows.
+	Token   string
+	Channel string
 	srv     *httptest.Server
 
 	mu       sync.Mutex
 	seq      int
-	messages map[string]fakeMessage // ts → current message
-	posts    []fakeMessage
-	updates  []fakeMessage
+	messages map[string]Message // ts → current message
+	posts    []Message
+	updates  []Message
 	replies  []map[string]any
-	// hold, when set, delays chat.postMessage answers until it is closed.
-	hold chan struct{}
+	// Hold, when set, delays chat.postMessage answers until it is closed.
+	Hold chan struct{}
 }
 
-type fakeMessage struct {
+// Message is a message as posted or last updated.
+type Message struct {
 	Channel, TS, Text string
 	Blocks            []map[string]any
 }
 
-func newFakeSlack(t *testing.T) *fakeSlack {
+// Lock and Unlock guard changes to Token and Hold while requests may arrive.
+func (f *Fake) Lock()   { f.mu.Lock() }
+func (f *Fake) Unlock() { f.mu.Unlock() }
+
+// APIURL is the Web API base (slack.api_url); ResponseURLPrefix what response URLs start with.
+func (f *Fake) APIURL() string            { return f.srv.URL + "/api/" }
+func (f *Fake) ResponseURLPrefix() string { return f.srv.URL + "/hooks/" }
+
+func New(t testing.TB) *Fake {
 	t.Helper()
-	f := &fakeSlack{t: t, token: "xoxb-fake-bot-token", channel: "C0APPROVALS", messages: map[string]fakeMessage{}}
+	f := &Fake{t: t, Token: "xoxb-fake-bot-token", Channel: "C0APPROVALS", messages: map[string]Message{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/chat.postMessage", f.chat(false))
 	mux.HandleFunc("POST /api/chat.update", f.chat(true))
@@ -69,7 +82,7 @@ func slackFail(w http.ResponseWriter, code string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": code})
 }
 
-func (f *fakeSlack) chat(update bool) http.HandlerFunc {
+func (f *Fake) chat(update bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			slackFail(w, "invalid_form_data")
@@ -80,13 +93,13 @@ func (f *fakeSlack) chat(update bool) http.HandlerFunc {
 			tok = strings.TrimPrefix(h, "Bearer ")
 		}
 		f.mu.Lock()
-		want, hold := f.token, f.hold
+		want, hold := f.Token, f.Hold
 		f.mu.Unlock()
 		if tok != want {
 			slackFail(w, "invalid_auth")
 			return
 		}
-		if r.PostForm.Get("channel") != f.channel {
+		if r.PostForm.Get("channel") != f.Channel {
 			slackFail(w, "channel_not_found")
 			return
 		}
@@ -116,18 +129,18 @@ func (f *fakeSlack) chat(update bool) http.HandlerFunc {
 				slackFail(w, "message_not_found")
 				return
 			}
-			m := fakeMessage{Channel: f.channel, TS: ts, Text: text, Blocks: blocks}
+			m := Message{Channel: f.Channel, TS: ts, Text: text, Blocks: blocks}
 			f.messages[ts] = m
 			f.updates = append(f.updates, m)
-			slackOK(w, map[string]any{"channel": f.channel, "ts": ts, "text": text})
+			slackOK(w, map[string]any{"channel": f.Channel, "ts": ts, "text": text})
 			return
 		}
 		f.seq++
 		ts := fmt.Sprintf("1780000000.%06d", f.seq)
-		m := fakeMessage{Channel: f.channel, TS: ts, Text: text, Blocks: blocks}
+		m := Message{Channel: f.Channel, TS: ts, Text: text, Blocks: blocks}
 		f.messages[ts] = m
 		f.posts = append(f.posts, m)
-		slackOK(w, map[string]any{"channel": f.channel, "ts": ts, "message": map[string]any{"text": text, "ts": ts}})
+		slackOK(w, map[string]any{"channel": f.Channel, "ts": ts, "message": map[string]any{"text": text, "ts": ts}})
 	}
 }
 
@@ -173,7 +186,7 @@ func checkBlocks(blocks []map[string]any) error {
 	return nil
 }
 
-func (f *fakeSlack) responseURL(w http.ResponseWriter, r *http.Request) {
+func (f *Fake) responseURL(w http.ResponseWriter, r *http.Request) {
 	var m map[string]any
 	if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&m) != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -185,14 +198,15 @@ func (f *fakeSlack) responseURL(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
-func (f *fakeSlack) snapshot() (posts, updates []fakeMessage, replies []map[string]any) {
+// Snapshot returns the messages posted, the updates made and the response_url replies so far.
+func (f *Fake) Snapshot() (posts, updates []Message, replies []map[string]any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]fakeMessage(nil), f.posts...), append([]fakeMessage(nil), f.updates...), append([]map[string]any(nil), f.replies...)
+	return append([]Message(nil), f.posts...), append([]Message(nil), f.updates...), append([]map[string]any(nil), f.replies...)
 }
 
-// button finds the button with actionID in m.
-func button(m fakeMessage, actionID string) (map[string]any, bool) {
+// Button finds the button with actionID in m.
+func Button(m Message, actionID string) (map[string]any, bool) {
 	for _, b := range m.Blocks {
 		els, _ := b["elements"].([]any)
 		for _, e := range els {
@@ -204,26 +218,26 @@ func button(m fakeMessage, actionID string) (map[string]any, bool) {
 	return nil, false
 }
 
-// clickPayload is the block_actions interaction Slack sends when user of team clicks the
+// Click is the block_actions interaction Slack sends when user of team clicks the
 // button actionID of message m.
-func (f *fakeSlack) clickPayload(m fakeMessage, actionID, team, user string) []byte {
+func (f *Fake) Click(m Message, actionID, team, user string) []byte {
 	f.t.Helper()
-	el, ok := button(m, actionID)
+	el, ok := Button(m, actionID)
 	if !ok {
 		f.t.Fatalf("fake Slack: message %s has no %q button", m.TS, actionID)
 	}
 	p := map[string]any{
-		"type":       "block_actions",
-		"user":       map[string]any{"id": user, "username": strings.ToLower(user), "name": strings.ToLower(user), "team_id": team},
-		"api_app_id": "A0MCPGUARD",
-		"token":      "verification-token-unused",
-		"container":  map[string]any{"type": "message", "message_ts": m.TS, "channel_id": m.Channel, "is_ephemeral": false},
-		"trigger_id": "1234.5678.abcd",
-		"team":       map[string]any{"id": team, "domain": "acme"},
-		"enterprise": nil,
-		"channel":    map[string]any{"id": m.Channel, "name": "approvals"},
-		"message":    map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "blocks": m.Blocks, "bot_id": "B0BOT"},
-		"state":      map[string]any{"values": map[string]any{}},
+		"type":         "block_actions",
+		"user":         map[string]any{"id": user, "username": strings.ToLower(user), "name": strings.ToLower(user), "team_id": team},
+		"api_app_id":   "A0MCPGUARD",
+		"token":        "verification-token-unused",
+		"container":    map[string]any{"type": "message", "message_ts": m.TS, "channel_id": m.Channel, "is_ephemeral": false},
+		"trigger_id":   "1234.5678.abcd",
+		"team":         map[string]any{"id": team, "domain": "acme"},
+		"enterprise":   nil,
+		"channel":      map[string]any{"id": m.Channel, "name": "approvals"},
+		"message":      map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "blocks": m.Blocks, "bot_id": "B0BOT"},
+		"state":        map[string]any{"values": map[string]any{}},
 		"response_url": f.srv.URL + "/hooks/actions/" + team + "/1/" + strconv.FormatInt(time.Now().UnixNano(), 36),
 		"actions": []any{map[string]any{
 			"action_id": el["action_id"], "block_id": "decide", "text": el["text"], "value": el["value"],
@@ -237,9 +251,9 @@ func (f *fakeSlack) clickPayload(m fakeMessage, actionID, team, user string) []b
 	return []byte("payload=" + url.QueryEscape(string(b)))
 }
 
-// slackSign signs body as Slack does: X-Slack-Signature = "v0=" + hex(HMAC-SHA256(secret,
+// Sign signs body as Slack does: X-Slack-Signature = "v0=" + hex(HMAC-SHA256(secret,
 // "v0:" + timestamp + ":" + body)).
-func slackSign(req *http.Request, secret string, ts time.Time, body []byte) {
+func Sign(req *http.Request, secret string, ts time.Time, body []byte) {
 	s := strconv.FormatInt(ts.Unix(), 10)
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte("v0:" + s + ":"))
