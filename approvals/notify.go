@@ -71,8 +71,10 @@ func NewWebhooks(cfg NotifyConfig, link func(string) string, client *http.Client
 	}
 	w := &Webhooks{}
 	for i, h := range cfg.Webhooks {
-		wh := &webhook{cfg: h, link: link, client: client, now: time.Now,
-			out: newOutbox(h.hookName(i), cfg, met, log)}
+		wh := &webhook{
+			cfg: h, link: link, client: client, now: time.Now,
+			out: newOutbox(h.hookName(i), cfg, met, log),
+		}
 		if h.SecretFile != "" {
 			if wh.secret, err = readSecret(h.SecretFile); err != nil {
 				return nil, fmt.Errorf("notify.webhooks[%d].secret_file: %w", i, err)

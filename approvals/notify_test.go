@@ -244,7 +244,7 @@ func TestWebhooksSlowHookIsolated(t *testing.T) {
 func TestBackoffJitter(t *testing.T) {
 	cfg := DefaultConfig().Notify
 	cfg.Backoff, cfg.MaxBackoff = 100*time.Millisecond, time.Second
-	o := newOutbox("x", cfg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"hook", "result"}), slog.New(slog.DiscardHandler))
+	o := newOutbox("x", cfg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x_total", Help: "test"}, []string{"hook", "result"}), slog.New(slog.DiscardHandler))
 	for _, tc := range []struct {
 		attempt int
 		ceil    time.Duration

@@ -22,8 +22,10 @@ func TestParseSlackAction(t *testing.T) {
 	const form = "application/x-www-form-urlencoded"
 	got, err := parseSlackAction(form, clickBody("approve", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "T1", "U1"))
 	require.NoError(t, err)
-	require.Equal(t, slackAction{Approve: true, RequestID: "ABCDEFGHIJKLMNOPQRSTUVWXYZ", TeamID: "T1", UserID: "U1",
-		ResponseURL: "https://hooks.slack.com/actions/T1/1/x"}, got)
+	require.Equal(t, slackAction{
+		Approve: true, RequestID: "ABCDEFGHIJKLMNOPQRSTUVWXYZ", TeamID: "T1", UserID: "U1",
+		ResponseURL: "https://hooks.slack.com/actions/T1/1/x",
+	}, got)
 	got, err = parseSlackAction(form+"; charset=utf-8", clickBody("deny", "ABC234", "T1", "U1"))
 	require.NoError(t, err)
 	require.False(t, got.Approve)

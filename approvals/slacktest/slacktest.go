@@ -51,14 +51,19 @@ type Message struct {
 	Blocks            []map[string]any
 }
 
-// Lock and Unlock guard changes to Token and Hold while requests may arrive.
-func (f *Fake) Lock()   { f.mu.Lock() }
+// Lock guards changes to Token and Hold while requests may arrive; Unlock ends it.
+func (f *Fake) Lock() { f.mu.Lock() }
+
+// Unlock ends Lock.
 func (f *Fake) Unlock() { f.mu.Unlock() }
 
-// APIURL is the Web API base (slack.api_url); ResponseURLPrefix what response URLs start with.
-func (f *Fake) APIURL() string            { return f.srv.URL + "/api/" }
+// APIURL is the Web API base (slack.api_url).
+func (f *Fake) APIURL() string { return f.srv.URL + "/api/" }
+
+// ResponseURLPrefix is what the response URLs of clicks start with (slack.response_url_prefix).
 func (f *Fake) ResponseURLPrefix() string { return f.srv.URL + "/hooks/" }
 
+// New starts the fake on 127.0.0.1; it stops with the test.
 func New(t testing.TB) *Fake {
 	t.Helper()
 	f := &Fake{t: t, Token: "xoxb-fake-bot-token", Channel: "C0APPROVALS", messages: map[string]Message{}}
