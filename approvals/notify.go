@@ -210,6 +210,7 @@ const (
 const (
 	slackApprove = "approve"
 	slackDeny    = "deny"
+	slackReview  = "review"
 )
 
 // slackMessage lays out r as Block Kit: its state (once decided: who and when), the rule's
@@ -258,7 +259,7 @@ func slackMessage(r Request, link string, buttons bool) (string, []slack.Block) 
 		}
 		blocks = append(blocks, section("```"+c+"```"))
 	}
-	review := slack.NewButtonBlockElement("review", r.ID, slack.NewTextBlockObject(slack.PlainTextType, "Review on the page", false, false))
+	review := slack.NewButtonBlockElement(slackReview, r.ID, slack.NewTextBlockObject(slack.PlainTextType, "Review on the page", false, false))
 	review.URL = link
 	elems := []slack.BlockElement{review}
 	if buttons && r.State == Pending {

@@ -149,6 +149,9 @@ func slackError(method string, err error) error {
 
 // slackAction is a verified button click.
 type slackAction struct {
+	// Review is a click on the link to the page: Slack reports it too, and it only needs
+	// an acknowledgement.
+	Review      bool
 	Approve     bool
 	RequestID   string
 	TeamID      string
@@ -188,6 +191,8 @@ func parseSlackAction(contentType string, body []byte) (slackAction, error) {
 	case slackApprove:
 		out.Approve = true
 	case slackDeny:
+	case slackReview:
+		out.Review = true
 	default:
 		return slackAction{}, fmt.Errorf("unknown action %q", act.ActionID)
 	}
@@ -248,6 +253,9 @@ func (a *slackApp) actions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+	if act.Review {
+		return
+	}
 	u, ok := a.users[[2]string{act.TeamID, act.UserID}]
 	if !ok {
 		a.s.log.Warn("slack click refused: user not mapped to an approver", "slack_team", act.TeamID, "slack_user", act.UserID, "approval_id", act.RequestID)

@@ -26,6 +26,7 @@ type slackEnv struct {
 	clock *clock
 	fake  *slacktest.Fake
 	url   string // the interactivity endpoint
+	base  string // the admin server
 	reg   *prometheus.Registry
 	cfg   Config
 	store Store
@@ -71,9 +72,12 @@ func newSlackEnv(t *testing.T, mod func(*slacktest.Fake)) *slackEnv {
 	for p, h := range s.SlackRoutes() {
 		mux.Handle(p, h)
 	}
+	for p, h := range s.Routes(tokens{"dba": dba}, nil) {
+		mux.Handle(p, h)
+	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &slackEnv{s: s, clock: c, fake: f, url: srv.URL + "/approvals/slack/actions", reg: reg, cfg: cfg, store: st}
+	return &slackEnv{s: s, clock: c, fake: f, url: srv.URL + "/approvals/slack/actions", base: srv.URL, reg: reg, cfg: cfg, store: st}
 }
 
 // open begins a held call and waits for its Slack message.
@@ -204,6 +208,19 @@ func TestSlackApproveReleasesHeldCall(t *testing.T) {
 	require.Contains(t, blocksJSON(t, u), "params.query = drop table t", "the facts stay on the message")
 }
 
+// TestSlackReviewClickAcknowledged: Slack also reports clicks on the link button; they
+// are acknowledged and decide nothing.
+func TestSlackReviewClickAcknowledged(t *testing.T) {
+	e := newSlackEnv(t, nil)
+	r, m := e.open(t, "drop table t")
+	require.Equal(t, http.StatusOK, e.click(t, m, "review", "UNOBODY"))
+	got, err := e.s.Get(t.Context(), r.ID)
+	require.NoError(t, err)
+	require.Equal(t, Pending, got.State)
+	_, _, replies := e.fake.Snapshot()
+	require.Empty(t, replies)
+}
+
 func TestSlackDeny(t *testing.T) {
 	e := newSlackEnv(t, nil)
 	r, m := e.open(t, "drop table t")
@@ -299,7 +316,8 @@ func TestSlackRefusals(t *testing.T) {
 }
 
 // TestSlackUpdatedWhenDecidedElsewhere: the page, the API and the CLI decide through
-// Service.Decide; expiry through the sweep. Each updates the Slack message.
+// Service.Decide (here directly, and through the API); expiry through the sweep. Each
+// updates the Slack message.
 func TestSlackUpdatedWhenDecidedElsewhere(t *testing.T) {
 	e := newSlackEnv(t, nil)
 	ctx := t.Context()
@@ -312,9 +330,15 @@ func TestSlackUpdatedWhenDecidedElsewhere(t *testing.T) {
 	_, stillThere := slacktest.Button(u, "deny")
 	require.False(t, stillThere)
 
-	_, err = e.s.Decide(ctx, r2.ID, dba, false, "not in prod")
+	// Through the approver API, as the CLI does.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.base+"/v1/approvals/"+r2.ID+"/deny", strings.NewReader(`{"reason":"not in prod"}`))
 	require.NoError(t, err)
-	e.updated(t, m2, "Denied* by alice")
+	req.Header.Set("Authorization", "Bearer dba")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, e.updated(t, m2, "Denied* by alice").Text, "not in prod")
 
 	_, m3 := e.open(t, "drop table c")
 	e.clock.add(2 * time.Hour)

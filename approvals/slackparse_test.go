@@ -29,6 +29,9 @@ func TestParseSlackAction(t *testing.T) {
 	got, err = parseSlackAction(form+"; charset=utf-8", clickBody("deny", "ABC234", "T1", "U1"))
 	require.NoError(t, err)
 	require.False(t, got.Approve)
+	got, err = parseSlackAction(form, clickBody("review", "ABC234", "T1", "U1"))
+	require.NoError(t, err)
+	require.True(t, got.Review, "the link button is reported too, and acknowledged")
 
 	for _, tc := range []struct {
 		name, ct string
@@ -43,7 +46,7 @@ func TestParseSlackAction(t *testing.T) {
 		{"trailing json", form, []byte("payload=" + url.QueryEscape(`{"type":"block_actions"} {}`))},
 		{"other type", form, []byte("payload=" + url.QueryEscape(`{"type":"view_submission"}`))},
 		{"no action", form, []byte("payload=" + url.QueryEscape(`{"type":"block_actions","team":{"id":"T1"},"user":{"id":"U1"},"actions":[]}`))},
-		{"unknown action", form, clickBody("review", "ABC", "T1", "U1")},
+		{"unknown action", form, clickBody("approve_all", "ABC", "T1", "U1")},
 		{"bad request id", form, clickBody("approve", "abc/../x", "T1", "U1")},
 		{"no team", form, clickBody("approve", "ABC", "", "U1")},
 		{"lower-case user", form, clickBody("approve", "ABC", "T1", "u1")},
