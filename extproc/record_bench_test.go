@@ -37,7 +37,7 @@ func BenchmarkRecordingLatency(b *testing.B) {
 				rec, err := recordings.Open(cfg, sink, key, nil, prometheus.NewRegistry())
 				require.NoError(b, err)
 				b.Cleanup(func() { _ = rec.Close(context.Background()) })
-				stages = append(stages, extproc.NewRecording(rec))
+				stages = append(stages, extproc.NewRecording(rec, extproc.RecordingOptions{}))
 			}
 			h := start(b, extproc.DefaultConfig(), stages...)
 			res := []byte(result(1, "1 row"))
