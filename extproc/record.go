@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -55,7 +56,11 @@ type recorder interface {
 //
 // An exchange that names no session is recorded once its response headers arrive: an
 // initialize answered with an Mcp-Session-Id starts that session's recording, anything
-// else is grouped by identity and client ([recordings.SessionKey]).
+// else is grouped by identity and client ([recordings.SessionKey]). A sessionless
+// server/discover (the probe clients send before they fall back to initialize) changes
+// nothing upstream: it is answered before its events are durable, and they wait (up to
+// [preludeWait]) for the same caller's next exchange, whose recording they start; when
+// none comes they go to the caller's stateless recording.
 //
 // With a masker, the arguments of recorded tools/call and prompts/get requests are masked
 // (the upstream still receives what the request stages let through); with a sealer, a
@@ -65,8 +70,26 @@ type Recording struct {
 	mask *masking.Masker
 	seal *recordings.Sealer
 
-	mu sync.Mutex
-	xs map[*Exchange]*recState
+	mu       sync.Mutex
+	xs       map[*Exchange]*recState
+	preludes map[string]*prelude // sessionless server/discover events by stateless key
+	closed   bool
+}
+
+// preludeWait is how long a discovery probe's events wait for the caller's next exchange;
+// maxPreludes bounds how many callers may have one waiting (beyond, they are recorded at
+// once in the stateless recording).
+const (
+	preludeWait = 30 * time.Second
+	maxPreludes = 4096
+)
+
+// prelude is the recorded events of a caller's discovery probes, waiting for its next
+// exchange.
+type prelude struct {
+	session string // the stateless key they go to when nothing claims them
+	evs     []recordings.Event
+	timer   *time.Timer
 }
 
 type recState struct {
@@ -95,7 +118,7 @@ type RecordingOptions struct {
 
 // NewRecording returns the recording stage writing to rec.
 func NewRecording(rec *recordings.Recorder, o RecordingOptions) *Recording {
-	return &Recording{rec: rec, mask: o.Mask, seal: o.Seal, xs: map[*Exchange]*recState{}}
+	return &Recording{rec: rec, mask: o.Mask, seal: o.Seal, xs: map[*Exchange]*recState{}, preludes: map[string]*prelude{}}
 }
 
 // Name implements [Stage].
@@ -175,7 +198,7 @@ func (s *Recording) record(x *Exchange, st *recState, ev recordings.Event) {
 	}
 	ev.Time = ev.Time.UTC()
 	ev.RequestID = x.RequestID
-	if st.session == "" && sessionOf(x) == "" && x.Status == 0 && !st.completed {
+	if st.session == "" && sessionOf(x) == "" && !st.completed && (x.Status == 0 || discovers(x)) {
 		st.pending = append(st.pending, ev)
 		return
 	}
@@ -183,18 +206,104 @@ func (s *Recording) record(x *Exchange, st *recState, ev recordings.Event) {
 	s.append(x, st, ev)
 }
 
-// settle fixes the session of x and records what waited for it.
+// settle fixes the session of x and records what waited for it: the caller's discovery
+// probe first (it happened earlier), then x's own events.
 func (s *Recording) settle(x *Exchange, st *recState) {
-	if st.session == "" || x.legacy {
+	first := st.session == ""
+	if first || x.legacy {
 		// A 2024-11-05 GET stream learns its session from the endpoint event, after its own
 		// request was recorded: the answers it carries go with the session's POSTs.
 		st.session = recordings.SessionKey(sessionOf(x), identityOf(x), clientName(x))
 	}
 	pending := st.pending
 	st.pending = nil
+	if first {
+		if p := s.takePrelude(recordings.SessionKey("", identityOf(x), clientName(x))); p != nil {
+			pending = append(p.evs, pending...)
+		}
+	}
 	for _, ev := range pending {
 		s.append(x, st, ev)
 	}
+}
+
+// discovers reports an exchange that is a single server/discover request.
+func discovers(x *Exchange) bool {
+	return x.Body != nil && len(x.Body.Messages) == 1 && x.Body.Messages[0].Method == "server/discover"
+}
+
+// isProbe reports a sessionless server/discover exchange that went upstream and was
+// answered: its events may wait for the caller's next exchange.
+func isProbe(x *Exchange, st *recState, refusal *Refusal) bool {
+	return refusal == nil && st.forwarded && sessionOf(x) == "" && discovers(x)
+}
+
+// keepPrelude parks a probe's events for the caller's next exchange; false when they must
+// be recorded now (too many waiting, or shutting down).
+func (s *Recording) keepPrelude(x *Exchange, st *recState) bool {
+	key := recordings.SessionKey("", identityOf(x), clientName(x))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.preludes[key]
+	if s.closed || (p == nil && len(s.preludes) >= maxPreludes) {
+		return false
+	}
+	if p == nil {
+		p = &prelude{session: key}
+		s.preludes[key] = p
+		p.timer = time.AfterFunc(preludeWait, func() { s.flushPrelude(key, x.Log) })
+	}
+	p.evs = append(p.evs, st.pending...)
+	st.pending = nil
+	st.session = key
+	return true
+}
+
+func (s *Recording) takePrelude(key string) *prelude {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.preludes[key]
+	if p != nil {
+		delete(s.preludes, key)
+		p.timer.Stop()
+	}
+	return p
+}
+
+// flushPrelude records a probe no exchange claimed in the caller's stateless recording.
+func (s *Recording) flushPrelude(key string, log *slog.Logger) error {
+	p := s.takePrelude(key)
+	if p == nil {
+		return nil
+	}
+	var errs []error
+	for _, ev := range p.evs {
+		ev.Session = p.session
+		if err := s.rec.Record(ev); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.Error("recording of a discovery probe lost", "err", err.Error())
+		return err
+	}
+	return nil
+}
+
+// Close records the discovery probes still waiting; call it before closing the recorder.
+func (s *Recording) Close(context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	keys := make([]string, 0, len(s.preludes))
+	for k := range s.preludes {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, k := range keys {
+		errs = append(errs, s.flushPrelude(k, slog.New(slog.DiscardHandler)))
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Recording) append(x *Exchange, st *recState, ev recordings.Event) {
@@ -320,13 +429,16 @@ func (s *Recording) OnResponse(_ context.Context, x *Exchange, r *Response) (Ver
 // DELETE, and waits until the exchange's events are durable.
 func (s *Recording) Completing(ctx context.Context, x *Exchange, refusal *Refusal) error {
 	st := s.state(x)
-	st.completed = true
 	if refusal != nil {
 		s.recordRequest(x, st) // refused before reaching this stage: record what was attempted
 	}
 	s.recordNotes(x, st)
 	if refusal != nil {
 		s.record(x, st, recordings.Event{Kind: recordings.KindDenial, Status: refusal.Status, Message: refusal.Body})
+	}
+	st.completed = true
+	if st.session == "" && isProbe(x, st, refusal) && !st.lost && s.keepPrelude(x, st) {
+		return nil
 	}
 	s.settle(x, st)
 	if x.Method == http.MethodDelete && x.SessionID != "" && x.Status >= 200 && x.Status < 300 {

@@ -244,3 +244,61 @@ func TestRecordingArgumentsMaskedAndSealed(t *testing.T) {
 	_, err = recordings.Unseal(reqs[0].Sealed, other)
 	require.ErrorIs(t, err, recordings.ErrNotSealedTo)
 }
+
+const discoverBody = `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{` +
+	`"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"probe","version":"1"}}}}`
+
+// discover runs a sessionless server/discover exchange answered with JSON.
+func discover(t *testing.T, h *harness) {
+	t.Helper()
+	e := h.open(t, t.Context())
+	e.post(discoverBody, "mcp-protocol-version", "2026-07-28", "mcp-method", "server/discover")
+	e.passed()
+	e.responseHeaders(false, ":status", "200", "content-type", "application/json", "content-length", "60")
+	require.NotNil(t, e.recv().GetResponseHeaders())
+	e.responseBody([]byte(`{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2025-06-18"]}}`), true)
+	require.NotNil(t, e.recv().GetResponseBody())
+}
+
+// The server/discover probe a client sends before falling back to initialize starts the
+// session's recording; a probe nothing follows goes to the caller's stateless recording.
+func TestRecordingDiscoveryProbe(t *testing.T) {
+	t.Run("then initialize", func(t *testing.T) {
+		tr := newTestRecorder(t)
+		rs := extproc.NewRecording(tr.rec, extproc.RecordingOptions{})
+		h := start(t, extproc.DefaultConfig(), rs)
+		discover(t, h)
+		e := h.open(t, t.Context())
+		e.post(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}`,
+			"mcp-protocol-version", "2025-06-18")
+		e.passed()
+		e.responseHeaders(true, ":status", "200", "mcp-session-id", "sess-p")
+		require.NotNil(t, e.recv().GetResponseHeaders())
+		require.NoError(t, rs.Close(t.Context()))
+
+		var got []string
+		for _, ev := range tr.closeAndRead(t, "sess-p") {
+			got = append(got, step(ev)+" "+ev.Method)
+		}
+		require.Equal(t, []string{
+			"session_start ", "request server/discover", "forward server/discover", "response server/discover",
+			"request initialize", "forward initialize", "session_end ",
+		}, got)
+		all, err := recordings.NewArchive(tr.sink, "").Sessions(t.Context())
+		require.NoError(t, err)
+		require.Len(t, all, 1)
+	})
+	t.Run("alone", func(t *testing.T) {
+		tr := newTestRecorder(t)
+		rs := extproc.NewRecording(tr.rec, extproc.RecordingOptions{})
+		h := start(t, extproc.DefaultConfig(), rs)
+		discover(t, h)
+		require.NoError(t, rs.Close(t.Context()))
+		key := recordings.SessionKey("", &recordings.Identity{Subject: caller.Subject, ClientID: caller.ClientID, Issuer: caller.Issuer}, "probe")
+		var got []string
+		for _, ev := range tr.closeAndRead(t, key) {
+			got = append(got, step(ev)+" "+ev.Method)
+		}
+		require.Equal(t, []string{"session_start ", "request server/discover", "forward server/discover", "response server/discover", "session_end "}, got)
+	})
+}

@@ -109,8 +109,9 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 		if err != nil {
 			return nil, closers, fmt.Errorf("recordings: %w", err)
 		}
-		out = append(out, extproc.NewRecording(rec, o))
-		closers = append(closers, rec.Close)
+		rs := extproc.NewRecording(rec, o)
+		out = append(out, rs)
+		closers = append(closers, rs.Close, rec.Close) // the stage's waiting events, then the recorder
 	}
 	return out, closers, nil
 }
