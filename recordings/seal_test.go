@@ -76,3 +76,27 @@ func FuzzUnseal(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSeal is sealing one recorded request (about 200 bytes) to one and to two age
+// X25519 recipients: one ephemeral key agreement per recipient dominates.
+func BenchmarkSeal(b *testing.B) {
+	plain := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"login","arguments":{"user":"ops","password":"Tr0ub4dor&3-horse","dsn":"postgres://app:s3cr3tPassw0rd@db.internal:5432/app"}}}`)
+	for _, n := range []int{1, 2} {
+		var to []string
+		for range n {
+			id, err := age.GenerateX25519Identity()
+			require.NoError(b, err)
+			to = append(to, id.Recipient().String())
+		}
+		s, err := recordings.NewSealer(to)
+		require.NoError(b, err)
+		b.Run("recipients="+string(rune('0'+n)), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Seal(plain); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
