@@ -150,7 +150,7 @@ func TestRecordingsOneConversation(t *testing.T) {
 			require.Contains(t, out, "→ server/discover")
 			require.Less(t, strings.Index(out, "→ server/discover"), strings.Index(out, "→ tools/call echo"))
 			a, b := strings.Contains(out, "from agent-a"), strings.Contains(out, "from agent-b")
-			require.True(t, a != b, "each client in its own recording")
+			require.NotEqual(t, a, b, "each client in its own recording")
 			require.Equal(t, 2, strings.Count(out, "→ tools/call echo"), out)
 			out, _, err = cli("verify", n)
 			require.NoError(t, err, out)

@@ -251,7 +251,7 @@ func (s *Recording) keepPrelude(x *Exchange, st *recState) bool {
 	if p == nil {
 		p = &prelude{session: key}
 		s.preludes[key] = p
-		p.timer = time.AfterFunc(preludeWait, func() { s.flushPrelude(key, x.Log) })
+		p.timer = time.AfterFunc(preludeWait, func() { _ = s.flushPrelude(key, x.Log) }) // logged there
 	}
 	p.evs = append(p.evs, st.pending...)
 	st.pending = nil

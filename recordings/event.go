@@ -65,8 +65,8 @@ type Event struct {
 	// Sealed is the request as the client sent it, when what Message holds was masked for
 	// the recording: age-encrypted to recordings.arguments.seal_to, base64 (see [Sealer]).
 	Sealed string `json:"sealed,omitempty"`
-	SSE          *SSE            `json:"sse,omitempty"`
-	Note         *Note           `json:"note,omitempty"`
+	SSE    *SSE   `json:"sse,omitempty"`
+	Note   *Note  `json:"note,omitempty"`
 }
 
 var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
