@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,13 +30,80 @@ func recGuard(t *testing.T, sealTo string) (*harness.Guard, func(args ...string)
 			"arguments":  map[string]any{"mask": true, "seal_to": []string{sealTo}},
 		},
 	})
-	return g, func(args ...string) (string, string, error) {
+	return g, recordingsCLI(t, g)
+}
+
+// recordingsCLI runs `mcpguard recordings` against g's config: stdout, stderr, error.
+func recordingsCLI(t *testing.T, g *harness.Guard) func(args ...string) (string, string, error) {
+	return func(args ...string) (string, string, error) {
 		cmd := exec.CommandContext(t.Context(), suiteBin(), append([]string{"recordings"}, append(args, "--config", g.ConfigPath)...)...)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
 		err := cmd.Run()
 		return out.String(), errOut.String(), err
 	}
+}
+
+// A call held for approval is recorded at the times things happened: received, held,
+// decided by the release manager, released, forwarded; play shows the hold.
+func TestRecordingsHeldCall(t *testing.T) {
+	const delay = 1500 * time.Millisecond
+	env := approvalGuard(t, map[string]any{"hold": "20s"}, "")
+	cli := recordingsCLI(t, env.g)
+	s := connect(t, env.url, env.agent, "2025-06-18", nil)
+	session := s.ID()
+	done := echoAsync(t, s, "ship it")
+	id := pending(t, env.g, env.rm)
+	time.Sleep(delay)
+	code, body := api(t, env.g, "POST", "/v1/approvals/"+id+"/approve", env.rm, `{"reason":"release 42"}`)
+	require.Equal(t, 200, code, body)
+	r := <-done
+	require.NoError(t, r.err)
+	require.NoError(t, s.Close())
+	require.Eventually(t, func() bool {
+		out, _, err := cli("verify", session)
+		return err == nil && strings.HasPrefix(out, "OK   "+session)
+	}, 30*time.Second, 100*time.Millisecond)
+
+	out, errOut, err := cli("export", session, "--format", "jsonl")
+	require.NoError(t, err, errOut)
+	at := map[string]time.Time{}
+	var order []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev struct {
+			Time   time.Time `json:"time"`
+			Kind   string    `json:"kind"`
+			Method string    `json:"method"`
+			Tool   string    `json:"tool"`
+			Note   *struct {
+				Stage string         `json:"stage"`
+				Attrs map[string]any `json:"attrs"`
+			} `json:"note"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(l), &ev))
+		name := ev.Kind
+		switch {
+		case ev.Kind == "note" && ev.Note.Stage == "approvals":
+			name = "approval " + ev.Note.Attrs["step"].(string)
+			if name == "approval granted" {
+				require.Equal(t, "rm-1", ev.Note.Attrs["approver"])
+			}
+		case ev.Tool != "echo":
+			continue
+		}
+		order = append(order, name)
+		at[name] = ev.Time
+	}
+	require.Equal(t, []string{"request", "approval requested", "approval held", "approval granted", "approval released", "forward", "response"}, order)
+	require.GreaterOrEqual(t, at["approval granted"].Sub(at["approval held"]), delay)
+	require.GreaterOrEqual(t, at["forward"].Sub(at["request"]), delay)
+	require.Less(t, at["approval held"].Sub(at["request"]), delay, "the request is recorded at its receipt")
+
+	out, errOut, err = cli("play", session, "--color", "never")
+	require.NoError(t, err, errOut)
+	held, granted := strings.Index(out, "approval held"), strings.Index(out, "approval granted")
+	released, fwd := strings.Index(out, "approval released"), strings.Index(out, "⇢ forwarded tools/call echo after ")
+	require.True(t, held >= 0 && held < granted && granted < released && released < fwd, out)
 }
 
 // sessionsListed returns the session column of `recordings ls`.
