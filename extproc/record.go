@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -73,15 +74,18 @@ type Recording struct {
 	mu       sync.Mutex
 	xs       map[*Exchange]*recState
 	preludes map[string]*prelude // sessionless server/discover events by stateless key
+	waiting  atomic.Int32        // len(preludes), read without the lock on every exchange
 	closed   bool
 }
 
 // preludeWait is how long a discovery probe's events wait for the caller's next exchange;
-// maxPreludes bounds how many callers may have one waiting (beyond, they are recorded at
-// once in the stateless recording).
+// maxPreludes bounds how many callers may have some waiting and maxPreludeEvents how many
+// events one caller may have waiting (beyond, they are recorded at once in the stateless
+// recording).
 const (
-	preludeWait = 30 * time.Second
-	maxPreludes = 4096
+	preludeWait      = 30 * time.Second
+	maxPreludes      = 4096
+	maxPreludeEvents = 64
 )
 
 // prelude is the recorded events of a caller's discovery probes, waiting for its next
@@ -217,7 +221,7 @@ func (s *Recording) settle(x *Exchange, st *recState) {
 	}
 	pending := st.pending
 	st.pending = nil
-	if first {
+	if first && s.waiting.Load() > 0 {
 		if p := s.takePrelude(recordings.SessionKey("", identityOf(x), clientName(x))); p != nil {
 			pending = append(p.evs, pending...)
 		}
@@ -245,12 +249,13 @@ func (s *Recording) keepPrelude(x *Exchange, st *recState) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.preludes[key]
-	if s.closed || (p == nil && len(s.preludes) >= maxPreludes) {
+	if s.closed || (p == nil && len(s.preludes) >= maxPreludes) || (p != nil && len(p.evs) >= maxPreludeEvents) {
 		return false
 	}
 	if p == nil {
 		p = &prelude{session: key}
 		s.preludes[key] = p
+		s.waiting.Add(1)
 		p.timer = time.AfterFunc(preludeWait, func() { _ = s.flushPrelude(key, x.Log) }) // logged there
 	}
 	p.evs = append(p.evs, st.pending...)
@@ -265,6 +270,7 @@ func (s *Recording) takePrelude(key string) *prelude {
 	p := s.preludes[key]
 	if p != nil {
 		delete(s.preludes, key)
+		s.waiting.Add(-1)
 		p.timer.Stop()
 	}
 	return p

@@ -288,6 +288,20 @@ func TestRecordingDiscoveryProbe(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, all, 1)
 	})
+	t.Run("waiting events are bounded", func(t *testing.T) {
+		tr := newTestRecorder(t)
+		rs := extproc.NewRecording(tr.rec, extproc.RecordingOptions{})
+		h := start(t, extproc.DefaultConfig(), rs)
+		discover(t, h)
+		require.NoError(t, tr.rec.Sync(t.Context()))
+		require.Empty(t, spoolEvents(t, tr.spool), "one probe waits")
+		for range 20 {
+			discover(t, h)
+		}
+		require.NoError(t, tr.rec.Sync(t.Context()))
+		require.NotEmpty(t, spoolEvents(t, tr.spool), "a caller that only probes is recorded once its waiting events reach the bound")
+		require.NoError(t, rs.Close(t.Context()))
+	})
 	t.Run("alone", func(t *testing.T) {
 		tr := newTestRecorder(t)
 		rs := extproc.NewRecording(tr.rec, extproc.RecordingOptions{})
