@@ -189,7 +189,7 @@ func DefaultConfig() Config {
 			Timeout: 5 * time.Second,
 		},
 		SignIn: signin.DefaultConfig(),
-		Slack: SlackConfig{APIURL: "https://slack.com/api/", ResponseURLPrefix: "https://hooks.slack.com/"},
+		Slack:  SlackConfig{APIURL: "https://slack.com/api/", ResponseURLPrefix: "https://hooks.slack.com/"},
 	}
 }
 
