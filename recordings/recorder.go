@@ -45,11 +45,15 @@ type Recorder struct {
 	ioMu    sync.Mutex    // file I/O: flush, seal, close; one group commit at a time
 	durable atomic.Uint64 // last event sequence number fsynced
 	written atomic.Uint64 // last event sequence number written to the operating system
-	// unsynced are the chains written since their last fsync (guarded by ioMu).
-	unsynced map[*chain]bool
-	out      atomic.Uint64 // last outbox number
-	bytes    atomic.Int64  // spool size
-	dropMu   sync.Mutex
+	// unsynced are the chains written since their last fsync; unsyncedMeta and unsyncedDirs
+	// the chain metadata files and directories created since (spool.sync interval), all
+	// guarded by ioMu.
+	unsynced     map[*chain]bool
+	unsyncedMeta []string
+	unsyncedDirs []string
+	out          atomic.Uint64 // last outbox number
+	bytes        atomic.Int64  // spool size
+	dropMu       sync.Mutex
 
 	wake     chan struct{}
 	stop     chan struct{}
@@ -277,7 +281,7 @@ func (r *Recorder) syncEvery(every time.Duration) {
 func (r *Recorder) syncWritten() error {
 	r.ioMu.Lock()
 	upto := r.written.Load()
-	if r.durable.Load() >= upto {
+	if r.durable.Load() >= upto && len(r.unsyncedDirs) == 0 {
 		r.ioMu.Unlock()
 		return nil
 	}
@@ -288,12 +292,24 @@ func (r *Recorder) syncWritten() error {
 		}
 	}
 	clear(r.unsynced)
+	names = append(names, r.unsyncedMeta...)
+	dirs := r.unsyncedDirs
+	r.unsyncedMeta, r.unsyncedDirs = nil, nil
 	r.ioMu.Unlock()
 	start := time.Now()
-	errs := make([]error, len(names))
+	errs := make([]error, len(names)+len(dirs))
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Go(func() { errs[i] = fsyncPath(name) })
+	}
+	wg.Wait()
+	// Directories after their files: a file's entry is durable once both are.
+	for i, d := range dirs {
+		wg.Go(func() {
+			if err := syncDir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs[len(names)+i] = fmt.Errorf("fsync spool dir: %w", err)
+			}
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -436,11 +452,22 @@ func (r *Recorder) write(c *chain, data []byte, n int) error {
 			return fmt.Errorf("create chain dir: %w", err)
 		}
 		meta, _ := json.Marshal(chainMeta{Session: c.session, MCPID: c.mcpID, Chain: c.id, Started: c.started, Identity: c.identity})
-		if err := writeFileSync(filepath.Join(c.dir, "chain.json"), meta, 0o600); err != nil {
-			return fmt.Errorf("write chain meta: %w", err)
-		}
-		if err := syncDir(filepath.Dir(c.dir)); err != nil {
-			return fmt.Errorf("sync chain dir: %w", err)
+		name := filepath.Join(c.dir, "chain.json")
+		if r.cfg.Spool.Sync == SyncInterval {
+			// Written now, fsynced by the next pass with the events: a new session costs the
+			// exchange no fsync either.
+			if err := os.WriteFile(name, meta, 0o600); err != nil {
+				return fmt.Errorf("write chain meta: %w", err)
+			}
+			r.unsyncedMeta = append(r.unsyncedMeta, name)
+			r.unsyncedDirs = append(r.unsyncedDirs, filepath.Dir(c.dir), c.dir)
+		} else {
+			if err := writeFileSync(name, meta, 0o600); err != nil {
+				return fmt.Errorf("write chain meta: %w", err)
+			}
+			if err := syncDir(filepath.Dir(c.dir)); err != nil {
+				return fmt.Errorf("sync chain dir: %w", err)
+			}
 		}
 		c.onDisk, c.seq = true, 1
 	}
@@ -455,7 +482,9 @@ func (r *Recorder) write(c *chain, data []byte, n int) error {
 			f.Close()
 			return fmt.Errorf("write segment header: %w", err)
 		}
-		if err := syncDir(c.dir); err != nil {
+		if r.cfg.Spool.Sync == SyncInterval {
+			r.unsyncedDirs = append(r.unsyncedDirs, c.dir)
+		} else if err := syncDir(c.dir); err != nil {
 			f.Close()
 			return fmt.Errorf("sync chain dir: %w", err)
 		}
