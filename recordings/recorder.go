@@ -56,6 +56,7 @@ type Recorder struct {
 	dropMu       sync.Mutex
 
 	wake     chan struct{}
+	dirty    chan struct{} // spool.sync interval: something was written since the last fsync pass
 	stop     chan struct{}
 	upStop   chan struct{}
 	wg       sync.WaitGroup
@@ -123,7 +124,7 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 	r := &Recorder{
 		cfg: cfg, sink: sink, key: key, log: log,
 		chains: map[string]*chain{}, unsynced: map[*chain]bool{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), upStop: make(chan struct{}),
+		wake: make(chan struct{}, 1), dirty: make(chan struct{}, 1), stop: make(chan struct{}), upStop: make(chan struct{}),
 	}
 	m, err := newMetrics(reg, func() float64 { return float64(r.bytes.Load()) })
 	if err != nil {
@@ -260,21 +261,38 @@ func (r *Recorder) Sync(ctx context.Context) error {
 	return r.flushLocked(false, fsync)
 }
 
-// syncEvery fsyncs what was written since the last pass (spool.sync interval). The files are
-// fsynced through descriptors of their own, outside ioMu, so writers never wait for the disk.
+// syncEvery fsyncs what was written since the last pass (spool.sync interval): a pass runs
+// one interval after the first write it covers, and an idle recorder sleeps instead of
+// ticking. The files are fsynced through descriptors of their own, outside ioMu, so writers
+// never wait for the disk.
 func (r *Recorder) syncEvery(every time.Duration) {
 	defer r.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
+	t := time.NewTimer(every)
+	t.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
+		case <-r.dirty:
+		}
+		t.Reset(every)
+		select {
+		case <-r.stop:
+			t.Stop()
+			return // Close fsyncs everything
 		case <-t.C:
 		}
 		if err := r.syncWritten(); err != nil {
 			r.log.Error("recordings fsync failed", "err", err.Error())
+			r.markDirty() // try again on the next pass
 		}
+	}
+}
+
+func (r *Recorder) markDirty() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
 	}
 }
 
@@ -388,6 +406,9 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 		return err
 	}
 	r.written.Store(upto)
+	if !fsync && (len(work) > 0 || len(r.unsyncedDirs) > 0) {
+		r.markDirty()
+	}
 	if fsync {
 		// The chains' files are fsynced concurrently: the filesystem folds them into one
 		// journal commit instead of one per file.
