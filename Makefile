@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/bin:$(PATH)
 # Fuzz targets run briefly in `make test`; longer with `make fuzz FUZZTIME=5m`.
 FUZZTIME ?= 10s
 
-.PHONY: build run test deps unit fuzz-short fuzz bench lint vulndb e2e-compose tidy clean help soak demo
+.PHONY: build run test deps unit fuzz-short fuzz bench capacity lint vulndb e2e-compose tidy clean help soak demo
 
 help:
 	@echo "make run    start mcpguard with its embedded development config"
@@ -23,7 +23,7 @@ help:
 	@echo "make demo   a narrated tour: allowed, blocked, masked, approved calls and their recording (DEMO_AUTO_APPROVE=1)"
 	@echo "make lint   golangci-lint and govulncheck (offline database), a few minutes"
 	@echo "make e2e-compose  the e2e scenarios through real Envoy (needs docker compose)"
-	@echo "make build | bench | fuzz | clean"
+	@echo "make build | bench | capacity | fuzz | clean"
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mcpguard ./cmd/mcpguard
@@ -66,8 +66,14 @@ SOAK_CAPACITY ?= 30s
 soak:
 	set -o pipefail; $(GO) run ./e2e/cmd/soak -duration $(SOAK_DURATION) -rate $(SOAK_RATE) -capacity $(SOAK_CAPACITY) | tee soak.out
 
+# The benchmarks that track mcpguard's own cost, compared with bench/results.txt by benchstat
+# (interleaved rounds; BENCH_COUNT, default 6); the new results replace the file.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=6 $(PKGS) | tee bench.out
+	GO=$(GO) scripts/bench.sh
+
+# Rewrites the measured capacity table in docs/capacity.md (CAPACITY_DURATION per class).
+capacity:
+	GO=$(GO) scripts/capacity.sh
 
 # Tools are pinned in tools/go.mod. govulncheck reads an offline database indexed from the
 # golang.org/x/vulndb module (fetched through the Go proxy like any module), because the online

@@ -49,6 +49,13 @@ const (
 	tDiscord
 	tSquare
 	tAgeKey
+	tAzureDevOps
+	tAzureServiceBus
+	tMeta
+	tPlanetScale
+	tSupabase
+	tMapbox
+	tAIKey
 	tConnPassword
 	tCard
 	tIBAN
@@ -71,6 +78,8 @@ var builtins = [numBuiltin]string{ //nolint:gosec // G101: detector type names, 
 	tSentry: "SENTRY_TOKEN", tLinear: "LINEAR_KEY", tPostman: "POSTMAN_KEY", tPulumi: "PULUMI_TOKEN",
 	tAtlassian: "ATLASSIAN_TOKEN", tHuggingFace: "HUGGINGFACE_TOKEN", tTelegram: "TELEGRAM_BOT_TOKEN",
 	tDiscord: "DISCORD_BOT_TOKEN", tSquare: "SQUARE_TOKEN", tAgeKey: "AGE_SECRET_KEY",
+	tAzureDevOps: "AZURE_DEVOPS_PAT", tAzureServiceBus: "AZURE_SERVICE_BUS_KEY", tMeta: "META_ACCESS_TOKEN",
+	tPlanetScale: "PLANETSCALE_TOKEN", tSupabase: "SUPABASE_KEY", tMapbox: "MAPBOX_SECRET_TOKEN", tAIKey: "AI_API_KEY",
 	tConnPassword: "CONN_PASSWORD", tCard: "CREDIT_CARD", tIBAN: "IBAN", tSSN: "US_SSN", tPhone: "PHONE",
 	tEmail: "EMAIL", tGeneric: "GENERIC_SECRET",
 }
@@ -306,7 +315,22 @@ func slackWebhook(sc *scan, i int, kw *keyword) {
 
 func slackToken(sc *scan, i int, _ *keyword) {
 	s := sc.s
-	if !sc.leftOK(i) || i+5 > len(s) || bytes.IndexByte([]byte("abposr"), s[i+3]) < 0 || s[i+4] != '-' {
+	if !sc.leftOK(i) || i+5 > len(s) {
+		return
+	}
+	if s[i+3] == 'e' && s[i+4] == '.' {
+		// xoxe.xoxp-1-…: a rotating token's refresh form wraps the token kind it refreshes.
+		if i+10 > len(s) || string(s[i+5:i+8]) != "xox" || bytes.IndexByte([]byte("abpr"), s[i+8]) < 0 || s[i+9] != '-' {
+			return
+		}
+		e := run(s, i+10, 251, func(c byte) bool { return isAlnum(c) || c == '-' })
+		if e-i-10 < 10 || entropy(s[i+10:e]) < 3.0 {
+			return
+		}
+		sc.add(i, e, tSlack)
+		return
+	}
+	if bytes.IndexByte([]byte("abposre"), s[i+3]) < 0 || s[i+4] != '-' {
 		return
 	}
 	e := run(s, i+5, 251, func(c byte) bool { return isAlnum(c) || c == '-' })
@@ -326,6 +350,10 @@ func skToken(sc *scan, i int, _ *keyword) {
 		return
 	}
 	w := sc.s[i:min(len(sc.s), i+340)]
+	if sc.m.on[tAIKey] && len(w) >= 35 && (len(w) == 35 || !isWord(w[35])) && run(w, 3, 32, isHex) == 35 && entropy(w[3:35]) >= 3.0 {
+		sc.add(i, i+35, tAIKey) // sk- + 32 hex digits (DeepSeek and other OpenAI-compatible APIs)
+		return
+	}
 	typ, re := tOpenAI, openaiRE
 	if bytes.HasPrefix(w, []byte("sk-ant-")) {
 		typ, re = tAnthropic, anthropicRE

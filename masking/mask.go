@@ -269,7 +269,7 @@ func (m *Masker) builtinKeywords() {
 	if m.on[tGoogle] {
 		m.token("AIza", fixedToken(tGoogle, 35, 35, isB64URL, 3.0))
 	}
-	if m.on[tOpenAI] || m.on[tAnthropic] {
+	if m.on[tOpenAI] || m.on[tAnthropic] || m.on[tAIKey] {
 		m.token("sk-", func(sc *scan, i int, kw *keyword) {
 			skToken(sc, i, kw)
 		})

@@ -82,6 +82,104 @@ func (m *Masker) providerKeywords() {
 	tok(tSquare, fixedToken(tSquare, 43, 43, isB64URL, 3.0), "sq0csp-")
 	tok(tSquare, fixedToken(tSquare, 60, 60, isB64URL, 3.5), "EAAA")
 	tok(tAgeKey, ageKey, "AGE-SECRET-KEY-1")
+	// Azure DevOps personal access tokens: 84 characters with AZDO at 76..79 (the format since
+	// 2024); the older 52-character base32 form only after a name that says Azure DevOps.
+	reg(tAzureDevOps, azureDevOpsPAT, "AZDO")
+	if m.on[tAzureDevOps] {
+		for _, k := range []string{"dev.azure.com", "azure_devops", "azuredevops", "azure devops", "ado_pat", "visualstudio.com"} {
+			m.keyword(k, false, azureDevOpsLegacy)
+		}
+	}
+	// Service Bus and Event Hubs connection strings: SharedAccessKey=<44 base64>.
+	if m.on[tAzureServiceBus] {
+		m.keyword("sharedaccesskey=", false, serviceBusKey)
+	}
+	// Meta (Facebook, Instagram, WhatsApp) Graph API access tokens: EAA + a long alphanumeric
+	// body (user, page and system-user tokens; Square's EAAA tokens are 64 and stay Square's).
+	tok(tMeta, fixedToken(tMeta, 90, 600, isAlnum, 3.5), "EAA")
+	tok(tPlanetScale, fixedToken(tPlanetScale, 32, 64, func(c byte) bool { return isB64URL(c) || c == '.' || c == '=' }, 3.0),
+		"pscale_tkn_", "pscale_pw_", "pscale_oauth_")
+	tok(tSupabase, fixedToken(tSupabase, 40, 40, isHex, 3.0), "sbp_", "sbp_oauth_")
+	tok(tSupabase, fixedToken(tSupabase, 24, 128, isB64URL, 3.0), "sb_secret_")
+	tok(tMapbox, mapbox, "sk.eyJ", "tk.eyJ")
+	// API keys of other model providers: OpenRouter (sk-or-v1-), Groq (gsk_), xAI (xai-),
+	// Perplexity (pplx-), DeepSeek-style sk- + 32 hex (checked in skToken).
+	tok(tAIKey, fixedToken(tAIKey, 64, 64, isHex, 3.0), "sk-or-v1-")
+	tok(tAIKey, fixedToken(tAIKey, 52, 52, isAlnum, 3.5), "gsk_")
+	tok(tAIKey, fixedToken(tAIKey, 80, 80, isAlnum, 3.5), "xai-")
+	tok(tAIKey, fixedToken(tAIKey, 48, 48, isAlnum, 3.5), "pplx-")
+}
+
+func isBase32Lower(c byte) bool { return c >= 'a' && c <= 'z' || c >= '2' && c <= '7' }
+
+// azureDevOpsPAT checks 76 alphanumerics, AZDO, 4 alphanumerics, as a whole word.
+func azureDevOpsPAT(sc *scan, i int, _ *keyword) {
+	s := sc.s
+	b := i - 76
+	if b < 0 || !sc.leftOK(b) || i+8 > len(s) {
+		return
+	}
+	for k := b; k < i; k++ {
+		if !isAlnum(s[k]) {
+			return
+		}
+	}
+	e := i + 8
+	for k := i + 4; k < e; k++ {
+		if !isAlnum(s[k]) {
+			return
+		}
+	}
+	if (e < len(s) && isWord(s[e])) || entropy(s[b:i]) < 4.0 {
+		return
+	}
+	sc.add(b, e, tAzureDevOps)
+}
+
+// azureDevOpsLegacy looks for a 52-character lower-case base32 token within 80 bytes after a
+// name of Azure DevOps.
+func azureDevOpsLegacy(sc *scan, i int, kw *keyword) {
+	s := sc.s
+	end := min(len(s), i+len(kw.lo)+80)
+	for j := i + len(kw.lo); j < end; j++ {
+		if !isBase32Lower(s[j]) || (j > 0 && isWord(s[j-1])) {
+			continue
+		}
+		e := run(s, j, 53, isBase32Lower)
+		if e-j == 52 && (e >= len(s) || !isWord(s[e])) && entropy(s[j:e]) >= 3.5 {
+			sc.add(j, e, tAzureDevOps)
+			return
+		}
+		j = e
+	}
+}
+
+// serviceBusKey checks SharedAccessKey= + 43 base64 characters and '='.
+func serviceBusKey(sc *scan, i int, kw *keyword) {
+	s := sc.s
+	b := i + len(kw.lo)
+	e := run(s, b, 44, isB64)
+	if e-b != 43 || e >= len(s) || s[e] != '=' || entropy(s[b:e]) < 3.5 {
+		return
+	}
+	sc.add(b, e+1, tAzureServiceBus)
+}
+
+// mapbox checks sk.eyJ / tk.eyJ + base64url payload + '.' + 22 base64url characters.
+func mapbox(sc *scan, i int, _ *keyword) {
+	s := sc.s
+	if !sc.leftOK(i) {
+		return
+	}
+	a := run(s, i+6, 400, isB64URL)
+	if a-i-6 < 20 || a >= len(s) || s[a] != '.' {
+		return
+	}
+	e := run(s, a+1, 23, isB64URL)
+	if e-a-1 != 22 || (e < len(s) && isWord(s[e])) || entropy(s[i+3:e]) < 3.5 {
+		return
+	}
+	sc.add(i, e, tMapbox)
 }
 
 // checksummed handles prefix + body tokens whose last six characters are the base62

@@ -41,29 +41,37 @@ func hundredRules(tb testing.TB) *policy.Set {
 }
 
 // BenchmarkDecide100Rules measures one decision on a typical tools/call (a SELECT through
-// execute_sql) against 100 rules; p50 and p99 are reported per decision.
+// execute_sql) against 100 rules, with the rule index and without it (every rule evaluated);
+// p50 and p99 are reported per decision. Compare with benchstat -col /index.
 func BenchmarkDecide100Rules(b *testing.B) {
-	set := hundredRules(b)
+	indexed := hundredRules(b)
 	in := policy.Input{
 		Identity: policy.Identity{Subject: "agent-1", Groups: []string{"readers"}},
 		Msg:      call(b, "execute_sql", map[string]any{"query": "SELECT id, email FROM users WHERE id = 42"}),
 		Session:  policy.Session{ID: "s", Calls: 3, ToolCalls: 1},
 	}
-	if d := set.Decide(in); d.Action != policy.Allow || d.Rule != "readers" {
-		b.Fatalf("unexpected decision %+v", d)
+	for _, c := range []struct {
+		name string
+		set  *policy.Set
+	}{{"index=off", policy.WithoutIndex(indexed)}, {"index=on", indexed}} {
+		b.Run(c.name, func(b *testing.B) {
+			if d := c.set.Decide(in); d.Action != policy.Allow || d.Rule != "readers" {
+				b.Fatalf("unexpected decision %+v", d)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				_ = c.set.Decide(in)
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+		})
 	}
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		_ = set.Decide(in)
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
 
 func corpusOf(tb testing.TB, pick func(corpusCase) bool) []string {

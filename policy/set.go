@@ -82,6 +82,7 @@ type Rule struct {
 	Condition string
 	Line      int
 	prg       cel.Program
+	needs     needs
 }
 
 // Set is a compiled policy; it is immutable and safe for concurrent use.
@@ -96,6 +97,8 @@ type Set struct {
 	argPaths []string
 	// version identifies the policy text ("sha256:" and 16 hex digits of its digest).
 	version string
+	// idx skips the rules a message cannot match (see index.go); nil evaluates every rule.
+	idx *index
 }
 
 // Version identifies the policy: a digest of the file it was compiled from, so the same text
@@ -261,11 +264,17 @@ func Compile(data []byte) (*Set, error) {
 		s.rules = append(s.rules, Rule{
 			Name: r.Name, Description: r.Description, Message: r.Message, Action: r.Action,
 			ObserveAs: obs, Approvers: r.Approvers, Reply: reply, Condition: r.When.Value, Line: line, prg: prg,
+			needs: analyze(ast.NativeRep().Expr()),
 		})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	all := make([]needs, len(s.rules))
+	for i, r := range s.rules {
+		all[i] = r.needs
+	}
+	s.idx = newIndex(all)
 	return s, nil
 }
 
@@ -465,6 +474,9 @@ type Step struct {
 	Line    int
 	Action  Action
 	Matched bool
+	// Skipped is set when the index proved the rule cannot match the message: its condition
+	// was not evaluated (it is false for this message).
+	Skipped bool
 	Err     string
 }
 
@@ -484,11 +496,42 @@ func (s *Set) Explain(in Input) (Decision, []Step) {
 }
 
 func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
-	act, sqlc, shc := s.activation(in)
+	var (
+		v    *view
+		cand []uint64
+	)
+	if s.idx != nil {
+		v = viewOf(in)
+		var buf [4]uint64
+		if s.idx.words <= len(buf) {
+			cand = buf[:s.idx.words]
+		} else {
+			cand = make([]uint64, s.idx.words)
+		}
+		s.idx.candidates(v, cand)
+	}
+	// The activation (arguments decoded, SQL and shell classified) is built for the first
+	// rule that is evaluated, so a message no rule can match costs only the index.
+	var (
+		act   map[string]any
+		sqlc  SQL
+		shc   Shell
+		built bool
+	)
 	var steps []Step
 	var observed []Observation
 	for i := range s.rules {
 		r := &s.rules[i]
+		if s.idx != nil && !s.idx.admits(v, cand, i) {
+			if explain {
+				steps = append(steps, Step{Rule: r.Name, Line: r.Line, Action: r.Action, Skipped: true})
+			}
+			continue
+		}
+		if !built {
+			act, sqlc, shc = s.activation(in)
+			built = true
+		}
 		out, _, err := r.prg.Eval(act)
 		matched, errText := false, ""
 		switch {

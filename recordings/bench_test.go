@@ -3,6 +3,8 @@ package recordings_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,3 +66,54 @@ func BenchmarkExchange(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCommitLatency is the latency recording adds to one exchange (three events, then
+// the commit the final answer waits for) with 32 concurrent streams, each its own session;
+// p50 and p99 per exchange.
+func BenchmarkCommitLatency(b *testing.B) {
+	for _, mode := range commitModes {
+		b.Run("sync="+mode, func(b *testing.B) {
+			cfg := recordings.DefaultConfig()
+			cfg.ReplicaID = "bench"
+			cfg.Spool.Dir = b.TempDir()
+			cfg.Sink.Dir.Path = b.TempDir()
+			setMode(&cfg, mode)
+			sink, err := recordings.NewDir(cfg.Sink.Dir.Path)
+			require.NoError(b, err)
+			r, err := recordings.Open(cfg, sink, testKey(b), nil, prometheus.NewRegistry())
+			require.NoError(b, err)
+			const streams = 32
+			lat := make([][]time.Duration, streams)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism((streams + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.RunParallel(func(pb *testing.PB) {
+				id := int(next.Add(1)-1) % streams
+				s := fmt.Sprintf("bench-%d", id)
+				var mine []time.Duration
+				i := 0
+				for pb.Next() {
+					start := time.Now()
+					exchange(b, r, s, i)
+					mine = append(mine, time.Since(start))
+					i++
+				}
+				lat[id] = append(lat[id], mine...)
+			})
+			b.StopTimer()
+			all := slices.Concat(lat...)
+			slices.Sort(all)
+			if len(all) > 0 {
+				b.ReportMetric(float64(all[len(all)/2].Nanoseconds())/1e3, "p50-µs")
+				b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds())/1e3, "p99-µs")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			require.NoError(b, r.Close(ctx))
+		})
+	}
+}
+
+var commitModes = []string{string(recordings.SyncAlways), string(recordings.SyncInterval)}
+
+func setMode(cfg *recordings.Config, mode string) { cfg.Spool.Sync = recordings.SyncMode(mode) }

@@ -55,6 +55,30 @@ type SpoolConfig struct {
 
 	MaxBytes int64      `yaml:"max_bytes"`
 	OnFull   FullPolicy `yaml:"on_full"`
+	// Sync is when an exchange counts as recorded: always (fsynced before the final answer) or
+	// interval (written to the operating system before the final answer, fsynced every
+	// SyncInterval: a crash of mcpguard loses nothing, a crash of the machine at most the
+	// last SyncInterval).
+	Sync         SyncMode      `yaml:"sync"`
+	SyncInterval time.Duration `yaml:"sync_interval"`
+}
+
+// SyncMode is when the spool is fsynced.
+type SyncMode string
+
+// Sync modes.
+const (
+	SyncAlways   SyncMode = "always"
+	SyncInterval SyncMode = "interval"
+)
+
+// Validate reports an unknown mode.
+func (m SyncMode) Validate() error {
+	switch m {
+	case SyncAlways, SyncInterval:
+		return nil
+	}
+	return fmt.Errorf("%q is not always or interval", string(m))
 }
 
 // SegmentConfig is when a segment is sealed.
@@ -112,7 +136,7 @@ func DefaultConfig() Config {
 		Enabled:     true,
 		ReplicaID:   sanitize(host),
 		IdleTimeout: 5 * time.Minute,
-		Spool:       SpoolConfig{MaxBytes: 1 << 30, OnFull: FailClosed},
+		Spool:       SpoolConfig{MaxBytes: 1 << 30, OnFull: FailClosed, Sync: SyncAlways, SyncInterval: 50 * time.Millisecond},
 		Segment:     SegmentConfig{MaxBytes: 4 << 20, MaxAge: time.Minute},
 		Upload:      UploadConfig{MinBackoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second},
 		Sink:        SinkConfig{Type: "dir"},
@@ -158,6 +182,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.Spool.OnFull.Validate(); err != nil {
 		add("spool.on_full: %w", err)
+	}
+	if err := c.Spool.Sync.Validate(); err != nil {
+		add("spool.sync: %w", err)
+	}
+	if c.Spool.SyncInterval < time.Millisecond || c.Spool.SyncInterval > 10*time.Second {
+		add("spool.sync_interval: must be between 1ms and 10s")
 	}
 	if c.Segment.MaxBytes < 1<<10 {
 		add("segment.max_bytes: must be at least 1KiB")

@@ -3,6 +3,7 @@ package recordings_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/stretchr/testify/require"
@@ -28,7 +29,9 @@ func TestConfigValidate(t *testing.T) {
 			c.Segment.MaxAge = 0
 			c.Sink.Type = "ftp"
 			c.PublicKey = "nope"
-		}, []string{"replica_id:", "public_key:", "spool.max_bytes:", "spool.on_full:", "segment.max_age:", "sink.type:"}},
+			c.Spool.Sync = "sometimes"
+			c.Spool.SyncInterval = time.Minute
+		}, []string{"replica_id:", "public_key:", "spool.max_bytes:", "spool.on_full:", "spool.sync:", "spool.sync_interval:", "segment.max_age:", "sink.type:"}},
 		{"s3 fields", func(c *recordings.Config) {
 			c.Sink.Type = "s3"
 			c.Sink.S3 = recordings.S3Config{Endpoint: "http://x/", AccessKey: "a", ObjectLock: recordings.ObjectLock{Mode: "FOREVER"}, SSE: "kms"}

@@ -123,6 +123,11 @@ func TestCrashHelper(t *testing.T) {
 	cfg.Spool.Dir = dir
 	cfg.Segment.MaxBytes = 1 << 10
 	cfg.Segment.MaxAge = time.Hour
+	if mode := os.Getenv("RECORDINGS_CRASH_SYNC"); mode != "" {
+		// interval with a pass far in the future: the kill lands before any fsync of the
+		// exchanges, so what survives is what was written to the operating system.
+		cfg.Spool.Sync, cfg.Spool.SyncInterval = recordings.SyncMode(mode), 10*time.Second
+	}
 	key, _, err := recordings.LoadKey(os.Getenv("RECORDINGS_CRASH_KEY"), false)
 	require.NoError(t, err)
 	r, err := recordings.Open(cfg, downSink(t), key, nil, prometheus.NewRegistry())
@@ -146,7 +151,15 @@ func downSink(t *testing.T) recordings.Sink {
 	return s
 }
 
+// TestKilledMidSessionRecovers: every exchange acknowledged before a SIGKILL is recovered, in
+// both sync modes (interval: written, never fsynced, and still nothing lost to a process crash).
 func TestKilledMidSessionRecovers(t *testing.T) {
+	for _, mode := range []recordings.SyncMode{recordings.SyncAlways, recordings.SyncInterval} {
+		t.Run(string(mode), func(t *testing.T) { killedMidSession(t, mode) })
+	}
+}
+
+func killedMidSession(t *testing.T, mode recordings.SyncMode) {
 	spool := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "key.pem")
 	key, created, err := recordings.LoadKey(keyFile, true)
@@ -154,7 +167,7 @@ func TestKilledMidSessionRecovers(t *testing.T) {
 	require.True(t, created)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
-	cmd.Env = append(os.Environ(), "RECORDINGS_CRASH_SPOOL="+spool, "RECORDINGS_CRASH_KEY="+keyFile)
+	cmd.Env = append(os.Environ(), "RECORDINGS_CRASH_SPOOL="+spool, "RECORDINGS_CRASH_KEY="+keyFile, "RECORDINGS_CRASH_SYNC="+string(mode))
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

@@ -42,13 +42,21 @@ type Recorder struct {
 	seq     uint64            // last event sequence number handed out
 	closed  bool
 
-	ioMu    sync.Mutex // file I/O: flush, seal, close; one group commit at a time
-	durable atomic.Uint64
-	out     atomic.Uint64 // last outbox number
-	bytes   atomic.Int64  // spool size
-	dropMu  sync.Mutex
+	ioMu    sync.Mutex    // file I/O: flush, seal, close; one group commit at a time
+	durable atomic.Uint64 // last event sequence number fsynced
+	written atomic.Uint64 // last event sequence number written to the operating system
+	// unsynced are the chains written since their last fsync; unsyncedMeta and unsyncedDirs
+	// the chain metadata files and directories created since (spool.sync interval), all
+	// guarded by ioMu.
+	unsynced     map[*chain]bool
+	unsyncedMeta []string
+	unsyncedDirs []string
+	out          atomic.Uint64 // last outbox number
+	bytes        atomic.Int64  // spool size
+	dropMu       sync.Mutex
 
 	wake     chan struct{}
+	dirty    chan struct{} // spool.sync interval: something was written since the last fsync pass
 	stop     chan struct{}
 	upStop   chan struct{}
 	wg       sync.WaitGroup
@@ -115,8 +123,8 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 	}
 	r := &Recorder{
 		cfg: cfg, sink: sink, key: key, log: log,
-		chains: map[string]*chain{},
-		wake:   make(chan struct{}, 1), stop: make(chan struct{}), upStop: make(chan struct{}),
+		chains: map[string]*chain{}, unsynced: map[*chain]bool{},
+		wake: make(chan struct{}, 1), dirty: make(chan struct{}, 1), stop: make(chan struct{}), upStop: make(chan struct{}),
 	}
 	m, err := newMetrics(reg, func() float64 { return float64(r.bytes.Load()) })
 	if err != nil {
@@ -133,6 +141,10 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 	}
 	r.wg.Add(1)
 	go r.housekeep()
+	if cfg.Spool.Sync == SyncInterval {
+		r.wg.Add(1)
+		go r.syncEvery(cfg.Spool.SyncInterval)
+	}
 	r.upWG.Add(1)
 	go r.upload()
 	return r, nil
@@ -231,29 +243,130 @@ func (r *Recorder) endLocked(c *chain) {
 	r.closing = append(r.closing, c)
 }
 
-// Sync returns once every event recorded before the call is written and fsynced. Callers
-// arriving while a commit is running are served together by the next one (group commit).
+// Sync returns once every event recorded before the call is written and fsynced (spool.sync
+// always) or written to the operating system (spool.sync interval; fsynced by the next tick).
+// Callers arriving while a commit is running are served together by the next one (group
+// commit: one write per chain and one fsync pass for all of them).
 func (r *Recorder) Sync(ctx context.Context) error {
 	r.mu.Lock()
 	want := r.seq
 	r.mu.Unlock()
-	if r.durable.Load() >= want {
+	mark, fsync := &r.durable, true
+	if r.cfg.Spool.Sync == SyncInterval {
+		mark, fsync = &r.written, false
+	}
+	if mark.Load() >= want {
 		return nil
 	}
 	r.ioMu.Lock()
 	defer r.ioMu.Unlock()
-	if r.durable.Load() >= want {
+	if mark.Load() >= want {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sync recordings: %w", err)
 	}
-	return r.flushLocked(false)
+	return r.flushLocked(false, fsync)
 }
 
-// flushLocked writes and fsyncs all pending events, then seals full or old segments and
-// closes ended chains (all chains with final). Requires ioMu.
-func (r *Recorder) flushLocked(final bool) error {
+// syncEvery fsyncs what was written since the last pass (spool.sync interval): a pass runs
+// one interval after the first write it covers, and an idle recorder sleeps instead of
+// ticking. The files are fsynced through descriptors of their own, outside ioMu, so writers
+// never wait for the disk.
+func (r *Recorder) syncEvery(every time.Duration) {
+	defer r.wg.Done()
+	t := time.NewTimer(every)
+	t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.dirty:
+		}
+		t.Reset(every)
+		select {
+		case <-r.stop:
+			t.Stop()
+			return // Close fsyncs everything
+		case <-t.C:
+		}
+		if err := r.syncWritten(); err != nil {
+			r.log.Error("recordings fsync failed", "err", err.Error())
+			r.markDirty() // try again on the next pass
+		}
+	}
+}
+
+func (r *Recorder) markDirty() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Recorder) syncWritten() error {
+	r.ioMu.Lock()
+	upto := r.written.Load()
+	if r.durable.Load() >= upto && len(r.unsyncedDirs) == 0 {
+		r.ioMu.Unlock()
+		return nil
+	}
+	names := make([]string, 0, len(r.unsynced))
+	for c := range r.unsynced {
+		if c.f != nil {
+			names = append(names, c.f.Name())
+		}
+	}
+	clear(r.unsynced)
+	names = append(names, r.unsyncedMeta...)
+	dirs := r.unsyncedDirs
+	r.unsyncedMeta, r.unsyncedDirs = nil, nil
+	r.ioMu.Unlock()
+	start := time.Now()
+	errs := make([]error, len(names)+len(dirs))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { errs[i] = fsyncPath(name) })
+	}
+	wg.Wait()
+	// Directories after their files: a file's entry is durable once both are.
+	for i, d := range dirs {
+		wg.Go(func() {
+			if err := syncDir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs[len(names)+i] = fmt.Errorf("fsync spool dir: %w", err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.durable.Store(upto)
+	r.m.commit.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// fsyncPath fsyncs a spool file by name. A file sealed meanwhile is gone: its content was
+// fsynced into the outbox when it was sealed.
+func fsyncPath(name string) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open segment for fsync: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync segment: %w", err)
+	}
+	return nil
+}
+
+// flushLocked writes all pending events and, with fsync, fsyncs every chain written since its
+// last fsync; then it seals full or old segments and closes ended chains (all chains with
+// final). Requires ioMu.
+func (r *Recorder) flushLocked(final, fsync bool) error {
 	start := time.Now()
 	r.mu.Lock()
 	type batch struct {
@@ -293,27 +406,42 @@ func (r *Recorder) flushLocked(final bool) error {
 	for _, w := range work {
 		if err := r.write(w.c, w.data, w.n); err != nil {
 			errs = append(errs, err)
+		} else {
+			r.unsynced[w.c] = true
 		}
 	}
-	// The chains' files are fsynced concurrently: the filesystem folds them into one
-	// journal commit instead of one per file.
-	syncErrs := make([]error, len(work))
-	var wg sync.WaitGroup
-	for i, w := range work {
-		if f := w.c.f; f != nil {
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.written.Store(upto)
+	if !fsync && (len(work) > 0 || len(r.unsyncedDirs) > 0) {
+		r.markDirty()
+	}
+	if fsync {
+		// The chains' files are fsynced concurrently: the filesystem folds them into one
+		// journal commit instead of one per file.
+		var files []*os.File
+		for c := range r.unsynced {
+			if c.f != nil {
+				files = append(files, c.f)
+			}
+		}
+		clear(r.unsynced)
+		syncErrs := make([]error, len(files))
+		var wg sync.WaitGroup
+		for i, f := range files {
 			wg.Go(func() {
 				if err := f.Sync(); err != nil {
 					syncErrs[i] = fmt.Errorf("fsync segment: %w", err)
 				}
 			})
 		}
+		wg.Wait()
+		if err := errors.Join(syncErrs...); err != nil {
+			return err
+		}
+		r.durable.Store(upto)
 	}
-	wg.Wait()
-	errs = append(errs, syncErrs...)
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	r.durable.Store(upto)
 	r.m.commit.Observe(time.Since(start).Seconds())
 
 	now := time.Now()
@@ -353,11 +481,22 @@ func (r *Recorder) write(c *chain, data []byte, n int) error {
 			return fmt.Errorf("create chain dir: %w", err)
 		}
 		meta, _ := json.Marshal(chainMeta{Session: c.session, MCPID: c.mcpID, Chain: c.id, Started: c.started, Identity: c.identity})
-		if err := writeFileSync(filepath.Join(c.dir, "chain.json"), meta, 0o600); err != nil {
-			return fmt.Errorf("write chain meta: %w", err)
-		}
-		if err := syncDir(filepath.Dir(c.dir)); err != nil {
-			return fmt.Errorf("sync chain dir: %w", err)
+		name := filepath.Join(c.dir, "chain.json")
+		if r.cfg.Spool.Sync == SyncInterval {
+			// Written now, fsynced by the next pass with the events: a new session costs the
+			// exchange no fsync either.
+			if err := os.WriteFile(name, meta, 0o600); err != nil {
+				return fmt.Errorf("write chain meta: %w", err)
+			}
+			r.unsyncedMeta = append(r.unsyncedMeta, name)
+			r.unsyncedDirs = append(r.unsyncedDirs, filepath.Dir(c.dir), c.dir)
+		} else {
+			if err := writeFileSync(name, meta, 0o600); err != nil {
+				return fmt.Errorf("write chain meta: %w", err)
+			}
+			if err := syncDir(filepath.Dir(c.dir)); err != nil {
+				return fmt.Errorf("sync chain dir: %w", err)
+			}
 		}
 		c.onDisk, c.seq = true, 1
 	}
@@ -372,7 +511,9 @@ func (r *Recorder) write(c *chain, data []byte, n int) error {
 			f.Close()
 			return fmt.Errorf("write segment header: %w", err)
 		}
-		if err := syncDir(c.dir); err != nil {
+		if r.cfg.Spool.Sync == SyncInterval {
+			r.unsyncedDirs = append(r.unsyncedDirs, c.dir)
+		} else if err := syncDir(c.dir); err != nil {
 			f.Close()
 			return fmt.Errorf("sync chain dir: %w", err)
 		}
@@ -409,6 +550,7 @@ func (r *Recorder) sealLocked(c *chain) error {
 	if err := os.Remove(cur); err != nil {
 		return fmt.Errorf("remove sealed segment: %w", err)
 	}
+	delete(r.unsynced, c) // its content is fsynced in the outbox
 	r.bytes.Add(-int64(len(lines)))
 	c.prev = ref.SHA256
 	c.sealed = append(c.sealed, ref)
@@ -513,7 +655,7 @@ func (r *Recorder) housekeep() {
 		}
 		r.mu.Unlock()
 		r.ioMu.Lock()
-		if err := r.flushLocked(false); err != nil {
+		if err := r.flushLocked(false, r.cfg.Spool.Sync == SyncAlways); err != nil {
 			r.log.Error("recordings commit failed", "err", err.Error())
 		}
 		r.ioMu.Unlock()
@@ -528,7 +670,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 		close(r.stop)
 		r.wg.Wait()
 		r.ioMu.Lock()
-		err = r.flushLocked(true)
+		err = r.flushLocked(true, true)
 		r.mu.Lock()
 		r.closed = true
 		r.mu.Unlock()

@@ -240,7 +240,11 @@ func policyExplain(polPath string, args []string, stdout, stderr io.Writer) erro
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RULE\tLINE\tACTION\tMATCHED\tNOTE")
 	for _, s := range steps {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%t\t%s\n", s.Rule, s.Line, s.Action, s.Matched, s.Err)
+		note := s.Err
+		if s.Skipped {
+			note = "skipped: cannot match (index)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%t\t%s\n", s.Rule, s.Line, s.Action, s.Matched, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)

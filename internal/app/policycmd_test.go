@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -123,4 +124,19 @@ rules:
 	out.Reset()
 	require.NoError(t, Run(t.Context(), []string{"policy", "explain", pol, "--message", msg, "--now", "2026-01-02T10:00:00Z", "--event", "tool_changed", "--event-tool", "deploy"}, &out, &errOut))
 	require.Contains(t, out.String(), "decision: deny by tool-changed")
+
+	// Every rule is listed; those about other tools are marked as skipped by the index.
+	out.Reset()
+	require.NoError(t, Run(t.Context(), []string{"policy", "explain", pol, "--message", msg, "--now", "2026-01-02T10:00:00Z"}, &out, &errOut))
+	require.Contains(t, out.String(), "decision: allow by (default)")
+	lines := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			lines[f[0]] = l
+		}
+	}
+	require.NotContains(t, lines["after-hours"], "skipped")
+	for _, r := range []string{"tool-changed", "hide-admin", "agent-b-only", "dba-only"} {
+		require.Contains(t, lines[r], "skipped: cannot match (index)", r)
+	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestCorpus(t *testing.T) {
-	a, b := Corpus(7, 1<<20), Corpus(7, 1<<20)
+	a, b := Corpus(7, 2<<20), Corpus(7, 2<<20)
 	require.Equal(t, a, b, "the same seed gives the same corpus")
 	n, types := 0, map[string]bool{}
 	for _, d := range a {

@@ -124,11 +124,58 @@ var providers = []provider{
 		d := g.chars(52, bech32)
 		return "AGE-SECRET-KEY-1" + d + bech32Checksum("age-secret-key-", d)
 	})},
+	{"AZURE_DEVOPS_PAT", func(g *gen) (string, string, string, string) {
+		if g.r.IntN(2) == 0 {
+			k := g.chars(76, alnum) + "AZDO" + g.chars(4, alnum)
+			return k, "AZURE_DEVOPS_EXT_PAT", "=", k
+		}
+		k := g.chars(52, "abcdefghijklmnopqrstuvwxyz234567")
+		return k, g.pick([]string{"ADO_PAT", "azure devops token"}), "=", k
+	}},
+	{"AZURE_SERVICE_BUS_KEY", func(g *gen) (string, string, string, string) {
+		k := base64.StdEncoding.EncodeToString(g.bytes(32))
+		host := g.pick([]string{"servicebus.windows.net", "servicebus.windows.net"})
+		return k, g.pick([]string{"SERVICEBUS_CONNECTION", "EVENTHUB_CONNECTION_STRING"}), "=",
+			"Endpoint=sb://ns" + g.digits(3) + "." + host + "/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=" + k
+	}},
+	{"META_ACCESS_TOKEN", plain("FB_PAGE_ACCESS_TOKEN", "=", func(g *gen) string {
+		return "EAA" + g.pick([]string{"B", "G", "J", "I"}) + g.chars(150+g.r.IntN(60), alnum)
+	})},
+	{"PLANETSCALE_TOKEN", plain("PLANETSCALE_SERVICE_TOKEN", "=", func(g *gen) string {
+		return g.pick([]string{"pscale_tkn_", "pscale_pw_", "pscale_oauth_"}) + g.chars(43, b64url)
+	})},
+	{"SUPABASE_KEY", plain("SUPABASE_ACCESS_TOKEN", "=", func(g *gen) string {
+		if g.r.IntN(2) == 0 {
+			return "sb_secret_" + g.chars(31, b64url)
+		}
+		return "sbp_" + g.chars(40, hexLower)
+	})},
+	{"MAPBOX_SECRET_TOKEN", plain("MAPBOX_ACCESS_TOKEN", "=", func(g *gen) string {
+		p := base64.RawURLEncoding.EncodeToString([]byte(`{"u":"acme` + g.digits(3) + `","a":"` + g.chars(25, alnum) + `"}`))
+		return g.pick([]string{"sk.", "tk."}) + p + "." + g.chars(22, b64url)
+	})},
+	{"AI_API_KEY", plain("LLM_API_KEY", "=", func(g *gen) string {
+		switch g.r.IntN(5) {
+		case 0:
+			return "sk-or-v1-" + g.chars(64, hexLower)
+		case 1:
+			return "gsk_" + g.chars(52, alnum)
+		case 2:
+			return "xai-" + g.chars(80, alnum)
+		case 3:
+			return "pplx-" + g.chars(48, alnum)
+		}
+		return "sk-" + g.chars(32, hexLower)
+	})},
 	// Kinds added to types that existed before.
 	{"GITHUB_TOKEN", plain("GH_TOKEN", "=", func(g *gen) string { return "github_pat_11" + g.chars(20, upper) + "_" + g.chars(59, alnum) })},
 	{"SLACK_TOKEN", plain("SLACK_APP_TOKEN", "=", func(g *gen) string {
 		return "xapp-1-A0" + g.chars(9, upper) + "-" + g.digits(13) + "-" + g.chars(64, hexLower)
 	})},
+	{"SLACK_TOKEN", plain("SLACK_REFRESH_TOKEN", "=", func(g *gen) string {
+		return "xoxe.xoxp-1-" + g.chars(160, upper+"0123456789")
+	})},
+	{"SLACK_TOKEN", plain("slack config token", " ", func(g *gen) string { return "xoxe-1-" + g.chars(146, upper+"0123456789") })},
 	{"STRIPE_KEY", plain("STRIPE_WEBHOOK_SECRET", "=", func(g *gen) string { return "whsec_" + g.chars(32, alnum) })},
 }
 
