@@ -402,7 +402,7 @@ func TestChartRefuses(t *testing.T) {
 		extra map[string]any
 		want  string
 	}{
-		"file store with replicas": {map[string]any{"approvals": map[string]any{"store": map[string]any{"kind": "file"}}}, "needs approvals.store.kind redis"},
+		"file store with replicas":    {map[string]any{"approvals": map[string]any{"store": map[string]any{"kind": "file"}}}, "needs approvals.store.kind redis"},
 		"file store with autoscaling": {map[string]any{"replicaCount": 1, "autoscaling": map[string]any{"enabled": true}, "approvals": map[string]any{"store": map[string]any{"kind": "file"}}}, "needs approvals.store.kind redis"},
 		"listen set in config":        {map[string]any{"config": map[string]any{"grpc": map[string]any{"listen": "0.0.0.0:1"}}}, "config.grpc.listen is set by the chart"},
 		"policy file set in config":   {map[string]any{"config": map[string]any{"policy": map[string]any{"file": "/x"}}}, "config.policy.file is set by the chart"},

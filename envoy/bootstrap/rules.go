@@ -211,10 +211,11 @@ var rules = []rule{
 			if a == nil || a.UnmarshalTo(&o) != nil || o.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
 				return fmt.Errorf("%s.typed_extension_protocol_options: no explicit HTTP/2", at)
 			}
+			var errs []error
 			if o.GetExplicitHttpConfig().GetHttp2ProtocolOptions().GetConnectionKeepalive().GetInterval() == nil {
-				return fmt.Errorf("%s.typed_extension_protocol_options: no HTTP/2 connection_keepalive.interval", at)
+				errs = append(errs, fmt.Errorf("%s.typed_extension_protocol_options: no HTTP/2 connection_keepalive.interval", at))
 			}
-			return breakers(at, cl)
+			return errors.Join(append(errs, breakers(at, cl))...)
 		},
 	},
 	{
