@@ -48,6 +48,29 @@ type conf struct {
 	clusterAt            map[string]string
 	prm, main            *routev3.Route
 	prmAt, mainAt        string
+	opts                 Options
+}
+
+// Options adapts [CheckWith] to an Envoy whose ext_proc filter a control plane writes.
+type Options struct {
+	// Hold is the approval hold (approvals.hold) of the mcpguard behind this Envoy. Zero keeps
+	// the rule for the shipped bootstrap: max_message_timeout of at least [MinHold] and a
+	// short message_timeout. When set, a control plane that cannot write max_message_timeout
+	// (Envoy Gateway) may instead give message_timeout more than Hold: mcpguard then answers a
+	// held message within the ordinary timer, and override_message_timeout is not needed.
+	Hold time.Duration
+}
+
+// ceiling is how long ext_proc lets mcpguard hold one message: max_message_timeout when
+// overrides are on, else message_timeout.
+func (c *conf) ceiling() time.Duration {
+	if mx := c.proc.GetMaxMessageTimeout().AsDuration(); mx > 0 {
+		return mx
+	}
+	if c.opts.Hold > 0 {
+		return c.proc.GetMessageTimeout().AsDuration()
+	}
+	return 0
 }
 
 // rule is one of mcpguard's product rules for a deployable bootstrap.
@@ -136,6 +159,12 @@ var rules = []rule{
 	{
 		name: "approval hold ceiling",
 		check: func(c *conf) error {
+			if h := c.opts.Hold; h > 0 {
+				if ceil := c.ceiling(); ceil <= h {
+					return fmt.Errorf("%s: message_timeout %s / max_message_timeout %s: one of them must exceed the approval hold %s", c.procAt, c.proc.GetMessageTimeout().AsDuration(), c.proc.GetMaxMessageTimeout().AsDuration(), h)
+				}
+				return nil
+			}
 			if mx := c.proc.GetMaxMessageTimeout().AsDuration(); mx < MinHold {
 				return fmt.Errorf("%s.max_message_timeout: %s, must be at least %s (the longest approval hold)", c.procAt, mx, MinHold)
 			}
@@ -148,7 +177,7 @@ var rules = []rule{
 	{
 		name: "idle timers outlast the longest hold",
 		check: func(c *conf) error {
-			hold := c.proc.GetMaxMessageTimeout().AsDuration()
+			hold := c.ceiling()
 			idle := c.hcm.GetStreamIdleTimeout().AsDuration()
 			if c.hcm.GetStreamIdleTimeout() == nil || (idle != 0 && idle <= hold) {
 				return fmt.Errorf("%s.stream_idle_timeout: %s must exceed max_message_timeout %s", c.hcmAt, idle, hold)
@@ -182,10 +211,11 @@ var rules = []rule{
 			if a == nil || a.UnmarshalTo(&o) != nil || o.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
 				return fmt.Errorf("%s.typed_extension_protocol_options: no explicit HTTP/2", at)
 			}
+			var errs []error
 			if o.GetExplicitHttpConfig().GetHttp2ProtocolOptions().GetConnectionKeepalive().GetInterval() == nil {
-				return fmt.Errorf("%s.typed_extension_protocol_options: no HTTP/2 connection_keepalive.interval", at)
+				errs = append(errs, fmt.Errorf("%s.typed_extension_protocol_options: no HTTP/2 connection_keepalive.interval", at))
 			}
-			return breakers(at, cl)
+			return errors.Join(append(errs, breakers(at, cl))...)
 		},
 	},
 	{
@@ -253,8 +283,11 @@ var rules = []rule{
 // fail closed, ext_authz's identity namespace reaches ext_proc, ext_proc's timeouts and the
 // idle timers outlast the longest approval hold, buffers fit buffered bodies, the gRPC
 // cluster's circuit breakers are lifted. Every problem names its field path.
-func Check(b *bootstrapv3.Bootstrap) error {
-	cs, err := confs(b)
+func Check(b *bootstrapv3.Bootstrap) error { return CheckWith(b, Options{}) }
+
+// CheckWith is [Check] with the hold rule adapted by o.
+func CheckWith(b *bootstrapv3.Bootstrap, o Options) error {
+	cs, err := confs(b, o)
 	if err != nil {
 		return err
 	}
@@ -290,7 +323,7 @@ func CheckFile(path string) error {
 }
 
 // confs unpacks every HTTP connection manager of b.
-func confs(b *bootstrapv3.Bootstrap) ([]*conf, error) {
+func confs(b *bootstrapv3.Bootstrap, o Options) ([]*conf, error) {
 	clusters := map[string]*clusterv3.Cluster{}
 	clusterAt := map[string]string{}
 	for i, c := range b.GetStaticResources().GetClusters() {
@@ -310,7 +343,7 @@ func confs(b *bootstrapv3.Bootstrap) ([]*conf, error) {
 				hAt := fmt.Sprintf("%s.filter_chains[%d].filters[%d](%s).typed_config", lAt, fci, fi, f.GetName())
 				c := &conf{
 					b: b, listener: l.GetName(), listenerAt: lAt, buffer: l.GetPerConnectionBufferLimitBytes(),
-					hcm: &hcm, hcmAt: hAt, clusters: clusters, clusterAt: clusterAt,
+					hcm: &hcm, hcmAt: hAt, clusters: clusters, clusterAt: clusterAt, opts: o,
 				}
 				for hi, hf := range hcm.GetHttpFilters() {
 					inner, err := hf.GetTypedConfig().UnmarshalNew()

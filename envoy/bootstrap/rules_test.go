@@ -7,9 +7,13 @@ import (
 	"testing"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	authzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -78,7 +82,7 @@ func TestRulesCatch(t *testing.T) {
 			require.True(t, ok, "no way to break %q", r.name)
 			b, err := Load("../envoy.yaml")
 			require.NoError(t, err)
-			cs, err := confs(b)
+			cs, err := confs(b, Options{})
 			require.NoError(t, err)
 			require.NotEmpty(t, cs)
 			require.NoError(t, r.check(cs[0]))
@@ -117,4 +121,34 @@ func TestCheckFileReportsEveryProblem(t *testing.T) {
 		require.Contains(t, err.Error(), want)
 	}
 	require.ErrorContains(t, CheckFile("testdata/bad_proc_failure_mode_allow.yaml"), "failure_mode_allow: must be false")
+}
+
+// TestHoldOption: with Options.Hold, a control plane without max_message_timeout passes when
+// message_timeout outlasts the hold, and fails when it does not; the idle timers are then held
+// to message_timeout.
+func TestHoldOption(t *testing.T) {
+	load := func(t *testing.T, mt, mx time.Duration) *bootstrapv3.Bootstrap {
+		t.Helper()
+		b, err := Load("../envoy.yaml")
+		require.NoError(t, err)
+		cs, err := confs(b, Options{})
+		require.NoError(t, err)
+		cs[0].proc.MessageTimeout = durationpb.New(mt)
+		cs[0].proc.MaxMessageTimeout = durationpb.New(mx)
+		f := cs[0].hcm.GetHttpFilters()[1]
+		a, err := anypb.New(cs[0].proc)
+		require.NoError(t, err)
+		f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}
+		h, err := anypb.New(cs[0].hcm)
+		require.NoError(t, err)
+		b.StaticResources.Listeners[0].FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: h}
+		return b
+	}
+	hold := 25 * time.Second
+	require.NoError(t, CheckWith(load(t, 30*time.Second, 0), Options{Hold: hold}))
+	require.ErrorContains(t, CheckWith(load(t, 20*time.Second, 0), Options{Hold: hold}), "must exceed the approval hold 25s")
+	require.ErrorContains(t, Check(load(t, 30*time.Second, 0)), "max_message_timeout: 0s, must be at least 30m0s")
+	require.NoError(t, CheckWith(load(t, 2*time.Second, 1800*time.Second), Options{Hold: hold}))
+	// A 40m message timeout is above the route idle_timeout (1860s): a 408 would come first.
+	require.ErrorContains(t, CheckWith(load(t, 40*time.Minute, 0), Options{Hold: hold}), "route.idle_timeout: 31m0s must exceed max_message_timeout 40m0s")
 }
