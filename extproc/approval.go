@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcpguard/mcpguard/approvals"
 	"github.com/mcpguard/mcpguard/mcp"
 	"github.com/mcpguard/mcpguard/policy"
@@ -74,6 +77,7 @@ func (a *Approvals) OnApproval(ctx context.Context, x *Exchange, d policy.Decisi
 		return Verdict{Action: Deny, Err: &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params: arguments must be JSON without duplicate keys"}}, nil
 	}
 	if lim := (*approvals.LimitError)(nil); errors.As(err, &lim) {
+		x.approvalStep("limited", approvals.Request{})
 		x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: map[string]any{
 			"step": "limited", "scope": lim.Scope, "limit": lim.Limit, "tool": call.Tool, "rule": call.Rule,
 		}})
@@ -102,7 +106,7 @@ func (a *Approvals) OnApproval(ctx context.Context, x *Exchange, d policy.Decisi
 
 // hold extends Envoy's timer and waits; if the timer cannot be extended the call is
 // deferred at once rather than risk Envoy timing out mid-wait.
-func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) (approvals.Result, error) {
+func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) (res approvals.Result, err error) {
 	wait := a.svc.Hold()
 	got, err := x.Hold(wait + holdMargin)
 	if err != nil {
@@ -115,7 +119,17 @@ func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) 
 		return approvals.Result{Outcome: approvals.Waiting, Request: r}, nil
 	}
 	x.Log.Info("call held for approval", "approval_id", r.ID, "hold", wait.String())
-	res, err := a.svc.Wait(ctx, r.ID, wait)
+	x.held(r)
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		var hs trace.Span
+		ctx, hs = sp.TracerProvider().Tracer(instrumentation).Start(ctx, "mcpguard approval hold",
+			trace.WithAttributes(attribute.String("mcpguard.approval.id", r.ID), attribute.String("mcpguard.policy.rule", r.Rule)))
+		defer func() {
+			hs.SetAttributes(attribute.String("mcpguard.approval.state", string(res.Request.State)))
+			hs.End()
+		}()
+	}
+	res, err = a.svc.Wait(ctx, r.ID, wait)
 	if err != nil {
 		return approvals.Result{}, fmt.Errorf("wait for approval: %w", err)
 	}
@@ -191,4 +205,5 @@ func note(x *Exchange, step string, r approvals.Request) {
 		attrs["reason"] = r.Decision.Reason
 	}
 	x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: attrs})
+	x.approvalStep(step, r)
 }
