@@ -229,12 +229,13 @@ func (st *stream) span() trace.Span {
 }
 
 // stageSpan starts the child span of one stage run; nil when the exchange is not recorded.
-func (st *stream) stageSpan(ctx context.Context, name string) (context.Context, trace.Span) {
+func (st *stream) stageSpan(ctx context.Context, name, direction string) (context.Context, trace.Span) {
 	sp := st.span()
 	if sp == nil {
 		return ctx, nil
 	}
-	return st.s.tracer.Start(trace.ContextWithSpan(ctx, sp), "mcpguard "+name)
+	return st.s.tracer.Start(trace.ContextWithSpan(ctx, sp), "mcpguard "+name,
+		trace.WithAttributes(attribute.String("mcpguard.direction", direction)))
 }
 
 // endStage ends a stage's span with its verdict.

@@ -233,7 +233,7 @@ func (st *stream) completing(ctx context.Context, resp *extprocv3.ProcessingResp
 		ref = &Refusal{Status: int(im.GetStatus().GetCode()), Body: im.GetBody()}
 	}
 	for _, o := range st.s.obs {
-		cctx, sp := st.stageSpan(ctx, o.Name()+" commit")
+		cctx, sp := st.stageSpan(ctx, o.Name()+" commit", "response")
 		err := o.Completing(cctx, st.x, ref)
 		endStage(sp, Pass, err)
 		if err != nil {

@@ -233,7 +233,7 @@ func (st *stream) decide(ctx context.Context, p phase, pass func() *extprocv3.Pr
 	defer func() { x.hold = nil }()
 	for _, stg := range st.s.req {
 		start := time.Now()
-		sctx, sp := st.stageSpan(ctx, stg.Name())
+		sctx, sp := st.stageSpan(ctx, stg.Name(), "request")
 		v, err := stg.OnRequest(sctx, x)
 		endStage(sp, v, err)
 		st.s.m.duration.WithLabelValues(stg.Name()).Observe(time.Since(start).Seconds())
@@ -690,7 +690,7 @@ func (st *stream) inspectMessage(ctx context.Context, r *Response, onStream bool
 	changed := false
 	for _, stg := range st.s.resp {
 		start := time.Now()
-		sctx, sp := st.stageSpan(ctx, stg.Name())
+		sctx, sp := st.stageSpan(ctx, stg.Name(), "response")
 		v, err := stg.OnResponse(sctx, x, r)
 		endStage(sp, v, err)
 		st.s.m.duration.WithLabelValues(stg.Name()).Observe(time.Since(start).Seconds())
