@@ -49,10 +49,11 @@ type observed struct {
 	audited   bool
 }
 
-// decided is a policy decision about one message of the body.
+// decided is a policy decision about one message of the body, by its index (a later stage
+// may replace the body with the same messages re-encoded).
 type decided struct {
-	msg *mcp.Message
-	d   policy.Decision
+	i int
+	d policy.Decision
 }
 
 type approvalState struct {
@@ -63,16 +64,25 @@ type approvalState struct {
 // again after the policy changed while it was held).
 func (x *Exchange) decided(m *mcp.Message, d policy.Decision) {
 	o := x.obs
-	if o == nil {
+	if o == nil || x.Body == nil {
 		return
 	}
-	for i := range o.decisions {
-		if o.decisions[i].msg == m {
-			o.decisions[i].d = d
+	i := -1
+	for j := range x.Body.Messages {
+		if &x.Body.Messages[j] == m {
+			i = j
+		}
+	}
+	if i < 0 {
+		return // not a message of the body (a tools/list entry decided for visibility)
+	}
+	for k := range o.decisions {
+		if o.decisions[k].i == i {
+			o.decisions[k].d = d
 			return
 		}
 	}
-	o.decisions = append(o.decisions, decided{msg: m, d: d})
+	o.decisions = append(o.decisions, decided{i: i, d: d})
 }
 
 // approvalStep remembers the latest step of the exchange's approval.
@@ -95,7 +105,7 @@ func (x *Exchange) held(r approvals.Request) {
 	}
 	ev := x.event(audit.Held, "approvals")
 	if m := x.single(); m != nil {
-		ev.Method, ev.Tool = m.Method, target(m)
+		ev.Method, ev.Tool = m.Method, auditTarget(m)
 	}
 	ev.Rule, ev.Action, ev.ApprovalID = r.Rule, string(policy.RequireApproval), r.ID
 	o.audit.Emit(ev, o.sc)
@@ -124,7 +134,7 @@ func (x *Exchange) masked(stage, direction, tool string, counts masking.Counts) 
 	if m := x.single(); m != nil {
 		ev.Method = m.Method
 		if tool == "" {
-			ev.Tool = target(m)
+			ev.Tool = auditTarget(m)
 		}
 	}
 	ev.Masked = make(map[string]int, len(counts))
@@ -132,6 +142,15 @@ func (x *Exchange) masked(stage, direction, tool string, counts masking.Counts) 
 		ev.Masked[t] = n
 	}
 	o.audit.Emit(ev, o.sc)
+}
+
+// auditTarget is what an event names as the tool: the tool, prompt or resource; "" when the
+// method targets nothing (initialize, tools/list).
+func auditTarget(m *mcp.Message) string {
+	if t := target(m); t != m.Method {
+		return t
+	}
+	return ""
 }
 
 // single is the one message of a body that is not a batch, nil otherwise.
@@ -269,35 +288,41 @@ func (st *stream) requestDecided(resp *extprocv3.ProcessingResponse) {
 	if refused && stage == "" {
 		stage = "protocol"
 	}
-	var msgs []*mcp.Message
+	var msgs []int
 	if x.Body != nil {
 		for i := range x.Body.Messages {
 			if m := &x.Body.Messages[i]; m.Kind == mcp.KindRequest || m.Kind == mcp.KindNotification {
-				msgs = append(msgs, m)
+				msgs = append(msgs, i)
 			}
 		}
 	}
 	if len(msgs) == 0 {
-		msgs = append(msgs, nil)
+		msgs = append(msgs, -1)
 	}
 	var overall audit.Outcome
 	var rule string
-	for _, m := range msgs {
+	for _, i := range msgs {
 		ev := x.event(audit.Allowed, "policy")
-		if m == nil {
+		if i < 0 {
 			ev.Method = x.Method
 		} else {
-			ev.Method, ev.Tool = m.Method, target(m)
+			m := &x.Body.Messages[i]
+			ev.Method, ev.Tool = m.Method, auditTarget(m)
 		}
 		ev.Direction = "request"
 		var d *policy.Decision
-		for i := range o.decisions {
-			if o.decisions[i].msg == m {
-				d = &o.decisions[i].d
+		for k := range o.decisions {
+			if o.decisions[k].i == i {
+				d = &o.decisions[k].d
 			}
 		}
 		if d != nil {
 			ev.Rule, ev.Action, ev.Observe, ev.Reason = ruleLabel(d.Rule), string(d.Action), d.DryRun, d.Reason
+			if !d.Enforced() && !d.DryRun && len(d.Observed) > 0 {
+				// Allowed, but an observe rule matched on the way: that is what the SIEM wants.
+				ob := d.Observed[0]
+				ev.Rule, ev.Action, ev.Observe, ev.Reason = ob.Rule, string(ob.Would), true, ob.Reason
+			}
 			rule = ev.Rule
 		}
 		a := o.approval
