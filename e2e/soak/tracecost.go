@@ -74,6 +74,7 @@ func TracingCost(ctx context.Context, o Options, otlp string, d time.Duration, r
 			if err != nil {
 				return nil, fmt.Errorf("tracing %s: %w", s.name, err)
 			}
+			o.logf("  %s: %d calls, %.2f s CPU, %.0f µs per call", s.name, row.Calls, row.CPU.Seconds(), row.CPU.Seconds()*1e6/float64(max(row.Calls, 1)))
 			acc := &rows[i]
 			acc.Class = s.name
 			acc.Calls += row.Calls
