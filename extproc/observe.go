@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
@@ -190,19 +191,21 @@ func (st *stream) observe(body *mcp.Body) {
 	if p := parentOf(x.Headers, body); p.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, p)
 	}
-	method, tool, id := x.Method, "", ""
-	name := "mcp " + x.Method
+	name, method, tool := "mcp "+x.Method, x.Method, ""
 	if body != nil && len(body.Messages) > 0 {
 		m := &body.Messages[0]
-		method, tool = m.Method, target(m)
-		if !body.Batch && m.ID != nil {
-			id = string(m.ID)
-		}
-		name = method
-		if tool != "" && tool != method {
-			name = method + " " + m.Tool
+		// The tool or prompt name only: a resource URI may name data, and stays out of traces.
+		method, tool, name = m.Method, cmp.Or(m.Tool, m.Prompt), m.Method
+		if tool != "" {
+			name = method + " " + tool
 		}
 	}
+	_, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(st.t0))
+	x.obs.span = span
+	if !span.IsRecording() {
+		return // not sampled: no attributes, no ids on logs and events, no stage spans
+	}
+	x.obs.sc = span.SpanContext()
 	attrs := []attribute.KeyValue{
 		attribute.String("mcp.method.name", method),
 		attribute.String("http.request.method", x.Method),
@@ -210,25 +213,23 @@ func (st *stream) observe(body *mcp.Body) {
 		attribute.String("mcpguard.client_id", x.Identity.ClientID),
 		attribute.String("mcpguard.request_id", x.RequestID),
 	}
-	if tool != "" {
+	if tool != "" && method == "tools/call" {
 		attrs = append(attrs, attribute.String("gen_ai.tool.name", tool))
+	} else if tool != "" {
+		attrs = append(attrs, attribute.String("gen_ai.prompt.name", tool))
 	}
 	if x.SessionID != "" {
 		attrs = append(attrs, attribute.String("mcp.session.id", x.SessionID))
 	}
-	if id != "" {
-		attrs = append(attrs, attribute.String("jsonrpc.request.id", id))
+	if body != nil && !body.Batch && len(body.Messages) == 1 && body.Messages[0].ID != nil {
+		attrs = append(attrs, attribute.String("jsonrpc.request.id", string(body.Messages[0].ID)))
 	}
 	if body != nil && body.Batch {
 		attrs = append(attrs, attribute.Int("mcpguard.batch.size", len(body.Messages)))
 	}
-	_, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithTimestamp(st.t0), trace.WithAttributes(attrs...))
-	x.obs.span, x.obs.sc = span, span.SpanContext()
-	if x.obs.sc.IsValid() {
-		x.Log = x.Log.With("trace_id", x.obs.sc.TraceID().String(), "span_id", x.obs.sc.SpanID().String())
-		st.log = x.Log
-	}
+	span.SetAttributes(attrs...)
+	x.Log = x.Log.With("trace_id", x.obs.sc.TraceID().String(), "span_id", x.obs.sc.SpanID().String())
+	st.log = x.Log
 }
 
 // traced returns ctx carrying the exchange's span when it records, for stages' child spans.
