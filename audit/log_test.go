@@ -92,8 +92,10 @@ func TestLogWritesLinesAndRecords(t *testing.T) {
 		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5}, TraceFlags: trace.FlagsSampled,
 	})
 	at := time.Date(2026, 12, 2, 11, 0, 0, 0, time.UTC)
-	l.Emit(audit.Event{Time: at, Outcome: audit.Denied, Stage: "policy", Subject: "agent-1", Tool: "execute_sql",
-		Rule: "sql-destructive", Status: 403, TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String()}, sc)
+	l.Emit(audit.Event{
+		Time: at, Outcome: audit.Denied, Stage: "policy", Subject: "agent-1", Tool: "execute_sql",
+		Rule: "sql-destructive", Status: 403, TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(),
+	}, sc)
 	l.Emit(audit.Event{Time: at, Outcome: audit.Masked, Stage: "masking", Masked: map[string]int{"EMAIL": 2, "CREDIT_CARD": 1}}, trace.SpanContext{})
 	require.NoError(t, l.Close(t.Context()))
 

@@ -232,14 +232,6 @@ func (st *stream) observe(body *mcp.Body) {
 	st.log = x.Log
 }
 
-// traced returns ctx carrying the exchange's span when it records, for stages' child spans.
-func (st *stream) traced(ctx context.Context) context.Context {
-	if sp := st.span(); sp != nil {
-		return trace.ContextWithSpan(ctx, sp)
-	}
-	return ctx
-}
-
 // span is the exchange's span when it records, nil otherwise (tracing off, or not sampled).
 func (st *stream) span() trace.Span {
 	if st.x == nil || st.x.obs == nil || st.x.obs.span == nil || !st.x.obs.span.IsRecording() {

@@ -23,10 +23,14 @@ func BenchmarkProcessTraced(b *testing.B) {
 		parent string
 	}{
 		{name: "off"},
-		{name: "unsampled", tp: sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())),
-			parent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"},
-		{name: "sampled", tp: sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())),
-			parent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+		{
+			name: "unsampled", tp: sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())),
+			parent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+		},
+		{
+			name: "sampled", tp: sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())),
+			parent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h := startInstrumented(b, tc.tp, nil)

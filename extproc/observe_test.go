@@ -111,7 +111,7 @@ func spanNamed(t *testing.T, spans []sdktrace.ReadOnlySpan, name string, directi
 func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 	out := map[string]string{}
 	for _, kv := range s.Attributes() {
-		out[string(kv.Key)] = kv.Value.Emit()
+		out[string(kv.Key)] = kv.Value.String()
 	}
 	return out
 }
@@ -132,19 +132,27 @@ func TestTraceExchange(t *testing.T) {
 		decision    string
 		denyingRule string
 	}{
-		{name: "traceparent header is the parent", body: toolsCall(1, "execute_sql"),
+		{
+			name: "traceparent header is the parent", body: toolsCall(1, "execute_sql"),
 			headers: []string{"traceparent", headerParent, "tracestate", "vendor=header"},
-			traceID: "0af7651916cd43dd8448eb211c80319c", parentSpan: "b7ad6b7169203331", decision: "allowed"},
-		{name: "params._meta.traceparent wins over the header", body: withMeta,
+			traceID: "0af7651916cd43dd8448eb211c80319c", parentSpan: "b7ad6b7169203331", decision: "allowed",
+		},
+		{
+			name: "params._meta.traceparent wins over the header", body: withMeta,
 			headers: []string{"traceparent", headerParent},
-			traceID: "4bf92f3577b34da6a3ce929d0e0e4736", parentSpan: "00f067aa0ba902b7", decision: "allowed"},
-		{name: "an invalid _meta traceparent falls back to the header", body: badMeta,
+			traceID: "4bf92f3577b34da6a3ce929d0e0e4736", parentSpan: "00f067aa0ba902b7", decision: "allowed",
+		},
+		{
+			name: "an invalid _meta traceparent falls back to the header", body: badMeta,
 			headers: []string{"traceparent", headerParent},
-			traceID: "0af7651916cd43dd8448eb211c80319c", parentSpan: "b7ad6b7169203331", decision: "allowed"},
+			traceID: "0af7651916cd43dd8448eb211c80319c", parentSpan: "b7ad6b7169203331", decision: "allowed",
+		},
 		{name: "no trace context starts a new trace", body: toolsCall(1, "execute_sql"), decision: "allowed"},
-		{name: "a policy denial is the decision", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"execute_sql","arguments":{"query":"DROP TABLE users"}}}`,
+		{
+			name: "a policy denial is the decision", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"execute_sql","arguments":{"query":"DROP TABLE users"}}}`,
 			headers: []string{"traceparent", headerParent},
-			traceID: "0af7651916cd43dd8448eb211c80319c", parentSpan: "b7ad6b7169203331", decision: "denied", denyingRule: "sql-destructive"},
+			traceID: "0af7651916cd43dd8448eb211c80319c", parentSpan: "b7ad6b7169203331", decision: "denied", denyingRule: "sql-destructive",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := tracetest.NewSpanRecorder()
@@ -188,7 +196,7 @@ func TestTraceExchange(t *testing.T) {
 			// No argument value, result or token reaches a span.
 			for _, s := range spans {
 				for _, kv := range s.Attributes() {
-					v := kv.Value.Emit()
+					v := kv.Value.String()
 					require.NotContains(t, v, "select 1", "span %s attribute %s", s.Name(), kv.Key)
 					require.NotContains(t, v, "DROP", "span %s attribute %s", s.Name(), kv.Key)
 					require.NotContains(t, v, "4111", "span %s attribute %s", s.Name(), kv.Key)

@@ -12,10 +12,10 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.

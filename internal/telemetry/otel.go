@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	otellog "go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/log/noop"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -120,7 +120,7 @@ func NewOTel(ctx context.Context, t Tracing, version string, logs bool) (*OTel, 
 		}
 		popts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
 		if r := t.Sampler.Ratio; r != nil {
-			var s sdktrace.Sampler = sdktrace.TraceIDRatioBased(*r)
+			s := sdktrace.TraceIDRatioBased(*r)
 			if t.Sampler.ParentBased {
 				s = sdktrace.ParentBased(s)
 			}
