@@ -140,7 +140,7 @@ audit:
 		return got[0]
 	}
 	door := one("denied", "", map[string]any{"stage": "authz"})
-	require.Equal(t, 401.0, door["status"])
+	require.InDelta(t, 401, door["status"], 0)
 	require.Equal(t, "missing_token", door["reason"])
 	one("allowed", "", map[string]any{"method": "tools/list", "subject": "agent-1"})
 	echo := one("allowed", "echo", map[string]any{"rule": "watch-echo", "observe": true})
