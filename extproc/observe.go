@@ -169,7 +169,7 @@ func (x *Exchange) event(o audit.Outcome, stage string) audit.Event {
 		Subject: x.Identity.Subject, ClientID: x.Identity.ClientID, Issuer: x.Identity.Issuer,
 		RequestID: x.RequestID, SessionID: x.SessionID,
 	}
-	if x.obs != nil && x.obs.sc.IsValid() {
+	if x.obs != nil && x.obs.audit != nil && x.obs.sc.IsValid() {
 		ev.TraceID, ev.SpanID = x.obs.sc.TraceID().String(), x.obs.sc.SpanID().String()
 	}
 	return ev
