@@ -135,6 +135,9 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 		return p, err
 	}
 	p.routes = svc.Routes(approverAuth{v: v, aud: aud, mcp: cfg.Auth.Audience}, log)
+	for pattern, h := range svc.SlackRoutes() {
+		p.routes[pattern] = h
+	}
 	return p, nil
 }
 

@@ -21,6 +21,7 @@ var commandPaths = [][]string{
 	{"recordings", "play"},
 	{"recordings", "verify"},
 	{"recordings", "export"},
+	{"recordings", "unseal"},
 	{"token"},
 	{"policy"},
 	{"policy", "test"},

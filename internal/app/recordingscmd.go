@@ -26,6 +26,7 @@ const recordingsUsage = `Usage:
   mcpguard recordings play SESSION [--pace] [--color auto|always|never]
   mcpguard recordings verify SESSION|--all [--public-key BASE64]
   mcpguard recordings export SESSION --format jsonl
+  mcpguard recordings unseal --identity KEYFILE SESSION
 All take --config FILE (default: the embedded config) to find the sink.
 `
 
@@ -101,7 +102,7 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.Usage = func() { fmt.Fprint(stderr, recordingsUsage) }
 	configPath := fs.String("config", "", "config file")
 	since := fs.String("since", "", "ls: sessions started within this duration or since this date (YYYY-MM-DD)")
-	ident := fs.String("identity", "", "ls: subject or client id")
+	ident := fs.String("identity", "", "ls: subject or client id; unseal: age identity file holding the key sealed arguments were sealed to")
 	tool := fs.String("tool", "", "ls: sessions that called this tool")
 	pace := fs.Bool("pace", false, "play: replay in real time")
 	color := fs.String("color", "auto", "play: auto, always or never")
@@ -174,6 +175,20 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 		}
 		return nil
+	case "unseal":
+		ids, err := loadIdentities(*ident)
+		if err != nil {
+			return err
+		}
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		evs, err := a.Events(ctx, s)
+		if err != nil {
+			return err
+		}
+		return unseal(stdout, stderr, s.Name, evs, ids, *ident)
 	case "verify":
 		pub, err := verifyKey(cfg, *pubFlag)
 		if err != nil {
@@ -321,7 +336,7 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(min(e.Time.Sub(prev), 5*time.Second)):
+			case <-time.After(paceGap(prev, e)):
 			}
 		}
 		prev = e.Time
@@ -341,6 +356,14 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 			if e.Message == nil {
 				line = paint("36", "→ "+e.HTTP) + dim(color, " ["+e.RequestID+"]")
 			}
+			if e.Note != nil {
+				line += " " + e.Note.Kind + " " + noteText(e.Note)
+			}
+			if e.Sealed != "" {
+				line += dim(color, " (original sealed: recordings unseal)")
+			}
+		case recordings.KindForward:
+			line = paint("36", "⇢ forwarded "+orDash(e.Method)) + " " + e.Tool + heldFor(e) + dim(color, " ["+e.RequestID+"]")
 		case recordings.KindResponse:
 			sse := ""
 			if e.SSE != nil {
@@ -353,7 +376,11 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 		case recordings.KindDenial:
 			line = paint("31", fmt.Sprintf("✗ DENIED %d", e.Status)) + " " + compact(e.Message, 300)
 		case recordings.KindNote:
-			line = paint("33", "• "+e.Note.Stage+" "+e.Note.Kind) + " " + noteText(e.Note)
+			kind := e.Note.Kind
+			if st, ok := e.Note.Attrs["step"].(string); ok && e.Note.Stage == "approvals" {
+				kind += " " + st // held, granted, released…: the hold reads as a sequence
+			}
+			line = paint("33", "• "+e.Note.Stage+" "+kind) + " " + noteText(e.Note)
 		default:
 			line = string(e.Kind)
 		}
@@ -362,6 +389,43 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 		}
 	}
 	return nil
+}
+
+// paceGap is how long --pace waits before showing e: idle gaps are cut to 5s, a call's
+// hold for approval is replayed as it was.
+func paceGap(prev time.Time, e recordings.Event) time.Duration {
+	gap := e.Time.Sub(prev)
+	if !inHold(e) {
+		gap = min(gap, 5*time.Second)
+	}
+	return gap
+}
+
+// inHold reports an event that ends a wait for approval: the gap before it is the hold.
+func inHold(e recordings.Event) bool {
+	if e.Kind == recordings.KindForward {
+		return true
+	}
+	if e.Kind != recordings.KindNote || e.Note == nil || e.Note.Stage != "approvals" {
+		return false
+	}
+	switch e.Note.Attrs["step"] {
+	case "granted", "denied", "released", "deferred", "lapsed":
+		return true
+	}
+	return false
+}
+
+// heldFor is how long a forwarded request waited at the gateway, when it is worth saying.
+func heldFor(e recordings.Event) string {
+	if e.Note == nil {
+		return ""
+	}
+	ms, ok := e.Note.Attrs["waited_ms"].(float64)
+	if !ok || ms < 1000 {
+		return ""
+	}
+	return fmt.Sprintf(" after %s at the gateway", (time.Duration(ms) * time.Millisecond).Round(100*time.Millisecond))
 }
 
 func dim(color bool, s string) string {
