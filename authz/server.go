@@ -15,6 +15,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -47,6 +48,8 @@ type Server struct {
 	issuerAud map[string]string
 	log       *slog.Logger
 	met       *metrics
+	tracer    trace.Tracer // nil: tracing off (trace.go)
+	audit     Auditor      // nil: no audit events
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -82,6 +85,11 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if rid == "" {
 		rid, _ = h.get("x-request-id")
 	}
+	var span trace.Span
+	if s.tracer != nil {
+		ctx, span = s.startSpan(ctx, h, rid, start)
+		defer span.End()
+	}
 	o, err := s.decide(ctx, req, httpReq, h, rid)
 	result, reasonClass := resultAllowed, ""
 	switch {
@@ -95,6 +103,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	}
 	s.met.checks.WithLabelValues(result).Inc()
 	s.met.duration.Observe(time.Since(start).Seconds())
+	if span != nil || s.audit != nil {
+		s.observe(ctx, span, o, rid, result, reasonClass)
+	}
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "authz check failed", slog.String("request_id", rid), slog.String("err", err.Error()))
 		return nil, err
@@ -106,9 +117,11 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 
 // outcome is a decision: the response, why it denies (nil when allowed) and who asked.
 type outcome struct {
-	resp    *authv3.CheckResponse
-	d       *denial
-	subject string
+	resp     *authv3.CheckResponse
+	d        *denial
+	subject  string
+	clientID string
+	issuer   string
 }
 
 func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, httpReq *authv3.AttributeContext_HttpRequest, h headers, rid string) (outcome, error) {
@@ -143,17 +156,17 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, httpReq *
 	}
 	if !slices.Contains(vf.aud, aud) {
 		o := s.denied(rt, deny(reasonAudience))
-		o.subject = vf.id.Subject
+		o.subject, o.clientID, o.issuer = vf.id.Subject, vf.id.ClientID, vf.id.Issuer
 		return o, nil
 	}
 	for _, sc := range rt.scopes {
 		if !slices.Contains(vf.id.Scopes, sc) {
 			o := s.denied(rt, deny(reasonScope))
-			o.subject = vf.id.Subject
+			o.subject, o.clientID, o.issuer = vf.id.Subject, vf.id.ClientID, vf.id.Issuer
 			return o, nil
 		}
 	}
-	return outcome{resp: s.allowed(rt, h, vf), subject: vf.id.Subject}, nil
+	return outcome{resp: s.allowed(rt, h, vf), subject: vf.id.Subject, clientID: vf.id.ClientID, issuer: vf.id.Issuer}, nil
 }
 
 func cmpOr(vals ...string) string {

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcpguard/mcpguard/approvals"
 	"github.com/mcpguard/mcpguard/mcp"
 	"github.com/mcpguard/mcpguard/policy"
@@ -74,6 +77,7 @@ func (a *Approvals) OnApproval(ctx context.Context, x *Exchange, d policy.Decisi
 		return Verdict{Action: Deny, Err: &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params: arguments must be JSON without duplicate keys"}}, nil
 	}
 	if lim := (*approvals.LimitError)(nil); errors.As(err, &lim) {
+		x.approvalStep("limited", approvals.Request{})
 		x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: map[string]any{
 			"step": "limited", "scope": lim.Scope, "limit": lim.Limit, "tool": call.Tool, "rule": call.Rule,
 		}})
@@ -124,7 +128,7 @@ func outcomeName(o approvals.Outcome) string {
 
 // hold extends Envoy's timer and waits; if the timer cannot be extended the call is
 // deferred at once rather than risk Envoy timing out mid-wait. It returns when the hold
-// started, zero when the call was not held.
+// started, zero when the call was not held. The hold is a span when the exchange is traced.
 func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) (approvals.Result, time.Time, error) {
 	wait := a.svc.Hold()
 	got, err := x.Hold(wait + holdMargin)
@@ -142,7 +146,18 @@ func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) 
 	x.AddNote(Note{Stage: "approvals", Kind: "approval", Time: heldAt, Attrs: map[string]any{
 		"id": r.ID, "step": "held", "hold_ms": wait.Milliseconds(),
 	}})
+	x.held(r)
+	var hs trace.Span
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		ctx, hs = sp.TracerProvider().Tracer(instrumentation).Start(ctx, "mcpguard approval hold",
+			trace.WithTimestamp(heldAt),
+			trace.WithAttributes(attribute.String("mcpguard.approval.id", r.ID), attribute.String("mcpguard.policy.rule", r.Rule)))
+	}
 	res, err := a.svc.Wait(ctx, r.ID, wait)
+	if hs != nil {
+		hs.SetAttributes(attribute.String("mcpguard.approval.state", string(res.Request.State)))
+		hs.End()
+	}
 	if err != nil {
 		return approvals.Result{}, heldAt, fmt.Errorf("wait for approval: %w", err)
 	}
@@ -233,4 +248,5 @@ func note(x *Exchange, step string, r approvals.Request, at time.Time) {
 		attrs["reason"] = r.Decision.Reason
 	}
 	x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: attrs, Time: at})
+	x.approvalStep(step, r)
 }

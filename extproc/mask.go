@@ -83,6 +83,7 @@ func (s *Masking) OnResponse(_ context.Context, x *Exchange, r *Response) (Verdi
 		return Pass, nil
 	}
 	s.note(x, counts)
+	x.masked(s.Name(), "response", "", counts)
 	return Verdict{Action: Replace, Message: out}, nil
 }
 
@@ -94,6 +95,7 @@ func (s *Masking) ResponseHeader(x *Exchange, name, value string) (string, bool)
 		return value, false
 	}
 	s.note(x, counts)
+	x.masked(s.Name(), "response", "", counts)
 	return out, true
 }
 
@@ -105,6 +107,7 @@ func (s *Masking) RawEvent(x *Exchange, raw []byte) []byte {
 		return raw
 	}
 	s.note(x, counts)
+	x.masked(s.Name(), "response", "", counts)
 	return out
 }
 
@@ -133,6 +136,7 @@ func (f *maskFilter) Close() []byte {
 	out := f.st.Close()
 	if c := f.st.Counts(); len(c) > 0 {
 		f.s.note(f.x, c)
+		f.x.masked(f.s.Name(), "response", "", c)
 	}
 	return out
 }

@@ -74,6 +74,7 @@ func (s *ArgumentMasking) OnRequest(_ context.Context, x *Exchange) (Verdict, er
 		x.AddNote(Note{Stage: s.Name(), Kind: "masked", Attrs: map[string]any{
 			"tool": msg.Tool, "counts": map[string]int(counts),
 		}})
+		x.masked(s.Name(), "request", msg.Tool, counts)
 	}
 	if parts == nil {
 		return Pass, nil

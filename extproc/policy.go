@@ -86,9 +86,10 @@ func (*Policy) Name() string { return "policy" }
 
 // element is one decided message of the request body.
 type element struct {
-	id json.RawMessage
-	d  policy.Decision
-	in policy.Input
+	id  json.RawMessage
+	msg *mcp.Message
+	d   policy.Decision
+	in  policy.Input
 }
 
 // OnRequest decides every request and notification of the body. One denied element denies
@@ -115,7 +116,7 @@ func (p *Policy) OnRequest(ctx context.Context, x *Exchange) (Verdict, error) {
 		}
 		d := set.Decide(in)
 		p.record(x, m, d)
-		els = append(els, element{id: m.ID, d: d, in: in})
+		els = append(els, element{id: m.ID, msg: m, d: d, in: in})
 	}
 	var deny, hold *policy.Decision
 	for i := range els {
@@ -183,6 +184,7 @@ func (p *Policy) approve(ctx context.Context, x *Exchange, set *policy.Set, e el
 			"rule": ruleLabel(e.d.Rule), "action": string(e.d.Action), "reason": e.d.Reason, "observe": e.d.DryRun,
 			"redecided": true, "policy_version": e.d.Version,
 		}})
+		x.decided(e.msg, e.d)
 		switch {
 		case !e.d.Enforced():
 			return Pass, nil
@@ -318,6 +320,7 @@ func (p *Policy) record(x *Exchange, m *mcp.Message, d policy.Decision) {
 	x.AddNote(Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{
 		"rule": ruleLabel(d.Rule), "action": string(d.Action), "reason": d.Reason, "observe": d.DryRun,
 	}})
+	x.decided(m, d)
 }
 
 // OnResponse filters tools/list results: tools the identity may not call are removed, tools

@@ -519,7 +519,10 @@ func (st *stream) completing(ctx context.Context, resp *extprocv3.ProcessingResp
 		ref = &Refusal{Status: int(im.GetStatus().GetCode()), Body: im.GetBody()}
 	}
 	for _, o := range st.s.obs {
-		if err := o.Completing(ctx, st.x, ref); err != nil {
+		cctx, sp := st.stageSpan(ctx, o.Name()+" commit", "response")
+		err := o.Completing(cctx, st.x, ref)
+		endStage(sp, Pass, err)
+		if err != nil {
 			return fmt.Errorf("%s: %w", o.Name(), err)
 		}
 	}

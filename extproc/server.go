@@ -12,6 +12,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,6 +29,9 @@ type Server struct {
 	resp []ResponseStage
 	obs  []Observer // see record.go
 	sess *Sessions  // binds the sessions the upstream opens (session.go); nil without it
+
+	tracer trace.Tracer // nil: tracing off (observe.go)
+	audit  Auditor      // nil: no audit events
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -96,16 +100,23 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	st := newStream(s, srv)
 	defer st.ended()
 	defer st.releaseCodec()
+	var failed error
+	defer func() { st.endTrace(failed) }()
 	for {
 		req, err := srv.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
+			failed = err
 			return err
 		}
 		resp, err := st.handle(srv.Context(), req)
+		if err == nil && st.x != nil && st.x.obs != nil {
+			st.requestDecided(resp)
+		}
 		if err != nil {
+			failed = err
 			if srv.Context().Err() != nil {
 				return status.FromContextError(srv.Context().Err()).Err()
 			}
@@ -120,6 +131,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			// completes the exchange too: nothing after it is forwarded.
 			st.completed = true
 			if err := st.completing(srv.Context(), resp); err != nil {
+				failed = err
 				st.log.Warn("exchange not completed", "err", err)
 				return status.Error(codes.Unavailable, "exchange could not be completed")
 			}

@@ -148,6 +148,8 @@ type Exchange struct {
 	// toolsLists, on such a stream, returns the session's pending tools/list ids and whether
 	// every pending request of the session is known (see correlations.toolsLists).
 	toolsLists func() ([]json.RawMessage, bool)
+	// obs is what tracing and auditing keep of the exchange (observe.go); nil when both are off.
+	obs *observed
 }
 
 // Note is a fact a stage establishes about the exchange for the audit trail: a policy

@@ -81,6 +81,8 @@ type stream struct {
 	reqBody     []byte   // request body as replaced by a request stage; nil when unchanged
 	codec       *decoder // content decoder of a coded response body (encoding.go); nil when plain
 	codecLogged bool
+	t0          time.Time // when the request headers came, the start of the exchange's span
+	deniedBy    string    // the stage whose verdict refused the request (observe.go)
 }
 
 func newStream(s *Server, srv extprocv3.ExternalProcessor_ProcessServer) *stream {
@@ -156,14 +158,19 @@ func (st *stream) requestHeaders(ctx context.Context, req *extprocv3.ProcessingR
 	x.Log = st.s.log.With("request_id", x.RequestID, "session_id", x.SessionID)
 	st.log = x.Log
 	st.x = x
+	if st.s.tracer != nil {
+		st.t0 = time.Now()
+	}
 	// Only Envoy's metadata_context is trusted: it carries what ext_authz established.
 	x.Identity, st.idErr = identity.FromStruct(req.GetMetadataContext().GetFilterMetadata()[identity.Namespace])
 
 	if h.GetEndOfStream() {
 		st.phase = awaitResponseHeaders
+		st.observe(nil)
 		return st.decide(ctx, awaitRequestHeaders, requestHeadersPass)
 	}
 	if r := st.codedRequest(hs); r != nil {
+		st.observe(nil)
 		return r, st.finish()
 	}
 	if st.reqMode != filterv3.ProcessingMode_BUFFERED {
@@ -181,6 +188,7 @@ func (st *stream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extp
 	// trailers arrive, and forwards them only in trailer mode SEND.
 	st.phase = awaitResponseHeaders
 	if len(b.GetBody()) > st.s.cfg.MaxRequestBytes {
+		st.observe(nil)
 		return immediate(http.StatusRequestEntityTooLarge, mcp.ErrorResponse(nil, &mcp.Error{
 			Code: mcp.CodeInvalidRequest, Message: "request body too large",
 		}), "mcpguard_request_too_large"), st.finish()
@@ -189,6 +197,7 @@ func (st *stream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extp
 	if perr == nil {
 		st.x.Body = body
 	}
+	st.observe(body)
 	if st.idErr == nil && perr != nil {
 		e := asRPC(perr)
 		return immediate(e.HTTPStatus(), mcp.ErrorResponse(e.ID(), e), "mcpguard_unparsable_request"), st.finish()
@@ -213,6 +222,7 @@ func (st *stream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extp
 func (st *stream) decide(ctx context.Context, p phase, pass func() *extprocv3.ProcessingResponse) (*extprocv3.ProcessingResponse, error) {
 	x := st.x
 	if st.idErr != nil {
+		st.deniedBy = "identity"
 		st.s.m.decisions.WithLabelValues("identity", Deny.String()).Inc()
 		x.Log.Warn("request without verified identity refused", "err", st.idErr)
 		return immediate(http.StatusForbidden, st.errorBody(&mcp.Error{
@@ -224,7 +234,9 @@ func (st *stream) decide(ctx context.Context, p phase, pass func() *extprocv3.Pr
 	defer func() { x.hold = nil }()
 	for _, stg := range st.s.req {
 		start := time.Now()
-		v, err := stg.OnRequest(ctx, x)
+		sctx, sp := st.stageSpan(ctx, stg.Name(), "request")
+		v, err := stg.OnRequest(sctx, x)
+		endStage(sp, v, err)
 		st.s.m.duration.WithLabelValues(stg.Name()).Observe(time.Since(start).Seconds())
 		if err != nil {
 			if ctx.Err() != nil {
@@ -251,6 +263,7 @@ func (st *stream) decide(ctx context.Context, p phase, pass func() *extprocv3.Pr
 			x.Log.Warn("request stage returned an action requests do not support", "stage", stg.Name(), "action", v.Action.String())
 			v = Verdict{Action: Deny, Err: internal("request could not be checked")}
 		}
+		st.deniedBy = stg.Name()
 		if v.Action == Deny && v.Answer != nil {
 			code := v.Status
 			if code == 0 {
@@ -688,7 +701,9 @@ func (st *stream) inspectMessage(ctx context.Context, r *Response, onStream bool
 	changed := false
 	for _, stg := range st.s.resp {
 		start := time.Now()
-		v, err := stg.OnResponse(ctx, x, r)
+		sctx, sp := st.stageSpan(ctx, stg.Name(), "response")
+		v, err := stg.OnResponse(sctx, x, r)
+		endStage(sp, v, err)
 		st.s.m.duration.WithLabelValues(stg.Name()).Observe(time.Since(start).Seconds())
 		if err != nil {
 			if ctx.Err() != nil {

@@ -6,8 +6,10 @@
 #                    bubblewrap + strace + busybox (the shell ground-truth sandbox in e2e/groundtruth)
 #                    postgresql and mariadb-server (the SQL classifier judged by real execution,
 #                    e2e/groundtruth)
-#   Go tools         versitygw (a real S3-compatible server for the recordings tests), built from the
-#                    Go module proxy into the repository's bin/, which the Makefile puts first on PATH
+#   Go tools         versitygw (a real S3-compatible server for the recordings tests) and jaeger (a
+#                    real trace backend for the tracing tests, pinned in tools/jaeger/go.mod), built
+#                    from the Go module proxy into the repository's bin/, which the Makefile puts
+#                    first on PATH
 #
 # A missing package is installed with apt-get when running as root, or through sudo when sudo
 # works without a password; otherwise it stops with one sentence naming what to install.
@@ -64,4 +66,13 @@ if ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$BIN/versitygw" ]; then
   echo "test-deps: building versitygw (${VERSITYGW#*@}) into bin/"
   mkdir -p "$BIN"
   GOFLAGS= GOBIN="$BIN" $GO install "$VERSITYGW"
+fi
+
+# Jaeger is pinned with its whole dependency graph in a module of its own (tools/jaeger), so
+# the build is reproducible and cannot move mcpguard's or the linters' versions. A cold build
+# downloads and compiles a large tree (minutes); it runs once, then bin/jaeger is reused.
+if ! command -v jaeger >/dev/null 2>&1 && [ ! -x "$BIN/jaeger" ]; then
+  echo "test-deps: building jaeger ($(awk '$1=="github.com/jaegertracing/jaeger"{print $2}' tools/jaeger/go.mod)) into bin/ (a few minutes on a cold cache)"
+  mkdir -p "$BIN"
+  (cd tools/jaeger && GOFLAGS= CGO_ENABLED=0 $GO build -o "$BIN/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
 fi

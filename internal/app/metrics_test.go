@@ -81,7 +81,7 @@ func TestMetrics(t *testing.T) {
 	})
 
 	t.Run("mcpguard names follow mcpguard_<subsystem>_<name>_<unit>", func(t *testing.T) {
-		subsystems := []string{"authz", "extproc", "grpc", "policy", "masking", "recordings", "approvals", "build"}
+		subsystems := []string{"authz", "extproc", "grpc", "policy", "masking", "recordings", "approvals", "audit", "build"}
 		for _, name := range mcpguardNames(fams) {
 			parts := strings.SplitN(name, "_", 3)
 			require.Len(t, parts, 3, name)
@@ -159,7 +159,10 @@ approvals:
       - url: %s
         format: json
         secret_file: %s
-`, iss.URL, pol, hook.URL, hookSecret)
+audit:
+  enabled: true
+  output: %s
+`, iss.URL, pol, hook.URL, hookSecret, filepath.Join(t.TempDir(), "audit.jsonl"))
 	in := start(t, cfg)
 
 	up := metricsUpstream(t)
@@ -232,6 +235,8 @@ var everyMetric = []string{
 	"mcpguard_approvals_limited_total",
 	"mcpguard_approvals_notifications_total",
 	"mcpguard_approvals_release_seconds",
+	"mcpguard_audit_dropped_total",
+	"mcpguard_audit_events_total",
 	"mcpguard_authz_check_duration_seconds",
 	"mcpguard_authz_checks_total",
 	"mcpguard_authz_jwks_refreshes_total",

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -28,7 +29,7 @@ import (
 	"github.com/mcpguard/mcpguard/internal/telemetry"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configPath := fs.String("config", "", "config file (default: the embedded development config)")
 	if err := parseFlags(fs, args, stderr, "serve [--config FILE]"); err != nil {
@@ -39,8 +40,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("load config: %w", err)
 	}
 	log := telemetry.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	// The OpenTelemetry SDK reports export failures through its one global handler.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("opentelemetry", "err", err.Error()) }))
 	reg := telemetry.NewRegistry(Version)
-	s, err := newService(ctx, cfg, log, reg)
+	s, err := newService(ctx, cfg, log, reg, stdout)
 	if err != nil {
 		return err
 	}
@@ -67,7 +70,7 @@ type service struct {
 // Services Envoy calls; their health follows readiness.
 var grpcServices = []string{"", "envoy.service.auth.v3.Authorization", "envoy.service.ext_proc.v3.ExternalProcessor"}
 
-func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *service, err error) {
+func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, stdout io.Writer) (_ *service, err error) {
 	s := &service{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -102,6 +105,11 @@ func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *
 	if err != nil {
 		return nil, fmt.Errorf("start ext_proc: %w", err)
 	}
+	tp, aud, err := s.observability(ctx, log, reg, stdout)
+	if err != nil {
+		return nil, err
+	}
+	ext.Instrument(tp, aud)
 
 	guard, err := newPanicGuard(log, reg)
 	if err != nil {
@@ -129,7 +137,9 @@ func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(r.ServerConfig())))
 	}
 	s.grpc = grpc.NewServer(append(gopts, guard.options()...)...)
-	authz.NewServer(s.verifier, cfg.Auth.Config, log, reg).Register(s.grpc)
+	az := authz.NewServer(s.verifier, cfg.Auth.Config, log, reg)
+	az.Instrument(tp, aud)
+	az.Register(s.grpc)
 	ext.Register(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)

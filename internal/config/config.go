@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/mcpguard/mcpguard/approvals"
+	"github.com/mcpguard/mcpguard/audit"
 	"github.com/mcpguard/mcpguard/authz"
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/internal/devissuer"
 	"github.com/mcpguard/mcpguard/internal/netx"
+	"github.com/mcpguard/mcpguard/internal/telemetry"
 	"github.com/mcpguard/mcpguard/masking"
 	"github.com/mcpguard/mcpguard/policy"
 	"github.com/mcpguard/mcpguard/recordings"
@@ -45,6 +47,8 @@ type Config struct {
 	Recordings recordings.Config `yaml:"recordings"`
 	Approvals  approvals.Config  `yaml:"approvals"`
 	Masking    masking.Config    `yaml:"masking"`
+	Tracing    telemetry.Tracing `yaml:"tracing"`
+	Audit      audit.Config      `yaml:"audit"`
 }
 
 // Log configures the structured log.
@@ -140,6 +144,8 @@ func Default() Config {
 		Recordings: recordings.DefaultConfig(),
 		Approvals:  approvals.DefaultConfig(),
 		Masking:    masking.DefaultConfig(),
+		Tracing:    telemetry.DefaultTracing(),
+		Audit:      audit.DefaultConfig(),
 	}
 }
 
@@ -257,6 +263,8 @@ func (c Config) Validate() error {
 	errs = append(errs, prefixed("recordings", c.Recordings.Validate())...)
 	errs = append(errs, prefixed("approvals", c.Approvals.Validate())...)
 	errs = append(errs, prefixed("masking", c.Masking.Validate())...)
+	errs = append(errs, prefixed("tracing", c.Tracing.Validate())...)
+	errs = append(errs, prefixed("audit", c.Audit.Validate())...)
 	if need := c.ExtProc.RecvMsgSize(); c.GRPC.MaxRecvMsgBytes < need {
 		// A BUFFERED body arrives from Envoy as one gRPC message.
 		errs = append(errs, fmt.Errorf("grpc.max_recv_msg_bytes: must be at least %d to receive the bodies extproc buffers", need))

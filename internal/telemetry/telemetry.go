@@ -1,4 +1,4 @@
-// Package telemetry builds the service's logger and metrics registry.
+// Package telemetry builds the service's logger, metrics registry and OpenTelemetry pipeline.
 //
 // Both are created once in internal/app and injected into every package; nothing here is
 // global, so tests get their own registry and a captured log.
@@ -13,7 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// NewLogger returns a slog logger writing JSON (or text) lines at the given level.
+// NewLogger returns a slog logger writing JSON (or text) lines at the given level; lines
+// logged with a span in their context carry trace_id and span_id.
 func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
@@ -21,9 +22,9 @@ func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(WithTrace(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(WithTrace(slog.NewJSONHandler(w, opts)))
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors and

@@ -4,6 +4,7 @@
 // -capacity, measures calls/s per core for allowed, masked and recorded traffic.
 //
 //	soak -duration 10m -rate 40 -capacity 30s      # what `make soak` runs
+//	soak -skip-soak -tracing-cost 20s -tracing-rounds 3   # CPU per call, tracing off / 1% / 100%
 package main
 
 import (
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	capacity := fs.Duration("capacity", 0, "after the soak, measure each traffic class for this long (0 skips)")
 	capWorkers := fs.Int("capacity-workers", 8, "concurrent sessions while measuring capacity")
 	skip := fs.Bool("skip-soak", false, "only measure capacity")
+	tracingCost := fs.Duration("tracing-cost", 0, "measure allowed calls with tracing off, 1% and 100% for this long per round (0 skips); exports to bin/jaeger")
+	tracingRounds := fs.Int("tracing-rounds", 3, "interleaved rounds of the tracing cost measurement")
 	dir := fs.String("dir", "", "keep config, data and recordings here (default: a temporary directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,6 +76,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "\ncapacity: %s per class after a 3s warm-up, %d sessions, echo through the emulator (SSE responses)\n", *capacity, *capWorkers)
 		soak.PrintCapacity(stdout, rows)
+	}
+	if *tracingCost > 0 {
+		otlp, stopJaeger, err := soak.StartJaeger(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer stopJaeger()
+		if *dir != "" {
+			o.Dir = *dir + "/tracing"
+		}
+		rows, err := soak.TracingCost(ctx, o, otlp, *tracingCost, *tracingRounds, *capWorkers)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\ntracing cost: %d rounds of %s per setting (off, 1%%, 100%% interleaved) after a 3s warm-up each, %d sessions, allowed echo through the emulator, spans to Jaeger\n",
+			*tracingRounds, *tracingCost, *capWorkers)
+		soak.PrintTracingCost(stdout, rows)
 	}
 	if failed != nil {
 		return fmt.Errorf("checks failed")
