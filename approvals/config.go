@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mcpguard/mcpguard/signin"
 )
 
 // Config is the approvals configuration.
@@ -50,6 +52,9 @@ type Config struct {
 	// Slack posts requests to a Slack channel with Approve and Deny buttons and takes
 	// decisions from them; off while Slack.Channel is empty.
 	Slack SlackConfig `yaml:"slack"`
+	// SignIn lets people sign in to the page with OpenID Connect (off while its issuer is
+	// empty: the page then takes pasted approver tokens).
+	SignIn signin.Config `yaml:"signin"`
 }
 
 // StoreConfig selects and configures the store.
@@ -183,7 +188,8 @@ func DefaultConfig() Config {
 			QueueSize: 1000, Attempts: 5, Backoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
 			Timeout: 5 * time.Second,
 		},
-		Slack: SlackConfig{APIURL: "https://slack.com/api/", ResponseURLPrefix: "https://hooks.slack.com/"},
+		Slack:  SlackConfig{APIURL: "https://slack.com/api/", ResponseURLPrefix: "https://hooks.slack.com/"},
+		SignIn: signin.DefaultConfig(),
 	}
 }
 
@@ -245,7 +251,11 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") {
 		errs = append(errs, fmt.Errorf("public_url: %q is not an absolute http(s) URL", c.PublicURL))
+	} else if c.SignIn.Enabled() && u.Scheme != "https" && !signin.Loopback(u.Hostname()) {
+		// Session cookies are Secure only over https.
+		errs = append(errs, fmt.Errorf("public_url: %q must be https when signin is configured (http only on a loopback address)", c.PublicURL))
 	}
+	errs = append(errs, signinErrs(c.SignIn.Validate())...)
 	if c.Poll <= 0 {
 		errs = append(errs, errors.New("poll: must be positive"))
 	}
@@ -428,4 +438,19 @@ func (c Config) grantFor(rule string) time.Duration {
 		return d
 	}
 	return c.GrantFor
+}
+
+// signinErrs prefixes each problem of the sign-in config with its path.
+func signinErrs(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, fmt.Errorf("signin.%w", e))
+		}
+		return out
+	}
+	return []error{fmt.Errorf("signin.%w", err)}
 }

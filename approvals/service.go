@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpguard/mcpguard/identity"
 	"github.com/mcpguard/mcpguard/masking"
+	"github.com/mcpguard/mcpguard/signin"
 )
 
 // ErrArguments reports call arguments that cannot be put in canonical form.
@@ -73,6 +74,7 @@ type Service struct {
 	slack  *slackApp
 	mask   Masker
 	now    func() time.Time
+	people *signin.SignIn // nil: approvers paste tokens into the page
 }
 
 // Option changes a Service.

@@ -108,7 +108,11 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	if err != nil {
 		return p, err
 	}
-	svc, err = approvals.New(ac, store, log, reg, approvals.WithNotifier(hooks), approvals.WithMasker(mk))
+	opts, err := signInOptions(ac, log)
+	if err != nil {
+		return p, err
+	}
+	svc, err = approvals.New(ac, store, log, reg, append(opts, approvals.WithNotifier(hooks), approvals.WithMasker(mk))...)
 	if err != nil {
 		return p, err
 	}

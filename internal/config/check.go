@@ -16,8 +16,9 @@ import (
 // Check loads the config at path like [Load] and also opens every file it names the way the
 // service will: the policy (read and compiled), masking's hash key (and the masking rules
 // compiled with it), the recordings signing key, the development issuer's key, the Redis
-// password file, approvals' webhook secrets and Slack token and signing secret, the TLS
-// files (checked by Validate), and the data directory. Nothing is
+// password file, approvals' webhook secrets, Slack token and signing secret, and sign-in
+// client secret and cookie key, the TLS files (checked by Validate), and the data
+// directory. Nothing is
 // created. All problems come in one error, each with its path in the config and its line.
 func Check(path string) error {
 	data, err := os.ReadFile(path)
@@ -98,6 +99,9 @@ func (c *Config) checkFiles() []error {
 		}
 	}
 	errs = append(errs, prefixed("approvals", errors.Join(c.Approvals.CheckFiles()...))...)
+	for _, e := range c.Approvals.SignIn.CheckFiles() {
+		errs = append(errs, fmt.Errorf("approvals.signin.%w", e))
+	}
 	for _, d := range []struct{ field, dir string }{
 		{"data_dir", c.DataDir},
 		{"recordings.spool.dir", c.Recordings.Spool.Dir},
