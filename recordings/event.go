@@ -42,8 +42,9 @@ type Note struct {
 	Attrs map[string]any `json:"attrs,omitempty"`
 }
 
-// Event is one line of a segment. Seq orders the events of one replica (it only grows,
-// whatever the wall clock does); Time orders events of different replicas.
+// Event is one line of a segment. Seq numbers the events of one replica's chain of a
+// session from 1 (it only grows, whatever the wall clock does); Time orders events of
+// different replicas.
 type Event struct {
 	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"`
