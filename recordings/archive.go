@@ -24,9 +24,15 @@ type Archive struct {
 	sink   Sink
 	prefix string
 
+	grace time.Duration
+
 	mu    sync.Mutex
 	parts map[string][]*partObj // index parts read, by day (YYYY-MM-DD)
 }
+
+// DefaultIndexGrace is how long after a chain closed verify waits for its index entry
+// before reporting it missing, unless a later index part of its replica omits it.
+const DefaultIndexGrace = 15 * time.Minute
 
 type partObj struct {
 	key  string
@@ -37,7 +43,14 @@ type partObj struct {
 
 // NewArchive reads the recordings stored under prefix in sink.
 func NewArchive(sink Sink, prefix string) *Archive {
-	return &Archive{sink: sink, prefix: prefix, parts: map[string][]*partObj{}}
+	return &Archive{sink: sink, prefix: prefix, grace: DefaultIndexGrace, parts: map[string][]*partObj{}}
+}
+
+// WithIndexGrace sets how long verify waits for a closed chain's index entry (see
+// [DefaultIndexGrace]) and returns a.
+func (a *Archive) WithIndexGrace(d time.Duration) *Archive {
+	a.grace = d
+	return a
 }
 
 // Session is one recorded session: the chains its replicas wrote.

@@ -105,19 +105,18 @@ func (a *Archive) verifyChain(ctx context.Context, session string, c *Chain, pub
 	case c.Entry != nil && c.Entry.Manifest != sum:
 		probs = append(probs, "manifest differs from the one the index lists (replaced)")
 	case c.Entry == nil && m.Version >= 2 && m.Session == session:
-		indexed, err := a.replicaIndexed(ctx, dayOf(m.Started), m.Replica)
-		if err != nil {
+		day := dayOf(m.Started)
+		if _, err := a.dayParts(ctx, day); err != nil {
 			return nil, err
 		}
-		if indexed {
-			if e := a.findEntry(dayOf(m.Started), session, c.ID); e != nil {
-				c.Entry = e
-				if e.Manifest != sum {
-					probs = append(probs, "manifest differs from the one the index lists (replaced)")
-				}
-			} else {
-				probs = append(probs, "not in the index of its day (entry removed, or copied in)")
+		switch e := a.findEntry(day, session, c.ID); {
+		case e != nil:
+			c.Entry = e
+			if e.Manifest != sum {
+				probs = append(probs, "manifest differs from the one the index lists (replaced)")
 			}
+		case a.indexDue(day, m):
+			probs = append(probs, "not in the index of its day (entry removed, or copied in)")
 		}
 	}
 	listed := map[int]bool{}
@@ -179,6 +178,23 @@ func (a *Archive) replicaIndexed(ctx context.Context, day, replica string) (bool
 		return false, err
 	}
 	return slices.ContainsFunc(objs, func(o *partObj) bool { return o.part != nil && o.part.Replica == replica }), nil
+}
+
+// indexDue reports whether m's index entry must be in storage by now: a later index
+// part of its replica omits it, or it closed longer than the grace ago (the recorder
+// seals a part within segment.max_age of a close, then uploads it).
+func (a *Archive) indexDue(day string, m *Manifest) bool {
+	if time.Since(m.Ended) > a.grace {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, o := range a.parts[day] {
+		if p := o.part; p != nil && p.Replica == m.Replica && p.Epoch == m.Epoch && !p.Written.Before(m.Ended) {
+			return true
+		}
+	}
+	return false
 }
 
 // findEntry looks the chain up in the day's parts already read.
@@ -281,6 +297,7 @@ func (a *Archive) VerifyAll(ctx context.Context, pub ed25519.PublicKey, progress
 		return replicas[k]
 	}
 	indexedDays := map[string]map[string]bool{} // day → replica
+	lastWritten := map[[2]string]time.Time{}    // replica, epoch → latest part
 	a.mu.Lock()
 	for _, o := range parts {
 		if o.part == nil {
@@ -291,6 +308,9 @@ func (a *Archive) VerifyAll(ctx context.Context, pub ed25519.PublicKey, progress
 		a.parts[p.Day] = append(a.parts[p.Day], o)
 		rc := check(p.Replica, p.Epoch)
 		rc.parts[p.Seq] = o
+		if k := [2]string{p.Replica, p.Epoch}; p.Written.After(lastWritten[k]) {
+			lastWritten[k] = p.Written
+		}
 		if indexedDays[p.Day] == nil {
 			indexedDays[p.Day] = map[string]bool{}
 		}
@@ -351,7 +371,8 @@ func (a *Archive) VerifyAll(ctx context.Context, pub ed25519.PublicKey, progress
 	}
 	for _, s := range byName {
 		for _, c := range s.Chains {
-			if m := c.Manifest; m != nil && m.Version >= 2 && c.manifestKey != "" {
+			if m := c.Manifest; m != nil && m.Version >= 2 && c.manifestKey != "" && c.Entry == nil &&
+				(time.Since(m.Ended) > a.grace || !lastWritten[[2]string{m.Replica, m.Epoch}].Before(m.Ended)) {
 				day := dayOf(m.Started)
 				if recDays[day] == nil {
 					recDays[day] = map[string]int{}
