@@ -132,3 +132,38 @@ func TestRecordingsLsFiltersAndPrefixes(t *testing.T) {
 	_, _, err = runRec(t, "play", "zeta", "--config", cfg)
 	require.ErrorIs(t, err, recordings.ErrNotFound)
 }
+
+// policy replay re-decides the recorded requests with a draft and reports each changed
+// decision with its rule, identity and request id.
+func TestPolicyReplay(t *testing.T) {
+	cfg, dataDir := recordedDir(t, "alpha-1", "beta-1", "gamma-1")
+	draft := filepath.Join(dataDir, "draft.yaml")
+	require.NoError(t, os.WriteFile(draft, []byte(`version: 1
+default: deny
+rules:
+  - name: echo-for-alpha
+    when: request.tool == "echo" && identity.subject == "agent-alpha-1"
+    action: allow
+  - name: echo-for-gamma
+    when: request.tool == "echo" && identity.subject == "agent-gamma-1"
+    action: deny
+  - name: others
+    when: request.method != "tools/call"
+    action: allow
+`), 0o600))
+	var out, errb bytes.Buffer
+	require.NoError(t, Run(t.Context(), []string{"policy", "replay", draft, "--since", "1d", "--config", cfg}, &out, &errb), errb.String())
+	got := out.String()
+	require.Contains(t, got, "re-decided 3 recorded request(s) of 3 session(s)")
+	require.Contains(t, got, "1 decision(s) would change", "beta and gamma stay denied (by other rules): no change")
+	require.Contains(t, got, "echo-for-alpha: deny → allow")
+	require.Contains(t, got, "[req-alpha-1]")
+	require.Contains(t, got, "agent-alpha-1")
+	require.Regexp(t, `req-alpha-1  session alpha-1  agent-alpha-1  tools/call echo: deny \(rule-alpha-1\) → allow \(echo-for-alpha\)`, got)
+	require.NotContains(t, got, "req-beta-1")
+
+	out.Reset()
+	require.NoError(t, Run(t.Context(), []string{"policy", "replay", draft, "--since", "1d", "--identity", "agent-beta-1", "--config", cfg}, &out, &errb))
+	require.Contains(t, out.String(), "re-decided 1 recorded request(s) of 1 session(s)")
+	require.Contains(t, out.String(), "0 decision(s) would change")
+}
