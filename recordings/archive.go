@@ -1,6 +1,7 @@
 package recordings
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -35,10 +36,29 @@ type Archive struct {
 const DefaultIndexGrace = 15 * time.Minute
 
 type partObj struct {
-	key  string
-	sum  string
-	data []byte
-	part *IndexPart // nil when unreadable
+	key   string
+	sum   string
+	data  []byte
+	plain []byte // decompressed, nil when unreadable
+
+	once sync.Once
+	part *IndexPart // decoded on first use; nil when unreadable
+}
+
+// get decodes the part (signature not checked) once.
+func (o *partObj) get() *IndexPart {
+	o.once.Do(func() {
+		if o.plain != nil {
+			o.part, _ = decodeIndexPart(o.plain, nil)
+		}
+	})
+	return o.part
+}
+
+// mentions reports whether the part may list a session starting with prefix; it saves
+// decoding the parts of other days' sessions when looking one up.
+func (o *partObj) mentions(prefix string) bool {
+	return o.plain == nil || prefix == "" || bytes.Contains(o.plain, []byte(`"session":"`+prefix))
 }
 
 // NewArchive reads the recordings stored under prefix in sink.
@@ -60,6 +80,7 @@ type Session struct {
 	// Unindexed is set when the session was found in storage but in no index.
 	Unindexed bool
 	listed    bool
+	summary   *Summary
 }
 
 // Chain is one replica's chain of a session as found in storage and in the index.
@@ -85,6 +106,14 @@ type Summary struct {
 
 // Summary merges the chains' index entries (or manifests).
 func (s *Session) Summary() Summary {
+	if s.summary == nil {
+		sum := s.summarize()
+		s.summary = &sum
+	}
+	return *s.summary
+}
+
+func (s *Session) summarize() Summary {
 	var sum Summary
 	for _, c := range s.Chains {
 		var started, ended time.Time
@@ -253,7 +282,7 @@ func (a *Archive) dayParts(ctx context.Context, day string) ([]*partObj, error) 
 				return err
 			}
 			o.data, o.sum = data, hashHex(data)
-			o.part, _ = ParseIndexPart(data, nil)
+			o.plain, _ = inflateIndexPart(data)
 			return nil
 		})
 	}
@@ -288,12 +317,16 @@ func (a *Archive) Search(ctx context.Context, q Query) (*Found, error) {
 			return nil, err
 		}
 		for _, o := range objs {
-			if o.part == nil {
+			if !o.mentions(q.Prefix) {
+				continue
+			}
+			p := o.get()
+			if p == nil {
 				found.Notes = append(found.Notes, fmt.Sprintf("index part %s unreadable: run verify", o.key))
 				continue
 			}
-			for i := range o.part.Entries {
-				e := &o.part.Entries[i]
+			for i := range p.Entries {
+				e := &p.Entries[i]
 				if strings.HasPrefix(e.Session, q.Prefix) {
 					a.addEntry(byName, e)
 				}
@@ -354,6 +387,7 @@ func (a *Archive) addEntry(byName map[string]*Session, e *IndexEntry) {
 		s = &Session{Name: e.Session}
 		byName[e.Session] = s
 	}
+	s.summary = nil
 	for _, c := range s.Chains {
 		if c.ID == e.Chain {
 			c.Entry = e // the same chain indexed again after a crash: the later entry wins
@@ -471,7 +505,7 @@ func (a *Archive) load(ctx context.Context, s *Session) error {
 		}
 	}
 	slices.SortFunc(s.Chains, func(x, y *Chain) int { return cmp.Compare(x.ID, y.ID) })
-	s.listed = true
+	s.listed, s.summary = true, nil
 	return nil
 }
 

@@ -94,6 +94,15 @@ func SignIndexPart(p *IndexPart, key ed25519.PrivateKey) ([]byte, string, error)
 // ParseIndexPart decodes a stored index part. With a non-nil pub the signature must verify
 // ([ErrSignature] otherwise); with nil it is only decoded.
 func ParseIndexPart(data []byte, pub ed25519.PublicKey) (*IndexPart, error) {
+	plain, err := inflateIndexPart(data)
+	if err != nil {
+		return nil, err
+	}
+	return decodeIndexPart(plain, pub)
+}
+
+// inflateIndexPart decompresses a stored part, bounded.
+func inflateIndexPart(data []byte) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("open index part: %w", err)
@@ -105,6 +114,10 @@ func ParseIndexPart(data []byte, pub ed25519.PublicKey) (*IndexPart, error) {
 	if len(raw) > maxIndexPart {
 		return nil, errors.New("index part too large")
 	}
+	return raw, nil
+}
+
+func decodeIndexPart(raw []byte, pub ed25519.PublicKey) (*IndexPart, error) {
 	var s signedPart
 	if err := strictJSON(raw, &s); err != nil {
 		return nil, fmt.Errorf("decode index part: %w", err)

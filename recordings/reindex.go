@@ -43,10 +43,11 @@ func (a *Archive) Reindex(ctx context.Context, key ed25519.PrivateKey, q Query, 
 		}
 		listed := map[[2]string]bool{}
 		for _, o := range objs {
-			if o.part == nil {
+			p := o.get()
+			if p == nil {
 				continue
 			}
-			for _, e := range o.part.Entries {
+			for _, e := range p.Entries {
 				listed[[2]string{e.Session, e.Chain}] = true
 			}
 		}

@@ -177,7 +177,7 @@ func (a *Archive) replicaIndexed(ctx context.Context, day, replica string) (bool
 	if err != nil {
 		return false, err
 	}
-	return slices.ContainsFunc(objs, func(o *partObj) bool { return o.part != nil && o.part.Replica == replica }), nil
+	return slices.ContainsFunc(objs, func(o *partObj) bool { p := o.get(); return p != nil && p.Replica == replica }), nil
 }
 
 // indexDue reports whether m's index entry must be in storage by now: a later index
@@ -190,7 +190,7 @@ func (a *Archive) indexDue(day string, m *Manifest) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, o := range a.parts[day] {
-		if p := o.part; p != nil && p.Replica == m.Replica && p.Epoch == m.Epoch && !p.Written.Before(m.Ended) {
+		if p := o.get(); p != nil && p.Replica == m.Replica && p.Epoch == m.Epoch && !p.Written.Before(m.Ended) {
 			return true
 		}
 	}
@@ -203,11 +203,12 @@ func (a *Archive) findEntry(day, session, chain string) *IndexEntry {
 	defer a.mu.Unlock()
 	var found *IndexEntry
 	for _, o := range a.parts[day] {
-		if o.part == nil {
+		p := o.get()
+		if p == nil {
 			continue
 		}
-		for i := range o.part.Entries {
-			if e := &o.part.Entries[i]; e.Session == session && e.Chain == chain {
+		for i := range p.Entries {
+			if e := &p.Entries[i]; e.Session == session && e.Chain == chain {
 				found = e
 			}
 		}
