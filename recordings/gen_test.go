@@ -132,11 +132,15 @@ func genSession(t *testing.T, key ed25519.PrivateKey, session, replica string, s
 	at := func(ms int) time.Time { return started.Add(time.Duration(ms) * time.Millisecond) }
 	evs := []Event{
 		{Kind: KindSessionStart, Time: at(0), Identity: id, RequestID: rid},
-		{Kind: KindRequest, Time: at(1), Identity: id, RequestID: rid, HTTP: "POST /mcp", Method: "tools/call", Tool: tool,
-			Message: json.RawMessage(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{"q":"generated"}}}`)},
+		{
+			Kind: KindRequest, Time: at(1), Identity: id, RequestID: rid, HTTP: "POST /mcp", Method: "tools/call", Tool: tool,
+			Message: json.RawMessage(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{"q":"generated"}}}`),
+		},
 		{Kind: KindNote, Time: at(2), RequestID: rid, Note: &Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "rule-" + tool, "action": action}}},
-		{Kind: KindResponse, Time: at(3), RequestID: rid, Status: 200, Method: "tools/call", Tool: tool,
-			Message: json.RawMessage(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}`)},
+		{
+			Kind: KindResponse, Time: at(3), RequestID: rid, Status: 200, Method: "tools/call", Tool: tool,
+			Message: json.RawMessage(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}`),
+		},
 		{Kind: KindSessionEnd, Time: at(4), Note: &Note{Stage: "recording", Kind: "session_end", Attrs: map[string]any{"reason": "deleted"}}},
 	}
 	var f Facets
@@ -202,4 +206,3 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
-

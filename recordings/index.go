@@ -158,11 +158,6 @@ func indexPartKey(prefix string, p *IndexPart) string {
 	return path.Join(prefix, indexDir, day, p.Replica, fmt.Sprintf("%s-%010d.json.gz", p.Epoch, p.Seq))
 }
 
-// indexDayPrefix is the key prefix of one day's index parts, all replicas.
-func indexDayPrefix(prefix string, day time.Time) string {
-	return path.Join(prefix, indexDir, day.UTC().Format("2006/01/02")) + "/"
-}
-
 // parseIndexKey reports whether key is an index part key under prefix, and its day.
 func parseIndexKey(prefix, key string) (day string, ok bool) {
 	p := path.Join(prefix, indexDir) + "/"

@@ -142,4 +142,3 @@ func (a *Archive) Reindex(ctx context.Context, key ed25519.PrivateKey, q Query, 
 	}
 	return res, nil
 }
-

@@ -47,16 +47,16 @@ type SegmentRef struct {
 // From version 2 the manifests of a replica form a chain of their own (ReplicaSeq,
 // PrevManifest), so a chain or session deleted from storage leaves a visible gap.
 type Manifest struct {
-	Version      int          `json:"version"`
-	Session      string       `json:"session"`
-	MCPSessionID string       `json:"mcp_session_id,omitempty"`
-	Chain        string       `json:"chain"`
-	Replica      string       `json:"replica"`
-	Started      time.Time    `json:"started"`
-	Ended        time.Time    `json:"ended"`
-	Recovered    bool         `json:"recovered,omitempty"` // closed after a crash
-	Events       int          `json:"events"`
-	Identity     *Identity    `json:"identity,omitempty"`
+	Version      int       `json:"version"`
+	Session      string    `json:"session"`
+	MCPSessionID string    `json:"mcp_session_id,omitempty"`
+	Chain        string    `json:"chain"`
+	Replica      string    `json:"replica"`
+	Started      time.Time `json:"started"`
+	Ended        time.Time `json:"ended"`
+	Recovered    bool      `json:"recovered,omitempty"` // closed after a crash
+	Events       int       `json:"events"`
+	Identity     *Identity `json:"identity,omitempty"`
 	Facets
 	Segments []SegmentRef `json:"segments"`
 	// Epoch names the replica's run of manifests: it starts when the replica's spool is

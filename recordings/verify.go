@@ -171,15 +171,6 @@ func (a *Archive) verifyChain(ctx context.Context, session string, c *Chain, pub
 	return probs, nil
 }
 
-// replicaIndexed reports whether the day's index holds a part written by replica.
-func (a *Archive) replicaIndexed(ctx context.Context, day, replica string) (bool, error) {
-	objs, err := a.dayParts(ctx, day)
-	if err != nil {
-		return false, err
-	}
-	return slices.ContainsFunc(objs, func(o *partObj) bool { p := o.get(); return p != nil && p.Replica == replica }), nil
-}
-
 // indexDue reports whether m's index entry must be in storage by now: a later index
 // part of its replica omits it, or it closed longer than the grace ago (the recorder
 // seals a part within segment.max_age of a close, then uploads it).
@@ -463,7 +454,7 @@ func (rc *replicaCheck) missingManifests(from, to uint64) string {
 			named = append(named, fmt.Sprintf("%d (session %s chain %s)", n, e.Session, e.Chain))
 		}
 	}
-	if len(named) > 0 && len(named) == int(to-from+1) {
+	if len(named) > 0 && uint64(len(named)) == to-from+1 {
 		return "manifest(s) missing: " + strings.Join(named, ", ")
 	}
 	when := ""
