@@ -54,7 +54,7 @@ var searchTmpl = template.Must(template.New("search").Funcs(funcs).Parse(`<!doct
 <html lang="en"><head><meta charset="utf-8"><title>mcpguard recordings</title><style>` + style + `</style></head><body>
 <h1>Recordings</h1>
 <p>Signed in as <strong id="who">{{vis .Who}}</strong>. Read-only.</p>
-<form class="search" method="get" action="/recordings">
+<form class="search" method="get" action="recordings">
 <label for="since">Since</label><input id="since" name="since" value="{{.F.Since}}" placeholder="7d, 2026-01-31, RFC 3339">
 <label for="until">Until</label><input id="until" name="until" value="{{.F.Until}}">
 <label for="identity">Identity</label><input id="identity" name="identity" value="{{.F.Identity}}" placeholder="subject or client id (exact)">
@@ -70,7 +70,7 @@ var searchTmpl = template.Must(template.New("search").Funcs(funcs).Parse(`<!doct
 {{if .Searched}}
 <p id="count">{{.Total}} session(s){{if gt .Total (len .Results)}}; the {{len .Results}} most recent are listed: narrow the search to see the others{{end}}.</p>
 {{if .Results}}<table id="results"><thead><tr><th>Session</th><th>Started</th><th>Ended</th><th>Identity</th><th>Events</th><th>Tools</th><th>Decisions</th><th>Rules</th></tr></thead><tbody>
-{{range .Results}}<tr><td><a class="session" href="/recordings/{{path .Name}}{{if $.Query}}?{{$.Query}}{{end}}"><code>{{vis .Name}}</code></a>{{if .Unindexed}} <small>(not in the index)</small>{{end}}</td>
+{{range .Results}}<tr><td><a class="session" href="recordings/{{path .Name}}{{if $.Query}}?{{$.Query}}{{end}}"><code>{{vis .Name}}</code></a>{{if .Unindexed}} <small>(not in the index)</small>{{end}}</td>
 <td>{{when .Sum.Started}}</td><td>{{when .Sum.Ended}}</td>
 <td class="v">{{with .Sum.Identity}}{{vis .Subject}}{{if .ClientID}} (client {{vis .ClientID}}){{end}}{{else}}(none){{end}}</td>
 <td>{{.Sum.Events}}</td><td class="v">{{join .Sum.Facets.Tools}}</td><td class="v">{{join .Sum.Facets.Decisions}}</td><td class="v">{{join .Sum.Facets.Rules}}</td></tr>
@@ -81,7 +81,7 @@ var searchTmpl = template.Must(template.New("search").Funcs(funcs).Parse(`<!doct
 
 var sessionTmpl = template.Must(template.New("session").Funcs(funcs).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mcpguard recording</title><style>` + style + `</style></head><body>
-<p><a id="back" href="/recordings{{if .Query}}?{{.Query}}{{end}}">← search</a> · Signed in as <strong id="who">{{vis .Who}}</strong>. Read-only.</p>
+<p><a id="back" href="../recordings{{if .Query}}?{{.Query}}{{end}}">← search</a> · Signed in as <strong id="who">{{vis .Who}}</strong>. Read-only.</p>
 <h1>Session <code id="session">{{vis .Name}}</code></h1>
 {{if .Verified}}<p class="verdict ok" id="verdict">✔ Verified: {{.Verdict.Chains}} chain(s), {{.Verdict.Segments}} segment(s), {{.Verdict.Events}} event(s); signatures, hash chains and the index agree.</p>
 {{else}}<div class="verdict fail" id="verdict"><p><strong>✘ Verification FAILED.</strong> Do not trust what follows without finding out why:</p><ul>{{range .Problems}}<li class="problem">{{vis .}}</li>{{end}}</ul></div>{{end}}
@@ -191,7 +191,7 @@ func (rp *Replay) search(w http.ResponseWriter, r *http.Request, who string) {
 	}
 	// A link to a request (from the approvals page) that names one session opens it there.
 	if f.RequestID != "" && len(d.Results) == 1 {
-		loc := "/recordings/" + url.PathEscape(d.Results[0].Name) + "?" + f.encode() + "#" + anchor(f.RequestID)
+		loc := "recordings/" + url.PathEscape(d.Results[0].Name) + "?" + f.encode() + "#" + anchor(f.RequestID)
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, loc, http.StatusSeeOther)
 		return

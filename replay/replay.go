@@ -194,3 +194,18 @@ func (rp *Replay) parse(r *http.Request) (filters, recordings.Query, error) {
 	}
 	return f, rq, errors.Join(errs...)
 }
+
+// Link is the address, relative to the admin port's root page paths (/approvals), of the
+// recording of a request: its session at the request when the session is known
+// (session is the recording's name, see [recordings.SessionKey]), else a search by request id.
+func Link(session, requestID string) string {
+	switch {
+	case session != "" && requestID != "":
+		return "recordings/" + url.PathEscape(session) + "#" + anchor(requestID)
+	case session != "":
+		return "recordings/" + url.PathEscape(session)
+	case requestID != "":
+		return "recordings?" + url.Values{"request_id": {requestID}}.Encode()
+	}
+	return ""
+}
