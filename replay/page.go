@@ -192,8 +192,10 @@ func (rp *Replay) search(w http.ResponseWriter, r *http.Request, who string) {
 	// A link to a request (from the approvals page) that names one session opens it there.
 	if f.RequestID != "" && len(d.Results) == 1 {
 		loc := "recordings/" + url.PathEscape(d.Results[0].Name) + "?" + f.encode() + "#" + anchor(f.RequestID)
+		// Set directly: http.Redirect would make it absolute, leaving a proxy's path prefix.
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, loc, http.StatusSeeOther)
+		w.Header().Set("Location", loc)
+		w.WriteHeader(http.StatusSeeOther)
 		return
 	}
 	render(w, http.StatusOK, searchTmpl, d)

@@ -91,7 +91,8 @@ func (rp *Replay) reader(next readerFunc) http.Handler {
 			sess, ok := rp.o.SignIn.Session(r)
 			if !ok {
 				w.Header().Set("Cache-Control", "no-store")
-				http.Redirect(w, r, rp.o.SignIn.StartURL(r.URL.RequestURI()), http.StatusSeeOther)
+				// StartURL is on the public URL; signin accepts only a path on it as the return.
+				http.Redirect(w, r, rp.o.SignIn.StartURL(r.URL.RequestURI()), http.StatusSeeOther) //nolint:gosec // G710: see above
 				return
 			}
 			id, who = sess.Identity, sess.Name
@@ -145,8 +146,14 @@ func (f filters) empty() bool { return f == filters{} }
 // fields are f's values by parameter name, in the form's order.
 func (f filters) fields() [][2]string {
 	return [][2]string{
-		{"since", f.Since}, {"until", f.Until}, {"identity", f.Identity}, {"tool", f.Tool}, {"rule", f.Rule},
-		{"decision", f.Decision}, {"request_id", f.RequestID}, {"session", f.Session},
+		{"since", f.Since},
+		{"until", f.Until},
+		{"identity", f.Identity},
+		{"tool", f.Tool},
+		{"rule", f.Rule},
+		{"decision", f.Decision},
+		{"request_id", f.RequestID},
+		{"session", f.Session},
 	}
 }
 

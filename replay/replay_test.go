@@ -70,26 +70,44 @@ func record(t *testing.T) env {
 	agent2 := &recordings.Identity{Subject: "agent-2", ClientID: "client-2", Issuer: "https://idp"}
 	long := strings.Repeat("x", 700) + "END-OF-LONG"
 	rec := func(ev recordings.Event) { require.NoError(t, r.Record(ev)) }
-	rec(recordings.Event{Kind: recordings.KindRequest, Session: "sess-alpha", RequestID: "rid-1", Identity: agent1, Method: "tools/call", Tool: "echo",
+	rec(recordings.Event{
+		Kind: recordings.KindRequest, Session: "sess-alpha", RequestID: "rid-1", Identity: agent1, Method: "tools/call", Tool: "echo",
 		Message: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.ReplaceAll(hostile, "\u202E", `\u202e`) + `","long":"` + long + `"}}}`),
-		Sealed:  "AGE-SEALED-ORIGINAL-SECRET"})
-	rec(recordings.Event{Kind: recordings.KindNote, Session: "sess-alpha", RequestID: "rid-1",
-		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-echo", "action": "allow"}}})
-	rec(recordings.Event{Kind: recordings.KindResponse, Session: "sess-alpha", RequestID: "rid-1", Method: "tools/call", Status: 200,
-		Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"[REDACTED:EMAIL]"}]}}`)})
-	rec(recordings.Event{Kind: recordings.KindNote, Session: "sess-alpha", RequestID: "rid-1",
-		Note: &recordings.Note{Stage: "masking", Kind: "masked", Attrs: map[string]any{"counts": map[string]int{"EMAIL": 1}}}})
-	rec(recordings.Event{Kind: recordings.KindRequest, Session: "sess-alpha", RequestID: "rid-2", Identity: agent1, Method: "tools/call", Tool: "execute_sql",
-		Message: []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"execute_sql","arguments":{"query":"DROP TABLE users"}}}`)})
-	rec(recordings.Event{Kind: recordings.KindNote, Session: "sess-alpha", RequestID: "rid-2",
-		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "sql-destructive", "action": "deny"}}})
-	rec(recordings.Event{Kind: recordings.KindDenial, Session: "sess-alpha", RequestID: "rid-2", Status: 200,
-		Message: []byte(`{"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"blocked by policy"}}`)})
+		Sealed:  "AGE-SEALED-ORIGINAL-SECRET",
+	})
+	rec(recordings.Event{
+		Kind: recordings.KindNote, Session: "sess-alpha", RequestID: "rid-1",
+		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-echo", "action": "allow"}},
+	})
+	rec(recordings.Event{
+		Kind: recordings.KindResponse, Session: "sess-alpha", RequestID: "rid-1", Method: "tools/call", Status: 200,
+		Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"[REDACTED:EMAIL]"}]}}`),
+	})
+	rec(recordings.Event{
+		Kind: recordings.KindNote, Session: "sess-alpha", RequestID: "rid-1",
+		Note: &recordings.Note{Stage: "masking", Kind: "masked", Attrs: map[string]any{"counts": map[string]int{"EMAIL": 1}}},
+	})
+	rec(recordings.Event{
+		Kind: recordings.KindRequest, Session: "sess-alpha", RequestID: "rid-2", Identity: agent1, Method: "tools/call", Tool: "execute_sql",
+		Message: []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"execute_sql","arguments":{"query":"DROP TABLE users"}}}`),
+	})
+	rec(recordings.Event{
+		Kind: recordings.KindNote, Session: "sess-alpha", RequestID: "rid-2",
+		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "sql-destructive", "action": "deny"}},
+	})
+	rec(recordings.Event{
+		Kind: recordings.KindDenial, Session: "sess-alpha", RequestID: "rid-2", Status: 200,
+		Message: []byte(`{"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"blocked by policy"}}`),
+	})
 	rec(recordings.Event{Kind: recordings.KindSessionEnd, Session: "sess-alpha"})
-	rec(recordings.Event{Kind: recordings.KindRequest, Session: "sess-beta", RequestID: "rid-3", Identity: agent2, Method: "tools/call", Tool: "lookup",
-		Message: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup","arguments":{}}}`)})
-	rec(recordings.Event{Kind: recordings.KindNote, Session: "sess-beta", RequestID: "rid-3",
-		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-lookup", "action": "allow"}}})
+	rec(recordings.Event{
+		Kind: recordings.KindRequest, Session: "sess-beta", RequestID: "rid-3", Identity: agent2, Method: "tools/call", Tool: "lookup",
+		Message: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup","arguments":{}}}`),
+	})
+	rec(recordings.Event{
+		Kind: recordings.KindNote, Session: "sess-beta", RequestID: "rid-3",
+		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-lookup", "action": "allow"}},
+	})
 	rec(recordings.Event{Kind: recordings.KindSessionEnd, Session: "sess-beta"})
 	require.NoError(t, r.Sync(t.Context()))
 	require.NoError(t, r.Close(t.Context()))
@@ -153,8 +171,10 @@ func TestSignInRedirect(t *testing.T) {
 	e := record(t)
 	key := filepath.Join(t.TempDir(), "cookie-key")
 	require.NoError(t, os.WriteFile(key, []byte(strings.Repeat("k", 40)), 0o600))
-	si, err := signin.New(signin.Config{Issuer: "https://idp.example", ClientID: "mcpguard", CookieKeyFile: key,
-		Scopes: []string{"openid"}, GroupsClaim: "groups", SessionTTL: time.Hour}, signin.Options{PublicURL: "http://127.0.0.1:9002/approvals"})
+	si, err := signin.New(signin.Config{
+		Issuer: "https://idp.example", ClientID: "mcpguard", CookieKeyFile: key,
+		Scopes: []string{"openid"}, GroupsClaim: "groups", SessionTTL: time.Hour,
+	}, signin.Options{PublicURL: "http://127.0.0.1:9002/approvals"})
 	require.NoError(t, err)
 	sink, err := recordings.NewDir(e.dir)
 	require.NoError(t, err)
@@ -289,4 +309,18 @@ func TestVerificationFailureShown(t *testing.T) {
 		require.Contains(t, w.Body.String(), "✘ Verification FAILED.")
 		require.Contains(t, w.Body.String(), "signature invalid")
 	})
+}
+
+// A link from the approvals page lands on the row of the request.
+func TestLink(t *testing.T) {
+	e := record(t)
+	l := replay.Link("sess-alpha", "rid-2")
+	require.Equal(t, "recordings/sess-alpha#req-rid-2", l)
+	path, frag, _ := strings.Cut(l, "#")
+	w := get(t, e.mux, "GET", "/"+path, "reader")
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Contains(t, w.Body.String(), `<tr class="request" id="`+frag+`">`)
+	require.Equal(t, "recordings?request_id=a+b%2Fc", replay.Link("", "a b/c"))
+	require.Equal(t, "recordings/a%3Fb", replay.Link("a?b", ""))
+	require.Empty(t, replay.Link("", ""))
 }
