@@ -49,12 +49,12 @@ type Config struct {
 	API APIConfig `yaml:"api"`
 	// Notify configures webhook notifications.
 	Notify NotifyConfig `yaml:"notify"`
-	// Slack posts requests to a Slack channel with Approve and Deny buttons and takes
-	// decisions from them; off while Slack.Channel is empty.
-	Slack SlackConfig `yaml:"slack"`
 	// SignIn lets people sign in to the page with OpenID Connect (off while its issuer is
 	// empty: the page then takes pasted approver tokens).
 	SignIn signin.Config `yaml:"signin"`
+	// Slack posts requests to a Slack channel with Approve and Deny buttons and takes
+	// decisions from them; off while Slack.Channel is empty.
+	Slack SlackConfig `yaml:"slack"`
 }
 
 // StoreConfig selects and configures the store.
@@ -188,8 +188,8 @@ func DefaultConfig() Config {
 			QueueSize: 1000, Attempts: 5, Backoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
 			Timeout: 5 * time.Second,
 		},
-		Slack:  SlackConfig{APIURL: "https://slack.com/api/", ResponseURLPrefix: "https://hooks.slack.com/"},
 		SignIn: signin.DefaultConfig(),
+		Slack:  SlackConfig{APIURL: "https://slack.com/api/", ResponseURLPrefix: "https://hooks.slack.com/"},
 	}
 }
 
@@ -385,6 +385,9 @@ func (c Config) CheckFiles() []error {
 		if c.Slack.SigningSecretFile != "" {
 			check("slack.signing_secret_file", c.Slack.SigningSecretFile)
 		}
+	}
+	for _, e := range c.SignIn.CheckFiles() {
+		errs = append(errs, fmt.Errorf("signin.%w", e))
 	}
 	return errs
 }

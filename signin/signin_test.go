@@ -1,6 +1,8 @@
 package signin
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -398,17 +400,15 @@ func TestSessionCookie(t *testing.T) {
 	require.NoError(t, err, "the same key opens it (the variants below are meaningful)")
 
 	t.Run("tampered", func(t *testing.T) {
-		for _, pos := range []int{0, len(sc.Value) / 2, len(sc.Value) - 1} {
-			b := []byte(sc.Value)
-			if b[pos] == 'A' {
-				b[pos] = 'B'
-			} else {
-				b[pos] = 'A'
-			}
-			_, err := e.s.open(string(b))
+		raw, err := base64.RawURLEncoding.DecodeString(sc.Value)
+		require.NoError(t, err)
+		for _, pos := range []int{0, 12, len(raw) / 2, len(raw) - 1} { // nonce, ciphertext, tag
+			b := bytes.Clone(raw)
+			b[pos] ^= 0x01
+			_, err := e.s.open(base64.RawURLEncoding.EncodeToString(b))
 			require.Error(t, err, "byte %d changed", pos)
 		}
-		_, err := e.s.open(sc.Value[:len(sc.Value)-4])
+		_, err = e.s.open(sc.Value[:len(sc.Value)-4])
 		require.Error(t, err, "truncated")
 		_, err = e.s.open(sc.Value + "AAAA")
 		require.Error(t, err, "extended")
