@@ -41,7 +41,8 @@ const (
 //	GET  /v1/approvals/{id}
 //	POST /v1/approvals/{id}/approve      {"reason": "..."}
 //	POST /v1/approvals/{id}/deny         {"reason": "..."} (reason required)
-//	GET  /approvals                      the page (sign in by pasting a token)
+//	GET  /approvals                      the page (sign in by pasting a token, or with
+//	                                     OpenID Connect under /approvals/signin: see [WithSignIn])
 //
 // Every route requires an authenticated approver; anonymous calls get 401.
 func (s *Service) Routes(auth Authenticator, log *slog.Logger) map[string]http.Handler {
@@ -49,8 +50,8 @@ func (s *Service) Routes(auth Authenticator, log *slog.Logger) map[string]http.H
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &api{s: s, auth: auth, log: log}
-	p := &page{api: a}
-	return map[string]http.Handler{
+	p := &page{api: a, people: s.people}
+	m := map[string]http.Handler{
 		"GET /v1/approvals":               a.authed(a.list),
 		"GET /v1/approvals/{id}":          a.authed(a.get),
 		"POST /v1/approvals/{id}/approve": a.authed(a.decide(true)),
@@ -60,6 +61,8 @@ func (s *Service) Routes(auth Authenticator, log *slog.Logger) map[string]http.H
 		"POST /approvals/signout":         http.HandlerFunc(p.signOut),
 		"POST /approvals/{id}/decide":     http.HandlerFunc(p.decide),
 	}
+	s.mountSignIn(m)
+	return m
 }
 
 type api struct {

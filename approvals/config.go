@@ -1,10 +1,15 @@
 package approvals
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"strings"
 	"time"
+
+	"github.com/mcpguard/mcpguard/signin"
 )
 
 // Config is the approvals configuration.
@@ -44,6 +49,12 @@ type Config struct {
 	API APIConfig `yaml:"api"`
 	// Notify configures webhook notifications.
 	Notify NotifyConfig `yaml:"notify"`
+	// SignIn lets people sign in to the page with OpenID Connect (off while its issuer is
+	// empty: the page then takes pasted approver tokens).
+	SignIn signin.Config `yaml:"signin"`
+	// Slack posts requests to a Slack channel with Approve and Deny buttons and takes
+	// decisions from them; off while Slack.Channel is empty.
+	Slack SlackConfig `yaml:"slack"`
 }
 
 // StoreConfig selects and configures the store.
@@ -89,14 +100,70 @@ type NotifyConfig struct {
 	// Attempts per notification, with exponential backoff from Backoff.
 	Attempts int           `yaml:"attempts"`
 	Backoff  time.Duration `yaml:"backoff"`
-	Timeout  time.Duration `yaml:"timeout"`
+	// MaxBackoff caps the wait between attempts; each wait is drawn between half of it and
+	// all of it (jitter), so hooks that failed together do not retry together.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// Timeout bounds each attempt.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
-// WebhookConfig is one webhook.
+// WebhookConfig is one webhook. Each has its own queue (Notify.QueueSize) and worker, so
+// a slow or failing endpoint delays no other.
 type WebhookConfig struct {
-	URL string `yaml:"url"`
-	// Format is "slack" (Slack-compatible text and blocks) or "json" (the generic payload).
+	// Name labels the hook's metrics and logs (never the URL, which may hold a secret);
+	// empty means "webhook_<index>".
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Format is "slack" (a Slack incoming webhook: text and blocks) or "json" (the generic,
+	// signed payload).
 	Format string `yaml:"format"`
+	// SecretFile holds the HMAC-SHA256 key that signs every "json" delivery
+	// (X-Mcpguard-Signature over X-Mcpguard-Timestamp and the body); required for "json".
+	SecretFile string `yaml:"secret_file"`
+}
+
+// SlackConfig is the Slack app that posts requests and takes decisions from its buttons.
+type SlackConfig struct {
+	// Channel is the channel ID requests are posted to; empty turns Slack off.
+	Channel string `yaml:"channel"`
+	// BotTokenFile holds the bot token (xoxb-…) that posts and updates messages
+	// (scope chat:write).
+	BotTokenFile string `yaml:"bot_token_file"`
+	// SigningSecretFile holds the app's signing secret, which verifies that a button click
+	// comes from Slack.
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	// APIURL is the Slack Web API base, with a trailing slash.
+	APIURL string `yaml:"api_url"`
+	// ResponseURLPrefix is what a click's response_url must start with before anything is
+	// posted to it.
+	ResponseURLPrefix string `yaml:"response_url_prefix"`
+	// Users maps Slack users to approver identities; a click by anyone else is refused.
+	Users []SlackUser `yaml:"users"`
+}
+
+// SlackUser maps one Slack user to the approver identity their clicks decide as.
+type SlackUser struct {
+	// TeamID and UserID are the Slack workspace (T…) and user (U…/W…) IDs.
+	TeamID string `yaml:"team_id"`
+	UserID string `yaml:"user_id"`
+	// Subject and Issuer are the person's identity at the identity provider; with the
+	// issuer set, a person cannot approve a call made with their own identity. An empty
+	// issuer means "slack:<team_id>".
+	Subject string `yaml:"subject"`
+	Issuer  string `yaml:"issuer"`
+	// Groups are the approver groups the person decides for.
+	Groups []string `yaml:"groups"`
+}
+
+// Enabled reports whether Slack is configured.
+func (c SlackConfig) Enabled() bool { return c.Channel != "" }
+
+// hookName is the metrics label of webhook i.
+func (w WebhookConfig) hookName(i int) string {
+	if w.Name != "" {
+		return w.Name
+	}
+	return fmt.Sprintf("webhook_%d", i)
 }
 
 // DefaultConfig returns the defaults; user YAML is decoded on top of it.
@@ -117,7 +184,12 @@ func DefaultConfig() Config {
 		PublicURL:              "http://127.0.0.1:9002/approvals",
 		Poll:                   2 * time.Second,
 		Sweep:                  time.Minute,
-		Notify:                 NotifyConfig{QueueSize: 1000, Attempts: 5, Backoff: 500 * time.Millisecond, Timeout: 5 * time.Second},
+		Notify: NotifyConfig{
+			QueueSize: 1000, Attempts: 5, Backoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
+			Timeout: 5 * time.Second,
+		},
+		SignIn: signin.DefaultConfig(),
+		Slack:  SlackConfig{APIURL: "https://slack.com/api/", ResponseURLPrefix: "https://hooks.slack.com/"},
 	}
 }
 
@@ -179,7 +251,11 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") {
 		errs = append(errs, fmt.Errorf("public_url: %q is not an absolute http(s) URL", c.PublicURL))
+	} else if c.SignIn.Enabled() && u.Scheme != "https" && !signin.Loopback(u.Hostname()) {
+		// Session cookies are Secure only over https.
+		errs = append(errs, fmt.Errorf("public_url: %q must be https when signin is configured (http only on a loopback address)", c.PublicURL))
 	}
+	errs = append(errs, signinErrs(c.SignIn.Validate())...)
 	if c.Poll <= 0 {
 		errs = append(errs, errors.New("poll: must be positive"))
 	}
@@ -196,18 +272,167 @@ func (c Config) Validate() error {
 	if n.Backoff <= 0 {
 		errs = append(errs, errors.New("notify.backoff: must be positive"))
 	}
+	if n.MaxBackoff < n.Backoff {
+		errs = append(errs, errors.New("notify.max_backoff: must be at least notify.backoff"))
+	}
 	if n.Timeout <= 0 {
 		errs = append(errs, errors.New("notify.timeout: must be positive"))
 	}
+	names := map[string]bool{hookSlack: true}
 	for i, w := range n.Webhooks {
-		if u, err := url.Parse(w.URL); err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") {
+		if !httpURL(w.URL) {
 			errs = append(errs, fmt.Errorf("notify.webhooks[%d].url: not an absolute http(s) URL", i))
 		}
-		if w.Format != "slack" && w.Format != "json" {
+		switch w.Format {
+		case "json":
+			if w.SecretFile == "" {
+				errs = append(errs, fmt.Errorf("notify.webhooks[%d].secret_file: required for format json (deliveries are signed)", i))
+			}
+		case "slack":
+			if w.SecretFile != "" {
+				errs = append(errs, fmt.Errorf("notify.webhooks[%d].secret_file: only format json is signed", i))
+			}
+		default:
 			errs = append(errs, fmt.Errorf("notify.webhooks[%d].format: %q is not slack or json", i, w.Format))
 		}
+		name := w.hookName(i)
+		switch {
+		case !validHookName(name):
+			errs = append(errs, fmt.Errorf("notify.webhooks[%d].name: %q must be 1-64 of a-z, 0-9, _ and -", i, name))
+		case names[name]:
+			errs = append(errs, fmt.Errorf("notify.webhooks[%d].name: %q is used twice (or is reserved)", i, name))
+		}
+		names[name] = true
 	}
+	errs = append(errs, c.Slack.validate()...)
 	return errors.Join(errs...)
+}
+
+func (c SlackConfig) validate() []error {
+	if !c.Enabled() {
+		if c.BotTokenFile != "" || c.SigningSecretFile != "" || len(c.Users) > 0 {
+			return []error{errors.New("slack.channel: required when slack is configured")}
+		}
+		return nil
+	}
+	var errs []error
+	if !slackID(c.Channel) {
+		errs = append(errs, fmt.Errorf("slack.channel: %q is not a Slack channel ID (C…, G…)", c.Channel))
+	}
+	if c.BotTokenFile == "" {
+		errs = append(errs, errors.New("slack.bot_token_file: required"))
+	}
+	if c.SigningSecretFile == "" {
+		errs = append(errs, errors.New("slack.signing_secret_file: required"))
+	}
+	if !httpURL(c.APIURL) || !strings.HasSuffix(c.APIURL, "/") {
+		errs = append(errs, fmt.Errorf("slack.api_url: %q is not an absolute http(s) URL ending in /", c.APIURL))
+	}
+	if !httpURL(c.ResponseURLPrefix) || !strings.HasSuffix(c.ResponseURLPrefix, "/") {
+		errs = append(errs, fmt.Errorf("slack.response_url_prefix: %q is not an absolute http(s) URL ending in /", c.ResponseURLPrefix))
+	}
+	if len(c.Users) == 0 {
+		errs = append(errs, errors.New("slack.users: at least one Slack user must be mapped to an approver"))
+	}
+	seen := map[[2]string]bool{}
+	for i, u := range c.Users {
+		f := fmt.Sprintf("slack.users[%d]", i)
+		if !slackID(u.TeamID) {
+			errs = append(errs, fmt.Errorf("%s.team_id: %q is not a Slack team ID", f, u.TeamID))
+		}
+		if !slackID(u.UserID) {
+			errs = append(errs, fmt.Errorf("%s.user_id: %q is not a Slack user ID", f, u.UserID))
+		}
+		if u.Subject == "" {
+			errs = append(errs, fmt.Errorf("%s.subject: required", f))
+		}
+		if len(u.Groups) == 0 {
+			errs = append(errs, fmt.Errorf("%s.groups: at least one approver group required", f))
+		}
+		for j, g := range u.Groups {
+			if g == "" {
+				errs = append(errs, fmt.Errorf("%s.groups[%d]: must not be empty", f, j))
+			}
+		}
+		k := [2]string{u.TeamID, u.UserID}
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("%s: %s/%s is mapped twice", f, u.TeamID, u.UserID))
+		}
+		seen[k] = true
+	}
+	return errs
+}
+
+// CheckFiles reads the secret files the config names (webhook secrets, the Slack bot token
+// and signing secret) as the service will, and reports each that is missing or empty,
+// prefixed with its field path.
+func (c Config) CheckFiles() []error {
+	var errs []error
+	check := func(field, path string) {
+		if _, err := readSecret(path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		}
+	}
+	for i, w := range c.Notify.Webhooks {
+		if w.SecretFile != "" {
+			check(fmt.Sprintf("notify.webhooks[%d].secret_file", i), w.SecretFile)
+		}
+	}
+	if c.Slack.Enabled() {
+		if c.Slack.BotTokenFile != "" {
+			check("slack.bot_token_file", c.Slack.BotTokenFile)
+		}
+		if c.Slack.SigningSecretFile != "" {
+			check("slack.signing_secret_file", c.Slack.SigningSecretFile)
+		}
+	}
+	for _, e := range c.SignIn.CheckFiles() {
+		errs = append(errs, fmt.Errorf("signin.%w", e))
+	}
+	return errs
+}
+
+// readSecret reads a secret from a file, without surrounding whitespace; empty is an error.
+func readSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the operator's config names the file
+	if err != nil {
+		return nil, fmt.Errorf("read secret: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return b, nil
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.IsAbs() && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// slackID reports a Slack ID: upper-case letters and digits, as Slack issues them.
+func slackID(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func validHookName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // grantFor is the grant scope for a rule.
@@ -216,4 +441,19 @@ func (c Config) grantFor(rule string) time.Duration {
 		return d
 	}
 	return c.GrantFor
+}
+
+// signinErrs prefixes each problem of the sign-in config with its path.
+func signinErrs(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, fmt.Errorf("signin.%w", e))
+		}
+		return out
+	}
+	return []error{fmt.Errorf("signin.%w", err)}
 }

@@ -10,13 +10,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcpguard/mcpguard/identity"
+	"github.com/mcpguard/mcpguard/signin"
 )
 
 // cookieName holds the approver's pasted token: HttpOnly and SameSite=Strict, so page
 // scripts cannot read it and other sites cannot post with it.
 const cookieName = "mcpguard_approver"
 
-type page struct{ api *api }
+type page struct {
+	api    *api
+	people *signin.SignIn // nil: sign in by pasting a token
+}
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"when":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
@@ -46,7 +50,7 @@ mark.masked{background:#fd8}
 <p><button type="submit" id="signin">Sign in</button></p>
 </form>
 {{else}}
-<form method="post" action="approvals/signout"><p>Signed in as <strong id="who">{{.Who}}</strong> <button type="submit">Sign out</button></p></form>
+<form method="post" action="approvals/signout">{{if .CSRF}}<input type="hidden" name="csrf" value="{{.CSRF}}">{{end}}<p>Signed in as <strong id="who">{{.Who}}</strong> <button type="submit" id="signout">Sign out</button></p></form>
 {{if not .Pending}}<p id="empty">Nothing is waiting for you.</p>{{else}}
 <p>Values are shown in full. Escapes make hidden characters visible: <code>\t \n \r \\</code>, <code>\uXXXX</code> for control, zero-width and bidirectional characters, <code>␠×N</code> for N spaces in a row. <mark class="masked">[REDACTED:TYPE]</mark> marks what a masking detector removed.</p>
 {{range .Pending}}<article id="req-{{.ID}}">
@@ -68,7 +72,7 @@ mark.masked{background:#fd8}
 <table class="params"><thead><tr><th>Parameter</th><th>Value (complete)</th></tr></thead><tbody>
 {{range fields .}}<tr><td><code>params{{.Path}}</code></td><td class="v">{{if long .Value}}<details><summary>{{head .Value}} … ({{runes .Value}} characters: show all)</summary>{{range spans .Value}}{{if .Masked}}<mark class="masked">{{.Text}}</mark>{{else}}{{.Text}}{{end}}{{end}}</details>{{else}}{{range spans .Value}}{{if .Masked}}<mark class="masked">{{.Text}}</mark>{{else}}{{.Text}}{{end}}{{end}}{{end}}{{if ne .Kind "string"}} <small>({{.Kind}})</small>{{end}}</td></tr>
 {{end}}</tbody></table>
-<form method="post" action="approvals/{{.ID}}/decide">
+<form method="post" action="approvals/{{.ID}}/decide">{{if $.CSRF}}<input type="hidden" name="csrf" value="{{$.CSRF}}">{{end}}
 <p><input name="reason" placeholder="reason" maxlength="1000" aria-label="reason">
 <button type="submit" name="decision" value="approve">Approve</button>
 <button type="submit" name="decision" value="deny">Deny</button></p>
@@ -108,6 +112,7 @@ func shownFields(r Request) []Field {
 type pageData struct {
 	SignedIn bool
 	Who      string
+	CSRF     string // the session's CSRF token (OpenID Connect sign-in only)
 	Pending  []Request
 	Message  string
 	Error    bool
@@ -142,7 +147,19 @@ func (p *page) show(w http.ResponseWriter, r *http.Request) {
 	if len(d.Message) > 200 {
 		d.Message = d.Message[:200]
 	}
-	who, ok := p.who(r)
+	var who identity.Identity
+	var ok bool
+	if p.people != nil {
+		// OpenID Connect sign-in: without a session, off to the provider.
+		sess, signedIn := p.people.Session(r)
+		if !signedIn {
+			seeOther(w, "approvals/signin")
+			return
+		}
+		who, ok, d.Who, d.CSRF = sess.Identity, true, sess.Name, p.people.CSRFToken(sess)
+	} else if who, ok = p.who(r); ok {
+		d.Who = who.Subject
+	}
 	if !ok {
 		if _, had := r.Cookie(cookieName); had == nil && d.Message == "" {
 			d.Message, d.Error = "Your token is not valid (expired?); sign in again.", true
@@ -155,7 +172,7 @@ func (p *page) show(w http.ResponseWriter, r *http.Request) {
 		p.api.log.Error("approvals page", "err", err.Error())
 		d.Message, d.Error = "Could not load requests.", true
 	}
-	d.SignedIn, d.Who = true, who.Subject
+	d.SignedIn = true
 	for _, req := range list {
 		if req.CanApprove(who) == nil {
 			d.Pending = append(d.Pending, req)
@@ -221,12 +238,25 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cross-site request refused", http.StatusForbidden)
 		return
 	}
-	who, ok := p.who(r)
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	var who identity.Identity
+	var ok bool
+	if p.people != nil {
+		var sess signin.Session
+		if sess, ok = p.people.Session(r); ok && !p.people.ValidCSRF(r, sess) {
+			// A cookie session goes with every request the browser makes: the form must
+			// prove it came from the page (its session's token).
+			http.Error(w, "cross-site request refused", http.StatusForbidden)
+			return
+		}
+		who = sess.Identity
+	} else {
+		who, ok = p.who(r)
+	}
 	if !ok {
 		seeOther(w, "../../approvals")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	var approve bool
 	switch r.PostFormValue("decision") {
 	case "approve":

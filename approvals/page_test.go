@@ -217,5 +217,5 @@ func TestPageBehindPrefix(t *testing.T) {
 	r, err := s.Get(t.Context(), res.Request.ID)
 	require.NoError(t, err)
 	require.Equal(t, Approved, r.State)
-	require.Equal(t, "https://gw.example/gw/approvals#"+r.ID, s.Link(r.ID))
+	require.Equal(t, "https://gw.example/gw/approvals#req-"+r.ID, s.Link(r.ID))
 }

@@ -111,6 +111,14 @@ type Request struct {
 	Keys      []string `json:"keys,omitempty"`
 	RequestID string   `json:"request_id,omitempty"`
 	SessionID string   `json:"session_id,omitempty"`
+	// Slack is the message the Slack app posted for this request, updated when it ends.
+	Slack *SlackMessage `json:"slack,omitempty"`
+}
+
+// SlackMessage identifies a posted Slack message.
+type SlackMessage struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
 }
 
 // Route is where a held call was going: the MCP server as the client addressed it.

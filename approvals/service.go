@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpguard/mcpguard/identity"
 	"github.com/mcpguard/mcpguard/masking"
+	"github.com/mcpguard/mcpguard/signin"
 )
 
 // ErrArguments reports call arguments that cannot be put in canonical form.
@@ -56,9 +57,10 @@ type Masker interface {
 // requests come from the store's pending index and are never cut off.
 const listLimit = 500
 
-// Notifier tells approvers about a new request. Notify must not block the data path.
+// Notifier tells approvers about a new request and about its end (decided or expired).
+// Notify must not block the data path.
 type Notifier interface {
-	Notify(r Request)
+	Notify(e Event)
 }
 
 // Service creates requests, waits for decisions and applies them. It is safe for
@@ -68,16 +70,18 @@ type Service struct {
 	store  Store
 	log    *slog.Logger
 	met    *metrics
-	notify Notifier
+	notify []Notifier
+	slack  *slackApp
 	mask   Masker
 	now    func() time.Time
+	people *signin.SignIn // nil: approvers paste tokens into the page
 }
 
 // Option changes a Service.
 type Option func(*Service)
 
-// WithNotifier sends new requests to n.
-func WithNotifier(n Notifier) Option { return func(s *Service) { s.notify = n } }
+// WithNotifier sends events to n, in addition to any notifier given before.
+func WithNotifier(n Notifier) Option { return func(s *Service) { s.notify = append(s.notify, n) } }
 
 // WithMasker masks what requests keep with m instead of every built-in detector.
 func WithMasker(m Masker) Option { return func(s *Service) { s.mask = m } }
@@ -111,7 +115,20 @@ func New(cfg Config, store Store, log *slog.Logger, reg prometheus.Registerer, o
 		}
 		s.mask = mk
 	}
+	if cfg.Slack.Enabled() {
+		if s.slack, err = newSlackApp(s, reg); err != nil {
+			return nil, err
+		}
+		s.notify = append(s.notify, s.slack)
+	}
 	return s, nil
+}
+
+// emit tells every notifier about e.
+func (s *Service) emit(t EventType, r Request) {
+	for _, n := range s.notify {
+		n.Notify(Event{Type: t, Request: r})
+	}
 }
 
 // Hold is the configured hold.
@@ -120,9 +137,9 @@ func (s *Service) Hold() time.Duration { return s.cfg.Hold }
 // RetryAfter is the retry hint for deferred calls.
 func (s *Service) RetryAfter() time.Duration { return s.cfg.RetryAfter }
 
-// Link is where an approver decides request id.
+// Link is where an approver decides request id: its entry on the approvals page.
 func (s *Service) Link(id string) string {
-	return s.cfg.PublicURL + "#" + url.PathEscape(id)
+	return s.cfg.PublicURL + "#req-" + url.PathEscape(id)
 }
 
 // Call is a tool call that policy says needs approval.
@@ -332,9 +349,7 @@ func (s *Service) open(ctx context.Context, c Call, p Party, canon, params []byt
 	s.met.event(evRequested)
 	s.log.Info("approval requested", "approval_id", r.ID, "tool", r.Tool, "rule", r.Rule,
 		"requester", r.Requester.Subject, "approvers", r.Approvers)
-	if s.notify != nil {
-		s.notify.Notify(r)
-	}
+	s.emit(EventRequested, r)
 	return Result{Outcome: Waiting, Request: r, Created: true}, nil
 }
 
@@ -451,7 +466,7 @@ func (s *Service) deliverDenial(ctx context.Context, id string) (Request, error)
 // noticed); it reports whether this call made the transition.
 func (s *Service) expire(ctx context.Context, id string) bool {
 	now := s.now()
-	_, err := s.store.Update(ctx, id, func(q *Request) error {
+	r, err := s.store.Update(ctx, id, func(q *Request) error {
 		if q.State != Pending || now.Before(q.ExpiresAt) {
 			return ErrConflict
 		}
@@ -463,6 +478,7 @@ func (s *Service) expire(ctx context.Context, id string) bool {
 	}
 	s.met.event(evExpired)
 	s.log.Info("approval expired", "approval_id", id)
+	s.emit(EventDecided, r)
 	return true
 }
 
@@ -501,6 +517,7 @@ func (s *Service) Decide(ctx context.Context, id string, by identity.Identity, a
 	}
 	s.met.event(ev)
 	s.log.Info("approval decided", "approval_id", id, "decision", ev, "approver", by.Subject, "tool", r.Tool)
+	s.emit(EventDecided, r)
 	return r, nil
 }
 
@@ -570,8 +587,13 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Run sweeps every Config.Sweep until ctx ends.
+// Run sweeps every Config.Sweep, and delivers to Slack when configured, until ctx ends.
 func (s *Service) Run(ctx context.Context) {
+	if s.slack != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); s.slack.out.run(ctx) }()
+		defer func() { <-done }()
+	}
 	t := time.NewTicker(s.cfg.Sweep)
 	defer t.Stop()
 	for {

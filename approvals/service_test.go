@@ -28,11 +28,20 @@ func (c *clock) add(d time.Duration) {
 }
 
 type recorder struct {
-	mu  sync.Mutex
-	got []Request
+	mu      sync.Mutex
+	got     []Request // requested
+	decided []Request
 }
 
-func (r *recorder) Notify(q Request) { r.mu.Lock(); defer r.mu.Unlock(); r.got = append(r.got, q) }
+func (r *recorder) Notify(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.Type == EventRequested {
+		r.got = append(r.got, e.Request)
+	} else {
+		r.decided = append(r.decided, e.Request)
+	}
+}
 
 func newTestService(t *testing.T, mod func(*Config)) (*Service, *clock, *recorder, *prometheus.Registry) {
 	t.Helper()

@@ -89,20 +89,43 @@ func (a *Approvals) OnApproval(ctx context.Context, x *Exchange, d policy.Decisi
 		return Verdict{}, fmt.Errorf("begin approval: %w", err)
 	}
 	if res.Created {
-		note(x, "requested", res.Request)
+		note(x, "requested", res.Request, time.Time{})
 	}
+	var heldAt time.Time
 	if res.Outcome == approvals.Waiting {
-		res, err = a.hold(ctx, x, res.Request)
+		res, heldAt, err = a.hold(ctx, x, res.Request)
 		if err != nil {
 			return Verdict{}, err
 		}
 	}
-	return a.verdict(x, res), nil
+	v := a.verdict(x, res, heldAt)
+	if !heldAt.IsZero() {
+		// The call leaves the hold now: upstream when granted, back to the client otherwise.
+		x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: map[string]any{
+			"id": res.Request.ID, "step": "released", "outcome": outcomeName(res.Outcome),
+			"held_ms": time.Since(heldAt).Milliseconds(),
+		}})
+	}
+	return v, nil
+}
+
+func outcomeName(o approvals.Outcome) string {
+	switch o {
+	case approvals.Granted:
+		return "granted"
+	case approvals.Refused:
+		return "denied"
+	case approvals.Waiting:
+		return "deferred"
+	default:
+		return "lapsed"
+	}
 }
 
 // hold extends Envoy's timer and waits; if the timer cannot be extended the call is
-// deferred at once rather than risk Envoy timing out mid-wait.
-func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) (approvals.Result, error) {
+// deferred at once rather than risk Envoy timing out mid-wait. It returns when the hold
+// started, zero when the call was not held.
+func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) (approvals.Result, time.Time, error) {
 	wait := a.svc.Hold()
 	got, err := x.Hold(wait + holdMargin)
 	if err != nil {
@@ -112,24 +135,42 @@ func (a *Approvals) hold(ctx context.Context, x *Exchange, r approvals.Request) 
 		wait = min(wait, got-holdMargin)
 	}
 	if wait <= 0 {
-		return approvals.Result{Outcome: approvals.Waiting, Request: r}, nil
+		return approvals.Result{Outcome: approvals.Waiting, Request: r}, time.Time{}, nil
 	}
 	x.Log.Info("call held for approval", "approval_id", r.ID, "hold", wait.String())
+	heldAt := time.Now()
+	x.AddNote(Note{Stage: "approvals", Kind: "approval", Time: heldAt, Attrs: map[string]any{
+		"id": r.ID, "step": "held", "hold_ms": wait.Milliseconds(),
+	}})
 	res, err := a.svc.Wait(ctx, r.ID, wait)
 	if err != nil {
-		return approvals.Result{}, fmt.Errorf("wait for approval: %w", err)
+		return approvals.Result{}, heldAt, fmt.Errorf("wait for approval: %w", err)
 	}
-	return res, nil
+	return res, heldAt, nil
 }
 
-func (a *Approvals) verdict(x *Exchange, res approvals.Result) Verdict {
+// verdict answers the outcome. A decision taken while the call was held (heldAt set) is
+// noted at the approver's time, kept within the hold: approvers may decide on another
+// replica whose clock differs, and the recording must keep hold, decision and release in
+// order (decided_at keeps the approver's own time).
+func (a *Approvals) verdict(x *Exchange, res approvals.Result, heldAt time.Time) Verdict {
 	r := res.Request
+	var at time.Time
+	if !heldAt.IsZero() && r.Decision != nil {
+		at = r.Decision.At
+		if at.Before(heldAt) {
+			at = heldAt
+		}
+		if now := time.Now(); at.After(now) {
+			at = now
+		}
+	}
 	switch res.Outcome {
 	case approvals.Granted:
-		note(x, "granted", r)
+		note(x, "granted", r, at)
 		return Pass
 	case approvals.Refused:
-		note(x, "denied", r)
+		note(x, "denied", r, at)
 		reason := ""
 		if r.Decision != nil {
 			reason = r.Decision.Reason
@@ -142,7 +183,7 @@ func (a *Approvals) verdict(x *Exchange, res approvals.Result) Verdict {
 			"approval_id": r.ID, "reason": reason,
 		}}}
 	case approvals.Waiting:
-		note(x, "deferred", r)
+		note(x, "deferred", r, time.Time{})
 		retry := a.svc.RetryAfter()
 		return Verdict{Action: Deny, Err: &mcp.Error{
 			Code:    CodeApprovalDeferred,
@@ -155,7 +196,7 @@ func (a *Approvals) verdict(x *Exchange, res approvals.Result) Verdict {
 			},
 		}}
 	default:
-		note(x, "lapsed", r)
+		note(x, "lapsed", r, time.Time{})
 		return Verdict{Action: Deny, Err: &mcp.Error{
 			Code: CodeApprovalLapsed, Message: "approval expired or already used; call again to request a new one",
 			Data: map[string]any{"approval_id": r.ID},
@@ -176,9 +217,10 @@ func target(m *mcp.Message) string {
 	return m.Method
 }
 
-// note records an approval step on the exchange for the recording: the facts the approver
-// was shown, except argument values (the recording holds the call itself).
-func note(x *Exchange, step string, r approvals.Request) {
+// note records an approval step on the exchange for the recording, at time at (now when
+// zero): the facts the approver was shown, except argument values (the recording holds the
+// call itself).
+func note(x *Exchange, step string, r approvals.Request, at time.Time) {
 	attrs := map[string]any{
 		"id": r.ID, "step": step, "state": string(r.State), "tool": r.Tool, "rule": r.Rule,
 		"message": r.Message, "policy_version": r.PolicyVersion, "approvers": r.Approvers,
@@ -190,5 +232,5 @@ func note(x *Exchange, step string, r approvals.Request) {
 		attrs["decided_at"] = r.Decision.At.UTC().Format(time.RFC3339Nano)
 		attrs["reason"] = r.Decision.Reason
 	}
-	x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: attrs})
+	x.AddNote(Note{Stage: "approvals", Kind: "approval", Attrs: attrs, Time: at})
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -95,6 +96,8 @@ func TestMaskingStage(t *testing.T) {
 			require.True(t, ok)
 			require.Equal(t, strconv.Itoa(len(got)), cl)
 			require.Len(t, notes, 1)
+			require.False(t, notes[0].Time.IsZero(), "notes carry the time they were made")
+			notes[0].Time = time.Time{}
 			require.Equal(t, extproc.Note{Stage: "masking", Kind: "masked", Attrs: map[string]any{"counts": tc.counts}}, notes[0])
 			for typ, n := range tc.counts {
 				require.InDelta(t, float64(n), metric(t, reg, "mcpguard_masking_findings_total", "type", typ), 0)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -103,6 +104,8 @@ func TestArgumentMasking(t *testing.T) {
 			require.Contains(t, before[0], card, "policy decides on the arguments as sent")
 			require.JSONEq(t, masked, after[0], "later stages see what goes upstream")
 			require.Len(t, notes, tc.notes)
+			require.False(t, notes[0].Time.IsZero(), "notes carry the time they were made")
+			notes[0].Time = time.Time{}
 			require.Equal(t, extproc.Note{
 				Stage: "argument_masking", Kind: "masked",
 				Attrs: map[string]any{"tool": "pay", "counts": map[string]int{"CREDIT_CARD": 1}},

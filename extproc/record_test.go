@@ -72,7 +72,7 @@ func TestRecordingStage(t *testing.T) {
 			require.NoError(t, err)
 			rec, err := recordings.Open(cfg, sink, key, nil, prometheus.NewRegistry())
 			require.NoError(t, err)
-			h := start(t, extproc.DefaultConfig(), policy, masking, extproc.NewRecording(rec))
+			h := start(t, extproc.DefaultConfig(), policy, masking, extproc.NewRecording(rec, extproc.RecordingOptions{}))
 			e := h.open(t, t.Context())
 			e.post(toolsCall(1, c.tool), "mcp-protocol-version", "2025-06-18", "mcp-session-id", "sess-rec")
 			if c.response == "" {

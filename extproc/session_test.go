@@ -262,7 +262,7 @@ func TestLegacyRecordingOneSession(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rec.Close(context.WithoutCancel(t.Context())) })
 	ss, _ := sessionStage(t)
-	h := start(t, extproc.DefaultConfig(), ss, extproc.NewRecording(rec))
+	h := start(t, extproc.DefaultConfig(), ss, extproc.NewRecording(rec, extproc.RecordingOptions{}))
 
 	g := legacyStream(t, h, caller, "L1")
 	g.recv()

@@ -40,6 +40,8 @@ type Response struct {
 	Msg *mcp.Message
 	// Event is the server-sent event that carried Msg, nil for a JSON body.
 	Event *mcp.Event
+	// Received is when the message arrived from upstream, before any response stage ran.
+	Received time.Time
 	// Request is the request Msg answers when it did not travel in this exchange (the
 	// 2024-11-05 transport answers POSTs on the GET stream), as matched by the session
 	// stage; nil when unknown. The client chose the ids: it is a hint, not proof.
@@ -116,6 +118,12 @@ type Exchange struct {
 	// transport, the session of the POST endpoint (set by the session stage) and of the GET
 	// stream that announced it. Empty for stateless traffic.
 	SessionID string
+	// OpenedSessionID is the session the upstream opened in its response (the
+	// mcp-session-id of an initialize answer, once the session stage accepted it); empty
+	// when the request named its session or none was opened.
+	OpenedSessionID string
+	// Received is when the request reached the gateway (its headers arrived).
+	Received time.Time
 	// Method and Path are the HTTP method and path (with query).
 	Method, Path string
 	// Headers are the request headers, lower-cased; repeated headers joined with ",".
@@ -132,6 +140,8 @@ type Exchange struct {
 
 	hold  func(time.Duration) (time.Duration, error)
 	notes []Note
+	// sent is the body as the client sent it, once a request stage replaced [Exchange.Body].
+	sent *mcp.Body
 	// legacy marks a 2024-11-05 GET stream once its endpoint event bound the session: the
 	// answers to the session's POSTs arrive here, matched by the session stage.
 	legacy bool
@@ -147,10 +157,17 @@ type Note struct {
 	Stage string
 	Kind  string
 	Attrs map[string]any
+	// Time is when the fact was established; zero is filled in by [Exchange.AddNote].
+	Time time.Time
 }
 
-// AddNote records n on the exchange.
-func (x *Exchange) AddNote(n Note) { x.notes = append(x.notes, n) }
+// AddNote records n on the exchange, at the current time unless n.Time is set.
+func (x *Exchange) AddNote(n Note) {
+	if n.Time.IsZero() {
+		n.Time = time.Now()
+	}
+	x.notes = append(x.notes, n)
+}
 
 // Notes returns the notes added so far, oldest first. The slice must not be modified.
 func (x *Exchange) Notes() []Note { return x.notes }

@@ -143,6 +143,7 @@ func (st *stream) expect(p phase, got string) error {
 func (st *stream) requestHeaders(ctx context.Context, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 	hs := readHeaders(h.GetHeaders())
 	x := &Exchange{
+		Received:  time.Now(),
 		RequestID: req.GetAttributes()[attrNamespace].GetFields()["request.id"].GetStringValue(),
 		SessionID: hs.Get("mcp-session-id"),
 		Method:    hs.Get(":method"),
@@ -289,6 +290,9 @@ func (st *stream) replaceBody(raw []byte) error {
 			return fmt.Errorf("replacement changes the envelope of message %d", i)
 		}
 	}
+	if st.x.sent == nil {
+		st.x.sent = old
+	}
 	st.x.Body, st.reqBody = b, raw
 	return nil
 }
@@ -363,6 +367,10 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 	}
 	st.x.Status = code
 	st.x.ContentType = mediaType(hs.Get("content-type"))
+	if id := hs.Get("mcp-session-id"); id != "" && id != st.x.SessionID {
+		// Accepted by the session stage (sessionOpened) when there is one.
+		st.x.OpenedSessionID = id
+	}
 	resp := &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{}}
 	out := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: resp}}
 	if h.GetEndOfStream() {
@@ -671,6 +679,9 @@ func (st *stream) inspectJSON(ctx context.Context, body []byte) ([]byte, bool, e
 func (st *stream) inspectMessage(ctx context.Context, r *Response, onStream bool) ([]byte, bool, error) {
 	x := st.x
 	orig := r.Msg
+	if r.Received.IsZero() {
+		r.Received = time.Now()
+	}
 	st.s.m.messages.WithLabelValues("response", methodLabel(st.responseMethod(orig))).Inc()
 	x.hold = st.holder(awaitResponseBody)
 	defer func() { x.hold = nil }()

@@ -45,6 +45,8 @@ type Config struct {
 	Segment     SegmentConfig `yaml:"segment"`
 	Upload      UploadConfig  `yaml:"upload"`
 	Sink        SinkConfig    `yaml:"sink"`
+	// Arguments is how request arguments are recorded: masked, and optionally sealed.
+	Arguments ArgumentsConfig `yaml:"arguments"`
 }
 
 // SpoolConfig is the local durable spool.
@@ -114,6 +116,7 @@ func DefaultConfig() Config {
 		Segment:     SegmentConfig{MaxBytes: 4 << 20, MaxAge: time.Minute},
 		Upload:      UploadConfig{MinBackoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second},
 		Sink:        SinkConfig{Type: "dir"},
+		Arguments:   ArgumentsConfig{Mask: true},
 	}
 }
 
@@ -168,6 +171,7 @@ func (c Config) Validate() error {
 	if strings.HasPrefix(c.Sink.Prefix, "/") || strings.Contains(c.Sink.Prefix, "..") {
 		add("sink.prefix: %q must be relative without ..", c.Sink.Prefix)
 	}
+	errs = append(errs, c.Arguments.validate()...)
 	switch c.Sink.Type {
 	case "dir":
 	case "s3":

@@ -4,12 +4,17 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpguard/mcpguard/recordings"
 )
 
 func TestConfigValidate(t *testing.T) {
+	x25519, err := age.GenerateX25519Identity()
+	require.NoError(t, err)
+	hybrid, err := age.GenerateHybridIdentity()
+	require.NoError(t, err)
 	cases := []struct {
 		name string
 		edit func(c *recordings.Config)
@@ -33,6 +38,18 @@ func TestConfigValidate(t *testing.T) {
 			c.Sink.S3 = recordings.S3Config{Endpoint: "s3.example:443", Bucket: "b", ObjectLock: recordings.ObjectLock{Mode: "GOVERNANCE"}}
 		}, []string{"sink.s3.object_lock.days: must be positive"}},
 		{"prefix escaping", func(c *recordings.Config) { c.Sink.Prefix = "../x" }, []string{"sink.prefix:"}},
+		{"seal_to recipients", func(c *recordings.Config) {
+			c.Arguments.SealTo = []string{"age1notakey", x25519.String(), "ssh-ed25519 AAAA"}
+		}, []string{"arguments.seal_to[0]: not a valid age1 X25519", "arguments.seal_to[1]: not an age recipient", "arguments.seal_to[2]: not an age recipient"}},
+		{"sealing needs masking", func(c *recordings.Config) {
+			c.Arguments = recordings.ArgumentsConfig{Mask: false, SealTo: []string{x25519.Recipient().String()}}
+		}, []string{"arguments.seal_to: requires arguments.mask"}},
+		{"recipient kinds not mixed", func(c *recordings.Config) {
+			c.Arguments.SealTo = []string{x25519.Recipient().String(), hybrid.Recipient().String()}
+		}, []string{"arguments.seal_to: age1pq1 and age1 recipients cannot be mixed"}},
+		{"hybrid recipients", func(c *recordings.Config) {
+			c.Arguments.SealTo = []string{hybrid.Recipient().String()}
+		}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -53,6 +70,17 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// A private key pasted where a recipient goes never reaches the error (and so the log).
+func TestConfigSealToSecretNotEchoed(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	require.NoError(t, err)
+	cfg := recordings.DefaultConfig()
+	cfg.Arguments.SealTo = []string{id.String()}
+	err = cfg.Validate()
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), id.String()[16:])
+}
+
 func TestSessionKey(t *testing.T) {
 	cases := []struct {
 		name, mcp string
@@ -67,12 +95,14 @@ func TestSessionKey(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := recordings.SessionKey(c.mcp, c.id)
+			got := recordings.SessionKey(c.mcp, c.id, "")
 			require.True(t, strings.HasPrefix(got, c.want), got)
 			require.NotContains(t, got, "/")
 		})
 	}
 	same := *alice
-	require.Equal(t, recordings.SessionKey("", alice), recordings.SessionKey("", &same), "the key depends on the identity, not the pointer")
-	require.NotEqual(t, recordings.SessionKey("", alice), recordings.SessionKey("", &recordings.Identity{Subject: "other", Issuer: alice.Issuer}))
+	require.Equal(t, recordings.SessionKey("", alice, ""), recordings.SessionKey("", &same, ""), "the key depends on the identity, not the pointer")
+	require.NotEqual(t, recordings.SessionKey("", alice, ""), recordings.SessionKey("", &recordings.Identity{Subject: "other", Issuer: alice.Issuer}, ""))
+	require.NotEqual(t, recordings.SessionKey("", alice, "claude-code"), recordings.SessionKey("", alice, "cursor"), "one identity's clients are recorded apart")
+	require.Equal(t, recordings.SessionKey("s-1", alice, "claude-code"), recordings.SessionKey("s-1", alice, "cursor"), "a session is one recording whatever the client says")
 }

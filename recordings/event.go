@@ -15,7 +15,8 @@ type Kind string
 const (
 	KindSessionStart Kind = "session_start"
 	KindSessionEnd   Kind = "session_end"
-	KindRequest      Kind = "request"  // a client message as forwarded upstream
+	KindRequest      Kind = "request"  // a client message, at the time the gateway received it
+	KindForward      Kind = "forward"  // the request released upstream (after policy, holds, approvals)
 	KindResponse     Kind = "response" // an upstream message as delivered (after masking)
 	KindDenial       Kind = "denial"   // the gateway answered the request itself
 	KindNote         Kind = "note"     // a policy decision, approval step or masking summary
@@ -43,8 +44,10 @@ type Note struct {
 }
 
 // Event is one line of a segment. Seq numbers the events of one replica's chain of a
-// session from 1 (it only grows, whatever the wall clock does); Time orders events of
-// different replicas.
+// session from 1 (it only grows, whatever the wall clock does); Time is when the event
+// happened (a request's is when it was received, a note's when its step took place), which
+// may be earlier than when it was recorded: a call held for approval is recorded once
+// released, its events carrying the times of receipt, hold, decision and release, in that order.
 type Event struct {
 	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"`
@@ -59,16 +62,22 @@ type Event struct {
 	Method       string          `json:"method,omitempty"` // JSON-RPC method (of the request a result answers)
 	Tool         string          `json:"tool,omitempty"`
 	Message      json.RawMessage `json:"message,omitempty"` // the JSON-RPC message as delivered
-	SSE          *SSE            `json:"sse,omitempty"`
-	Note         *Note           `json:"note,omitempty"`
+	// Sealed is the request as the client sent it, when what Message holds was masked for
+	// the recording: age-encrypted to recordings.arguments.seal_to, base64 (see [Sealer]).
+	Sealed string `json:"sealed,omitempty"`
+	SSE    *SSE   `json:"sse,omitempty"`
+	Note   *Note  `json:"note,omitempty"`
 }
 
 var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // SessionKey is the storage name of a session: the Mcp-Session-Id when it is a safe path
-// element, a hash of it otherwise, and for stateless traffic a stable name derived from the
-// identity and client, so one caller's exchanges are grouped.
-func SessionKey(mcpSessionID string, id *Identity) string {
+// element, a hash of it otherwise. Traffic without a session (the stateless 2026-07-28
+// revision, or a request before the upstream named a session) gets a stable name derived
+// from the verified identity (issuer, subject, client id) and client, the name the client
+// gives itself (clientInfo.name; it only splits one identity's recordings, it proves
+// nothing), so one caller's exchanges are grouped.
+func SessionKey(mcpSessionID string, id *Identity, client string) string {
 	if mcpSessionID != "" {
 		if safeID.MatchString(mcpSessionID) && mcpSessionID != "." && mcpSessionID != ".." {
 			return mcpSessionID
@@ -78,7 +87,11 @@ func SessionKey(mcpSessionID string, id *Identity) string {
 	if id == nil {
 		return "anon-unverified"
 	}
-	return "anon-" + digest(id.Issuer+"\x00"+id.Subject+"\x00"+id.ClientID)
+	k := id.Issuer + "\x00" + id.Subject + "\x00" + id.ClientID
+	if client != "" {
+		k += "\x00" + client
+	}
+	return "anon-" + digest(k)
 }
 
 func digest(s string) string {

@@ -173,7 +173,9 @@ func (r *Recorder) Admit() error {
 
 // Record appends ev to its session's chain (in memory until the next [Recorder.Sync]).
 // The first event of a chain is preceded by a session_start carrying ev's identity; an
-// event of kind session_end closes the chain. Seq and Time are set here.
+// event of kind session_end closes the chain. Seq is set here, and Time when ev has none
+// (an event recorded after it happened, such as a request held for approval, carries its
+// own).
 func (r *Recorder) Record(ev Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -192,7 +194,13 @@ func (r *Recorder) Record(ev Event) error {
 		}
 		c.dir = filepath.Join(r.chainsDir(), c.session, c.id)
 		r.chains[ev.Session] = c
-		if err := r.appendLocked(c, Event{Kind: KindSessionStart, Session: ev.Session, MCPSessionID: ev.MCPSessionID, Identity: ev.Identity, RequestID: ev.RequestID}, now); err != nil {
+		// The session starts when its first event happened: a request held before it was
+		// recorded carries its earlier time of receipt.
+		at := now
+		if !ev.Time.IsZero() && ev.Time.Before(now) {
+			at = ev.Time
+		}
+		if err := r.appendLocked(c, Event{Time: at, Kind: KindSessionStart, Session: ev.Session, MCPSessionID: ev.MCPSessionID, Identity: ev.Identity, RequestID: ev.RequestID}, now); err != nil {
 			return err
 		}
 	}

@@ -47,6 +47,8 @@ type ClientOptions struct {
 	Version string
 	// DisableStandaloneSSE skips the GET stream of stateful sessions.
 	DisableStandaloneSSE bool
+	// Name is the client's name in clientInfo; default mcpguard-e2e.
+	Name string
 	// Client are the SDK client options (handlers for sampling, elicitation, progress).
 	Client *mcp.ClientOptions
 	// HTTP overrides the client built from Token.
@@ -69,7 +71,11 @@ func Connect(ctx context.Context, o ClientOptions) (*mcp.ClientSession, error) {
 			DisableStandaloneSSE: o.DisableStandaloneSSE,
 		}
 	}
-	c := mcp.NewClient(&mcp.Implementation{Name: "mcpguard-e2e", Version: "1.0.0"}, o.Client)
+	name := o.Name
+	if name == "" {
+		name = "mcpguard-e2e"
+	}
+	c := mcp.NewClient(&mcp.Implementation{Name: name, Version: "1.0.0"}, o.Client)
 	s, err := c.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: o.Version})
 	if err != nil {
 		return nil, fmt.Errorf("connect %s (%s): %w", o.Endpoint, o.Version, err)

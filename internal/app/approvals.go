@@ -108,7 +108,11 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	if err != nil {
 		return p, err
 	}
-	svc, err = approvals.New(ac, store, log, reg, approvals.WithNotifier(hooks), approvals.WithMasker(mk))
+	opts, err := signInOptions(ac, log)
+	if err != nil {
+		return p, err
+	}
+	svc, err = approvals.New(ac, store, log, reg, append(opts, approvals.WithNotifier(hooks), approvals.WithMasker(mk))...)
 	if err != nil {
 		return p, err
 	}
@@ -135,6 +139,9 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 		return p, err
 	}
 	p.routes = svc.Routes(approverAuth{v: v, aud: aud, mcp: cfg.Auth.Audience}, log)
+	for pattern, h := range svc.SlackRoutes() {
+		p.routes[pattern] = h
+	}
 	return p, nil
 }
 

@@ -22,6 +22,7 @@ var commandPaths = [][]string{
 	{"recordings", "verify"},
 	{"recordings", "export"},
 	{"recordings", "reindex"},
+	{"recordings", "unseal"},
 	{"token"},
 	{"policy"},
 	{"policy", "test"},

@@ -137,6 +137,8 @@ func scrapeEveryMetric(t *testing.T) map[string]*dto.MetricFamily {
 	t.Cleanup(hook.Close)
 	pol := filepath.Join(t.TempDir(), "policy.yaml")
 	require.NoError(t, os.WriteFile(pol, []byte(metricsPolicy), 0o600))
+	hookSecret := filepath.Join(t.TempDir(), "hook-secret")
+	require.NoError(t, os.WriteFile(hookSecret, []byte("metrics-test-secret"), 0o600))
 
 	cfg := devConfig + fmt.Sprintf(`  issuers:
     - issuer: %s
@@ -156,7 +158,8 @@ approvals:
     webhooks:
       - url: %s
         format: json
-`, iss.URL, pol, hook.URL)
+        secret_file: %s
+`, iss.URL, pol, hook.URL, hookSecret)
 	in := start(t, cfg)
 
 	up := metricsUpstream(t)

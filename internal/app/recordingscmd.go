@@ -26,6 +26,7 @@ const recordingsUsage = `Usage:
   mcpguard recordings verify SESSION|--all [--public-key BASE64]
   mcpguard recordings export SESSION --format jsonl
   mcpguard recordings reindex [--since T] [--until T]
+  mcpguard recordings unseal --identity KEYFILE SESSION
 FILTERS: --since T --until T (T: 7d, 36h, YYYY-MM-DD or RFC 3339; session start, until exclusive)
          --identity SUBJECT|CLIENT (exact) --tool NAME --rule NAME --decision ACTION --request-id ID
 SESSION is a session id or a prefix of one (the filters narrow it).
@@ -106,7 +107,7 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	since := fs.String("since", "", "sessions started at or after: a duration back (7d, 36h), a date (YYYY-MM-DD) or RFC 3339")
 	until := fs.String("until", "", "sessions started before: a duration back, a date or RFC 3339")
 	var q recordings.Query
-	fs.StringVar(&q.Identity, "identity", "", "subject or client id (exact)")
+	fs.StringVar(&q.Identity, "identity", "", "subject or client id (exact); unseal: age identity file holding the key sealed arguments were sealed to")
 	fs.StringVar(&q.Tool, "tool", "", "sessions that called this tool")
 	fs.StringVar(&q.Rule, "rule", "", "sessions a policy rule decided in")
 	fs.StringVar(&q.Decision, "decision", "", "sessions with this decision (allow, deny, require_approval, approved, rejected, ...)")
@@ -205,6 +206,23 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 		}
 		return nil
+	case "unseal":
+		// Here --identity is the age identity file, not a filter.
+		keyFile := q.Identity
+		q.Identity = ""
+		ids, err := loadIdentities(keyFile)
+		if err != nil {
+			return err
+		}
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		evs, err := a.Events(ctx, s)
+		if err != nil {
+			return err
+		}
+		return unseal(stdout, stderr, s.Name, evs, ids, keyFile)
 	case "verify":
 		pub, err := verifyKey(cfg, *pubFlag)
 		if err != nil {
@@ -389,7 +407,7 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(min(e.Time.Sub(prev), 5*time.Second)):
+			case <-time.After(paceGap(prev, e)):
 			}
 		}
 		prev = e.Time
@@ -409,6 +427,14 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 			if e.Message == nil {
 				line = paint("36", "→ "+e.HTTP) + dim(color, " ["+e.RequestID+"]")
 			}
+			if e.Note != nil {
+				line += " " + e.Note.Kind + " " + noteText(e.Note)
+			}
+			if e.Sealed != "" {
+				line += dim(color, " (original sealed: recordings unseal)")
+			}
+		case recordings.KindForward:
+			line = paint("36", "⇢ forwarded "+orDash(e.Method)) + " " + e.Tool + heldFor(e) + dim(color, " ["+e.RequestID+"]")
 		case recordings.KindResponse:
 			sse := ""
 			if e.SSE != nil {
@@ -421,7 +447,11 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 		case recordings.KindDenial:
 			line = paint("31", fmt.Sprintf("✗ DENIED %d", e.Status)) + " " + compact(e.Message, limit)
 		case recordings.KindNote:
-			line = paint("33", "• "+e.Note.Stage+" "+e.Note.Kind) + " " + noteText(e.Note)
+			kind := e.Note.Kind
+			if st, ok := e.Note.Attrs["step"].(string); ok && e.Note.Stage == "approvals" {
+				kind += " " + st // held, granted, released…: the hold reads as a sequence
+			}
+			line = paint("33", "• "+e.Note.Stage+" "+kind) + " " + noteText(e.Note)
 		default:
 			line = string(e.Kind)
 		}
@@ -430,6 +460,43 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 		}
 	}
 	return nil
+}
+
+// paceGap is how long --pace waits before showing e: idle gaps are cut to 5s, a call's
+// hold for approval is replayed as it was.
+func paceGap(prev time.Time, e recordings.Event) time.Duration {
+	gap := e.Time.Sub(prev)
+	if !inHold(e) {
+		gap = min(gap, 5*time.Second)
+	}
+	return gap
+}
+
+// inHold reports an event that ends a wait for approval: the gap before it is the hold.
+func inHold(e recordings.Event) bool {
+	if e.Kind == recordings.KindForward {
+		return true
+	}
+	if e.Kind != recordings.KindNote || e.Note == nil || e.Note.Stage != "approvals" {
+		return false
+	}
+	switch e.Note.Attrs["step"] {
+	case "granted", "denied", "released", "deferred", "lapsed":
+		return true
+	}
+	return false
+}
+
+// heldFor is how long a forwarded request waited at the gateway, when it is worth saying.
+func heldFor(e recordings.Event) string {
+	if e.Note == nil {
+		return ""
+	}
+	ms, ok := e.Note.Attrs["waited_ms"].(float64)
+	if !ok || ms < 1000 {
+		return ""
+	}
+	return fmt.Sprintf(" after %s at the gateway", (time.Duration(ms) * time.Millisecond).Round(100*time.Millisecond))
 }
 
 func dim(color bool, s string) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/mcpguard/mcpguard/internal/config"
 	"github.com/mcpguard/mcpguard/masking"
 	"github.com/mcpguard/mcpguard/policy"
+	"github.com/mcpguard/mcpguard/recordings"
 )
 
 // stages builds the ext_proc pipeline in its fixed order. The protocol checks always run
@@ -62,8 +63,10 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 		<-reloadDone
 		return nil
 	})
-	// Masking rewrites secrets and personal data in what comes back, before it is recorded.
-	if cfg.Masking.Enabled {
+	// One masker (the masking section's detectors) serves the masking stages and the
+	// recording of request arguments, which is masked even with masking.enabled off.
+	var m *masking.Masker
+	if cfg.Masking.Enabled || (cfg.Recordings.Enabled && cfg.Recordings.Arguments.Mask) {
 		mc := cfg.Masking
 		if mc.HashKeyFile != "" {
 			key, err := os.ReadFile(mc.HashKeyFile)
@@ -72,10 +75,13 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 			}
 			mc.HashKey, mc.HashKeyFile = strings.TrimSpace(string(key)), ""
 		}
-		m, err := masking.New(mc)
-		if err != nil {
+		if m, err = masking.New(mc); err != nil {
 			return nil, closers, fmt.Errorf("masking: %w", err)
 		}
+	}
+	// Masking rewrites secrets and personal data in what comes back, before it is recorded.
+	if cfg.Masking.Enabled {
+		mc := cfg.Masking
 		ms, err := extproc.NewMasking(m, reg)
 		if err != nil {
 			return nil, closers, fmt.Errorf("masking stage: %w", err)
@@ -92,12 +98,20 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 	}
 	// Recording stays the last stage: it records what the client received.
 	if cfg.Recordings.Enabled {
+		var o extproc.RecordingOptions
+		if cfg.Recordings.Arguments.Mask {
+			o.Mask = m
+		}
+		if o.Seal, err = recordings.NewSealer(cfg.Recordings.Arguments.SealTo); err != nil {
+			return nil, closers, fmt.Errorf("recordings.arguments: %w", err)
+		}
 		rec, err := openRecorder(cfg, log, reg)
 		if err != nil {
 			return nil, closers, fmt.Errorf("recordings: %w", err)
 		}
-		out = append(out, extproc.NewRecording(rec))
-		closers = append(closers, rec.Close)
+		rs := extproc.NewRecording(rec, o)
+		out = append(out, rs)
+		closers = append(closers, rs.Close, rec.Close) // the stage's waiting events, then the recorder
 	}
 	return out, closers, nil
 }

@@ -16,8 +16,10 @@ import (
 // Check loads the config at path like [Load] and also opens every file it names the way the
 // service will: the policy (read and compiled), masking's hash key (and the masking rules
 // compiled with it), the recordings signing key, the development issuer's key, the Redis
-// password file, the TLS files (checked by Validate), and the data directory. Nothing is
-// created. All problems come in one error, each with its path in the config and its line.
+// password file, approvals' webhook secrets, Slack token and signing secret, the approvals
+// sign-in's client secret and cookie key, the TLS files (checked by Validate), and the data
+// directory. Nothing is created. All problems come in one error, each with its path in the
+// config and its line.
 func Check(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -96,6 +98,7 @@ func (c *Config) checkFiles() []error {
 			errs = append(errs, fmt.Errorf("approvals.store.redis.password_file: %s is empty", r.PasswordFile))
 		}
 	}
+	errs = append(errs, prefixed("approvals", errors.Join(c.Approvals.CheckFiles()...))...)
 	for _, d := range []struct{ field, dir string }{
 		{"data_dir", c.DataDir},
 		{"recordings.spool.dir", c.Recordings.Spool.Dir},
