@@ -47,8 +47,7 @@ type Note struct {
 // session from 1 (it only grows, whatever the wall clock does); Time is when the event
 // happened (a request's is when it was received, a note's when its step took place), which
 // may be earlier than when it was recorded: a call held for approval is recorded once
-// released, its events carrying the times of receipt, hold, decision and release, in that
-// order. Time also orders events of different replicas.
+// released, its events carrying the times of receipt, hold, decision and release, in that order.
 type Event struct {
 	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"`

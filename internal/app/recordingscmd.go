@@ -25,8 +25,8 @@ const recordingsUsage = `Usage:
   mcpguard recordings play SESSION [--full] [--force] [--pace] [--color auto|always|never] [--public-key BASE64]
   mcpguard recordings verify SESSION|--all [--public-key BASE64]
   mcpguard recordings export SESSION --format jsonl
-  mcpguard recordings unseal --identity KEYFILE SESSION
   mcpguard recordings reindex [--since T] [--until T]
+  mcpguard recordings unseal --identity KEYFILE SESSION
 FILTERS: --since T --until T (T: 7d, 36h, YYYY-MM-DD or RFC 3339; session start, until exclusive)
          --identity SUBJECT|CLIENT (exact) --tool NAME --rule NAME --decision ACTION --request-id ID
 SESSION is a session id or a prefix of one (the filters narrow it).
@@ -207,7 +207,10 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return nil
 	case "unseal":
-		ids, err := loadIdentities(q.Identity)
+		// Here --identity is the age identity file, not a filter.
+		keyFile := q.Identity
+		q.Identity = ""
+		ids, err := loadIdentities(keyFile)
 		if err != nil {
 			return err
 		}
@@ -219,7 +222,7 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		return unseal(stdout, stderr, s.Name, evs, ids, q.Identity)
+		return unseal(stdout, stderr, s.Name, evs, ids, keyFile)
 	case "verify":
 		pub, err := verifyKey(cfg, *pubFlag)
 		if err != nil {
