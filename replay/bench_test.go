@@ -31,12 +31,18 @@ func BenchmarkSessionPage(b *testing.B) {
 	id := &recordings.Identity{Subject: "agent-1", Issuer: "https://idp"}
 	for i := range 1000 {
 		rid := fmt.Sprintf("rid-%d", i)
-		require.NoError(b, r.Record(recordings.Event{Kind: recordings.KindRequest, Session: "big", RequestID: rid, Identity: id, Method: "tools/call", Tool: "echo",
-			Message: []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello %d"}}}`, i, i))}))
-		require.NoError(b, r.Record(recordings.Event{Kind: recordings.KindNote, Session: "big", RequestID: rid,
-			Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-echo", "action": "allow"}}}))
-		require.NoError(b, r.Record(recordings.Event{Kind: recordings.KindResponse, Session: "big", RequestID: rid, Status: 200,
-			Message: []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"hello %d"}]}}`, i, i))}))
+		require.NoError(b, r.Record(recordings.Event{
+			Kind: recordings.KindRequest, Session: "big", RequestID: rid, Identity: id, Method: "tools/call", Tool: "echo",
+			Message: []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello %d"}}}`, i, i)),
+		}))
+		require.NoError(b, r.Record(recordings.Event{
+			Kind: recordings.KindNote, Session: "big", RequestID: rid,
+			Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-echo", "action": "allow"}},
+		}))
+		require.NoError(b, r.Record(recordings.Event{
+			Kind: recordings.KindResponse, Session: "big", RequestID: rid, Status: 200,
+			Message: []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"hello %d"}]}}`, i, i)),
+		}))
 	}
 	require.NoError(b, r.Record(recordings.Event{Kind: recordings.KindSessionEnd, Session: "big"}))
 	require.NoError(b, r.Sync(b.Context()))
