@@ -306,17 +306,13 @@ func rows(evs []recordings.Event) []row {
 			case e.Note.Kind == "masked" || e.Note.Kind == "unmaskable":
 				rw.Class = "note masking"
 			}
-			if t, ok := received[e.RequestID]; ok && !t.IsZero() && e.Time.After(t) {
-				rw.Gap = e.Time.Sub(t).Round(time.Millisecond).String() + " after receipt"
-			}
+			rw.Gap = since(received, e)
 			if len(e.Note.Attrs) > 0 {
 				rw.Content = display(mustJSON(e.Note.Attrs))
 			}
 		}
 		if e.Kind == recordings.KindForward {
-			if t, ok := received[e.RequestID]; ok && e.Time.After(t) {
-				rw.Gap = e.Time.Sub(t).Round(time.Millisecond).String() + " after receipt"
-			}
+			rw.Gap = since(received, e)
 		}
 		if len(e.Message) > 0 {
 			rw.Content = display(e.Message)
@@ -325,6 +321,18 @@ func rows(evs []recordings.Event) []row {
 		out = append(out, rw)
 	}
 	return out
+}
+
+// since is how long after its request was received e happened, when that is 1 ms or more.
+func since(received map[string]time.Time, e recordings.Event) string {
+	t, ok := received[e.RequestID]
+	if !ok || t.IsZero() {
+		return ""
+	}
+	if d := e.Time.Sub(t).Round(time.Millisecond); d > 0 {
+		return d.String() + " after receipt"
+	}
+	return ""
 }
 
 // hold reports a note about a held call or its approval.

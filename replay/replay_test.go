@@ -108,6 +108,16 @@ func record(t *testing.T) env {
 		Kind: recordings.KindNote, Session: "sess-beta", RequestID: "rid-3",
 		Note: &recordings.Note{Stage: "policy", Kind: "decision", Attrs: map[string]any{"rule": "allow-lookup", "action": "allow"}},
 	})
+	held := time.Now()
+	rec(recordings.Event{
+		Kind: recordings.KindRequest, Session: "sess-beta", RequestID: "rid-4", Identity: agent2, Method: "tools/call", Tool: "deploy", Time: held,
+		Message: []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"deploy","arguments":{}}}`),
+	})
+	rec(recordings.Event{
+		Kind: recordings.KindNote, Session: "sess-beta", RequestID: "rid-4", Time: held.Add(20 * time.Second),
+		Note: &recordings.Note{Stage: "approvals", Kind: "approval", Attrs: map[string]any{"rule": "deploys", "state": "approved", "by": "rm-1"}},
+	})
+	rec(recordings.Event{Kind: recordings.KindForward, Session: "sess-beta", RequestID: "rid-4", Time: held.Add(20*time.Second + time.Millisecond)})
 	rec(recordings.Event{Kind: recordings.KindSessionEnd, Session: "sess-beta"})
 	require.NoError(t, r.Sync(t.Context()))
 	require.NoError(t, r.Close(t.Context()))
@@ -265,6 +275,13 @@ func TestSession(t *testing.T) {
 	require.Contains(t, body, "characters: show all)</summary>")
 	require.Contains(t, body, strings.Repeat("x", 700)+"END-OF-LONG")
 
+	t.Run("hold and approval", func(t *testing.T) {
+		body := get(t, e.mux, "GET", "/recordings/sess-beta", "reader").Body.String()
+		require.Contains(t, body, `<tr class="note hold"><td>`)
+		require.Contains(t, body, "+20s after receipt")
+		require.Contains(t, body, "+20.001s after receipt", "the forward after the hold")
+		require.Contains(t, body, `&#34;state&#34;:&#34;approved&#34;`)
+	})
 	t.Run("ambiguous prefix", func(t *testing.T) {
 		w := get(t, e.mux, "GET", "/recordings/sess-", "reader")
 		require.Equal(t, http.StatusConflict, w.Code)
