@@ -68,6 +68,7 @@ mark.masked{background:#fd8}
 <dt>Requested</dt><dd>{{when .CreatedAt}}</dd>
 <dt>Expires</dt><dd>{{when .ExpiresAt}}</dd>
 <dt>Request</dt><dd>{{.ID}}{{if .RequestID}} (HTTP request {{.RequestID}}){{end}}</dd>
+{{with index $.Recordings .ID}}<dt>Recording</dt><dd><a class="recording" href="{{.}}">the session's recording</a></dd>{{end}}
 </dl>
 <table class="params"><thead><tr><th>Parameter</th><th>Value (complete)</th></tr></thead><tbody>
 {{range fields .}}<tr><td><code>params{{.Path}}</code></td><td class="v">{{if long .Value}}<details><summary>{{head .Value}} … ({{runes .Value}} characters: show all)</summary>{{range spans .Value}}{{if .Masked}}<mark class="masked">{{.Text}}</mark>{{else}}{{.Text}}{{end}}{{end}}</details>{{else}}{{range spans .Value}}{{if .Masked}}<mark class="masked">{{.Text}}</mark>{{else}}{{.Text}}{{end}}{{end}}{{end}}{{if ne .Kind "string"}} <small>({{.Kind}})</small>{{end}}</td></tr>
@@ -114,8 +115,10 @@ type pageData struct {
 	Who      string
 	CSRF     string // the session's CSRF token (OpenID Connect sign-in only)
 	Pending  []Request
-	Message  string
-	Error    bool
+	// Recordings are links to the recording of each pending request's session, by ID.
+	Recordings map[string]string
+	Message    string
+	Error      bool
 }
 
 func (p *page) render(w http.ResponseWriter, code int, d pageData) {
@@ -176,9 +179,22 @@ func (p *page) show(w http.ResponseWriter, r *http.Request) {
 	for _, req := range list {
 		if req.CanApprove(who) == nil {
 			d.Pending = append(d.Pending, req)
+			if l := p.recordingLink(req); l != "" {
+				if d.Recordings == nil {
+					d.Recordings = map[string]string{}
+				}
+				d.Recordings[req.ID] = l
+			}
 		}
 	}
 	p.render(w, http.StatusOK, d)
+}
+
+func (p *page) recordingLink(req Request) string {
+	if p.api.s.recording == nil {
+		return ""
+	}
+	return p.api.s.recording(req)
 }
 
 // sameOrigin refuses cross-site form posts even from browsers without SameSite support.

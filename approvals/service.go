@@ -75,6 +75,8 @@ type Service struct {
 	mask   Masker
 	now    func() time.Time
 	people *signin.SignIn // nil: approvers paste tokens into the page
+	// recording links a request to its session's recording; nil: no links.
+	recording func(Request) string
 }
 
 // Option changes a Service.
@@ -85,6 +87,12 @@ func WithNotifier(n Notifier) Option { return func(s *Service) { s.notify = appe
 
 // WithMasker masks what requests keep with m instead of every built-in detector.
 func WithMasker(m Masker) Option { return func(s *Service) { s.mask = m } }
+
+// WithRecordingLink shows, for each request on the page, a link to the recording of its
+// session (link returns "" when there is none).
+func WithRecordingLink(link func(Request) string) Option {
+	return func(s *Service) { s.recording = link }
+}
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }

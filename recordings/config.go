@@ -47,6 +47,8 @@ type Config struct {
 	Sink        SinkConfig    `yaml:"sink"`
 	// Arguments is how request arguments are recorded: masked, and optionally sealed.
 	Arguments ArgumentsConfig `yaml:"arguments"`
+	// Web is the web replay on the admin port.
+	Web WebConfig `yaml:"web"`
 }
 
 // SpoolConfig is the local durable spool.
@@ -202,6 +204,7 @@ func (c Config) Validate() error {
 		add("sink.prefix: %q must be relative without ..", c.Sink.Prefix)
 	}
 	errs = append(errs, c.Arguments.validate()...)
+	errs = append(errs, c.Web.validate()...)
 	switch c.Sink.Type {
 	case "dir":
 	case "s3":

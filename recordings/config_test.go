@@ -32,6 +32,10 @@ func TestConfigValidate(t *testing.T) {
 			c.Spool.Sync = "sometimes"
 			c.Spool.SyncInterval = time.Minute
 		}, []string{"replica_id:", "public_key:", "spool.max_bytes:", "spool.on_full:", "spool.sync:", "spool.sync_interval:", "segment.max_age:", "sink.type:"}},
+		{"web replay needs readers", func(c *recordings.Config) { c.Web.Enabled = true }, []string{"web.readers: required"}},
+		{"web replay reader names", func(c *recordings.Config) {
+			c.Web = recordings.WebConfig{Enabled: true, Readers: []string{"security-team", "", " sec", "a\x00b"}}
+		}, []string{"web.readers[1]:", "web.readers[2]:", "web.readers[3]:"}},
 		{"s3 fields", func(c *recordings.Config) {
 			c.Sink.Type = "s3"
 			c.Sink.S3 = recordings.S3Config{Endpoint: "http://x/", AccessKey: "a", ObjectLock: recordings.ObjectLock{Mode: "FOREVER"}, SSE: "kms"}

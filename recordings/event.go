@@ -43,11 +43,11 @@ type Note struct {
 	Attrs map[string]any `json:"attrs,omitempty"`
 }
 
-// Event is one line of a segment. Seq orders the events of one replica (it only grows,
-// whatever the wall clock does); Time is when the event happened (a request's is when it
-// was received, a note's when its step took place), which may be earlier than when it was
-// recorded: a call held for approval is recorded once released, its events carrying the
-// times of receipt, hold, decision and release, in that order.
+// Event is one line of a segment. Seq numbers the events of one replica's chain of a
+// session from 1 (it only grows, whatever the wall clock does); Time is when the event
+// happened (a request's is when it was received, a note's when its step took place), which
+// may be earlier than when it was recorded: a call held for approval is recorded once
+// released, its events carrying the times of receipt, hold, decision and release, in that order.
 type Event struct {
 	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"`

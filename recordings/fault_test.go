@@ -191,6 +191,14 @@ func killedMidSession(t *testing.T, mode recordings.SyncMode) {
 	s, err := a.Find(t.Context(), "crash")
 	require.NoError(t, err)
 	require.True(t, s.Chains[0].Manifest.Recovered)
+
+	// The recovered chain is indexed and continues its replica's chain of manifests.
+	rep, err := recordings.NewArchive(sink, "").WithIndexGrace(0).VerifyAll(t.Context(), key.Public().(ed25519.PublicKey), nil)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "%v %v %v", rep.Sessions, rep.Replicas, rep.Days)
+	require.Len(t, rep.Replicas, 1)
+	require.Equal(t, 1, rep.Replicas[0].Manifests)
+	require.Equal(t, 1, rep.Replicas[0].Parts)
 }
 
 func TestSpoolFull(t *testing.T) {

@@ -3,7 +3,9 @@ package recordings_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -52,6 +54,57 @@ func FuzzParseKey(f *testing.F) {
 			require.NotEqual(t, "..", k.Session)
 			require.NotEqual(t, ".", k.Session)
 			require.NotEqual(t, k.Manifest, k.Seq > 0, "a key is a manifest or a segment with seq > 0")
+		}
+	})
+}
+
+// Index parts come back from storage like manifests: decoded without trust, bounded.
+func FuzzParseIndexPart(f *testing.F) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(f, err)
+	p := &recordings.IndexPart{
+		Version: 1, Replica: "r1", Epoch: "20250102T000000.000000000Z", Seq: 1, Day: "2025-01-02",
+		Entries: []recordings.IndexEntry{{Session: "s", Chain: "r1~x", Manifest: "00", Facets: recordings.Facets{Tools: []string{"echo"}}}},
+	}
+	obj, _, err := recordings.SignIndexPart(p, key)
+	require.NoError(f, err)
+	f.Add(obj)
+	f.Add([]byte("not gzip"))
+	f.Add([]byte{})
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := recordings.ParseIndexPart(data, nil)
+		if err == nil {
+			require.Equal(t, 1, p.Version)
+			require.NotZero(t, p.Seq)
+			for _, e := range p.Entries {
+				require.NotContains(t, e.Session, "/")
+				require.NotContains(t, e.Chain, "/")
+			}
+		}
+		_, err = recordings.ParseIndexPart(data, pub)
+		require.Error(t, err, "nothing the fuzzer makes is signed by this key")
+	})
+}
+
+// --since and --until come from the command line.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"7d", "36h", "1d12h30m", "2025-06-18", "2025-06-18T09:15:02Z", "", "-1d", "99999999999d", "0s"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := recordings.ParseTime(s, now)
+		if err != nil {
+			return
+		}
+		require.False(t, got.IsZero() && s != "0001-01-01" && !strings.HasPrefix(s, "0001-01-01T"), "%q", s)
+		if _, derr := time.Parse(time.DateOnly, s); derr != nil {
+			if _, rerr := time.Parse(time.RFC3339Nano, s); rerr != nil {
+				require.True(t, got.Before(now), "a duration reaches back: %q gave %s", s, got)
+				require.True(t, got.After(now.Add(-101*365*24*time.Hour)), "%q", s)
+			}
 		}
 	})
 }

@@ -17,7 +17,7 @@ import (
 // LoadKey reads the PEM (PKCS#8) Ed25519 private key at path. When the file does not
 // exist and create is set, a new key is generated and written (0600); created reports it.
 func LoadKey(path string, create bool) (key ed25519.PrivateKey, created bool, err error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // G703: the key path is the operator's configuration
 	if errors.Is(err, os.ErrNotExist) && create {
 		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
 		if gerr != nil {
@@ -27,7 +27,7 @@ func LoadKey(path string, create bool) (key ed25519.PrivateKey, created bool, er
 		if merr != nil {
 			return nil, false, fmt.Errorf("encode signing key: %w", merr)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil { //nolint:gosec // G703: as above
 			return nil, false, fmt.Errorf("create key dir: %w", err)
 		}
 		out := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
@@ -85,14 +85,14 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := os.Rename(tmp.Name(), path); err != nil { //nolint:gosec // G703: callers pass configured paths or validated keys
 		return err
 	}
 	return syncDir(filepath.Dir(path))
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.Open(dir) //nolint:gosec // G703: a directory this package created
 	if err != nil {
 		return err
 	}

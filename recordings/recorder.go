@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +37,7 @@ type Recorder struct {
 	mu      sync.Mutex
 	chains  map[string]*chain // open chains by session
 	closing []*chain          // ended, waiting for the next flush to be sealed and signed
-	seq     uint64            // last event sequence number handed out
+	seq     uint64            // events recorded by this replica (durability watermark)
 	closed  bool
 
 	ioMu    sync.Mutex    // file I/O: flush, seal, close; one group commit at a time
@@ -54,6 +52,13 @@ type Recorder struct {
 	out          atomic.Uint64 // last outbox number
 	bytes        atomic.Int64  // spool size
 	dropMu       sync.Mutex
+
+	// guarded by ioMu: the replica's manifest and index chains, and the index entries
+	// not yet sealed into a part
+	rs       replicaState
+	idx      []IndexEntry
+	idxBytes int
+	idxSince time.Time
 
 	wake     chan struct{}
 	dirty    chan struct{} // spool.sync interval: something was written since the last fsync pass
@@ -74,7 +79,8 @@ type chain struct {
 	pending    []byte
 	pendingN   int
 	lastActive time.Time
-	tools      map[string]bool
+	facets     Facets
+	events     uint64 // events recorded in this chain: the last Seq handed out
 	// ending is set under Recorder.mu when the session closes and read by the flush,
 	// which holds only Recorder.ioMu.
 	ending atomic.Bool
@@ -88,7 +94,7 @@ type chain struct {
 	seq     int // number of the open (or next) segment
 	prev    string
 	sealed  []SegmentRef
-	tooling []string
+	tooling Facets // of the events written so far
 }
 
 // chainMeta is chain.json in a chain's spool directory.
@@ -100,10 +106,11 @@ type chainMeta struct {
 	Identity *Identity `json:"identity,omitempty"`
 }
 
-// sealedRef is a line of sealed.log.
+// sealedRef is a line of sealed.log: a segment and the chain's facets up to it.
 type sealedRef struct {
 	SegmentRef
-	Tools []string `json:"tools,omitempty"`
+	Tools  []string `json:"tools,omitempty"` // written before facets existed
+	Facets *Facets  `json:"facets,omitempty"`
 }
 
 // Open recovers whatever a previous process left in the spool (open chains are sealed
@@ -135,6 +142,9 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create spool: %w", err)
 		}
+	}
+	if err := r.loadReplica(); err != nil {
+		return nil, err
 	}
 	if err := r.recover(); err != nil {
 		return nil, err
@@ -192,7 +202,7 @@ func (r *Recorder) Record(ev Event) error {
 		}
 		c = &chain{
 			session: ev.Session, mcpID: ev.MCPSessionID, id: chainID(r.cfg.ReplicaID, now), started: now,
-			identity: ev.Identity, tools: map[string]bool{},
+			identity: ev.Identity,
 		}
 		c.dir = filepath.Join(r.chainsDir(), c.session, c.id)
 		r.chains[ev.Session] = c
@@ -217,7 +227,8 @@ func (r *Recorder) Record(ev Event) error {
 
 func (r *Recorder) appendLocked(c *chain, ev Event, now time.Time) error {
 	r.seq++
-	ev.Seq = r.seq
+	c.events++
+	ev.Seq = c.events
 	if ev.Time.IsZero() {
 		ev.Time = now
 	}
@@ -230,9 +241,7 @@ func (r *Recorder) appendLocked(c *chain, ev Event, now time.Time) error {
 	c.pending = append(append(c.pending, b...), '\n')
 	c.pendingN++
 	c.lastActive = now
-	if ev.Tool != "" {
-		c.tools[ev.Tool] = true
-	}
+	c.facets.add(&ev)
 	r.m.events.Inc()
 	return nil
 }
@@ -393,11 +402,7 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 		if len(c.pending) > 0 {
 			work = append(work, batch{c, c.pending, c.pendingN})
 			c.pending, c.pendingN = nil, 0
-			for t := range c.tools {
-				if !slices.Contains(c.tooling, t) {
-					c.tooling = append(c.tooling, t)
-				}
-			}
+			c.tooling.merge(c.facets)
 		}
 	}
 	r.mu.Unlock()
@@ -469,6 +474,9 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 		if err := r.closeChainLocked(c, false); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := r.sealIndexLocked(final); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -558,7 +566,7 @@ func (r *Recorder) sealLocked(c *chain) error {
 	return nil
 }
 
-func (r *Recorder) sealBytes(c *chain, lines []byte, seq, events int, tools []string) (SegmentRef, error) {
+func (r *Recorder) sealBytes(c *chain, lines []byte, seq, events int, facets Facets) (SegmentRef, error) {
 	obj, sum, err := seal(lines)
 	if err != nil {
 		return SegmentRef{}, fmt.Errorf("compress segment: %w", err)
@@ -568,7 +576,7 @@ func (r *Recorder) sealBytes(c *chain, lines []byte, seq, events int, tools []st
 		return SegmentRef{}, err
 	}
 	ref := SegmentRef{Seq: seq, SHA256: sum, Size: int64(len(obj)), Events: events}
-	line, _ := json.Marshal(sealedRef{SegmentRef: ref, Tools: tools})
+	line, _ := json.Marshal(sealedRef{SegmentRef: ref, Facets: &facets})
 	f, err := os.OpenFile(filepath.Join(c.dir, "sealed.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return SegmentRef{}, fmt.Errorf("open sealed log: %w", err)
@@ -590,19 +598,21 @@ func (r *Recorder) closeChainLocked(c *chain, recovered bool) error {
 	}
 	if len(c.sealed) > 0 {
 		m := &Manifest{
-			Version: 1, Session: c.session, MCPSessionID: c.mcpID, Chain: c.id, Replica: r.cfg.ReplicaID,
+			Session: c.session, MCPSessionID: c.mcpID, Chain: c.id, Replica: r.cfg.ReplicaID,
 			Started: c.started, Ended: time.Now().UTC(), Recovered: recovered, Identity: c.identity,
-			Tools: c.tooling, Segments: c.sealed,
+			Facets: c.tooling.sorted(), Segments: c.sealed,
 		}
-		sort.Strings(m.Tools)
 		for _, s := range c.sealed {
 			m.Events += s.Events
 		}
-		data, err := signManifest(m, r.key)
+		data, err := r.signChained(m)
 		if err != nil {
 			return err
 		}
 		if err := r.enqueue(chainPrefix(r.cfg.Sink.Prefix, c.started, c.session, c.id)+"/"+manifestName, data, "man"); err != nil {
+			return err
+		}
+		if err := r.indexManifest(m, data); err != nil {
 			return err
 		}
 	}
@@ -729,10 +739,9 @@ func (r *Recorder) recoverChain(dir string) error {
 			}
 			c.sealed = append(c.sealed, s.SegmentRef)
 			c.prev, c.seq = s.SHA256, s.Seq+1
-			for _, t := range s.Tools {
-				if !slices.Contains(c.tooling, t) {
-					c.tooling = append(c.tooling, t)
-				}
+			c.tooling.merge(Facets{Tools: s.Tools})
+			if s.Facets != nil {
+				c.tooling.merge(*s.Facets)
 			}
 		}
 	}
@@ -749,7 +758,7 @@ func (r *Recorder) recoverChain(dir string) error {
 		sc := bufio.NewScanner(bytes.NewReader(lines))
 		sc.Buffer(nil, maxSegment)
 		n := -1
-		var tools []string
+		var facets Facets
 		for sc.Scan() {
 			n++
 			if n == 0 {
@@ -757,12 +766,12 @@ func (r *Recorder) recoverChain(dir string) error {
 				continue
 			}
 			var ev Event
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Tool != "" && !slices.Contains(c.tooling, ev.Tool) {
-				tools = append(tools, ev.Tool)
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				facets.add(&ev)
 			}
 		}
 		if n > 0 && h.Seq == c.seq {
-			c.tooling = append(c.tooling, tools...)
+			c.tooling.merge(facets)
 			ref, err := r.sealBytes(c, lines, c.seq, n, c.tooling)
 			if err != nil {
 				return err

@@ -102,5 +102,23 @@ func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
+// Dirs lists the common prefixes one level below dir.
+func (s *S3) Dirs(ctx context.Context, dir string) ([]string, error) {
+	if dir != "" && !strings.HasSuffix(dir, "/") {
+		dir += "/"
+	}
+	var names []string
+	for o := range s.c.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: false}) {
+		if o.Err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, o.Err)
+		}
+		if name, ok := strings.CutSuffix(o.Key[len(dir):], "/"); ok && name != "" {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
 // Client exposes the minio client (tests check retention with it).
 func (s *S3) Client() *minio.Client { return s.c }

@@ -44,20 +44,32 @@ type SegmentRef struct {
 }
 
 // Manifest closes a chain: it lists every segment hash and is signed with Ed25519.
+// From version 2 the manifests of a replica form a chain of their own (ReplicaSeq,
+// PrevManifest), so a chain or session deleted from storage leaves a visible gap.
 type Manifest struct {
-	Version      int          `json:"version"`
-	Session      string       `json:"session"`
-	MCPSessionID string       `json:"mcp_session_id,omitempty"`
-	Chain        string       `json:"chain"`
-	Replica      string       `json:"replica"`
-	Started      time.Time    `json:"started"`
-	Ended        time.Time    `json:"ended"`
-	Recovered    bool         `json:"recovered,omitempty"` // closed after a crash
-	Events       int          `json:"events"`
-	Identity     *Identity    `json:"identity,omitempty"`
-	Tools        []string     `json:"tools,omitempty"`
-	Segments     []SegmentRef `json:"segments"`
+	Version      int       `json:"version"`
+	Session      string    `json:"session"`
+	MCPSessionID string    `json:"mcp_session_id,omitempty"`
+	Chain        string    `json:"chain"`
+	Replica      string    `json:"replica"`
+	Started      time.Time `json:"started"`
+	Ended        time.Time `json:"ended"`
+	Recovered    bool      `json:"recovered,omitempty"` // closed after a crash
+	Events       int       `json:"events"`
+	Identity     *Identity `json:"identity,omitempty"`
+	Facets
+	Segments []SegmentRef `json:"segments"`
+	// Epoch names the replica's run of manifests: it starts when the replica's spool is
+	// created (a lost spool starts a new epoch).
+	Epoch string `json:"epoch,omitempty"`
+	// ReplicaSeq is the manifest's position in its replica's epoch, from 1.
+	ReplicaSeq uint64 `json:"replica_seq,omitempty"`
+	// PrevManifest is the hex SHA-256 of the replica's previous manifest object ("" for the first).
+	PrevManifest string `json:"prev_manifest,omitempty"`
 }
+
+// manifestVersion is the version written; version 1 (no replica chain) is still read.
+const manifestVersion = 2
 
 // signed is the stored manifest.json: the exact manifest bytes and their signature.
 type signed struct {
@@ -96,7 +108,7 @@ func ParseManifest(data []byte, pub ed25519.PublicKey) (*Manifest, error) {
 	if err := strictJSON(s.Manifest, &m); err != nil {
 		return nil, fmt.Errorf("decode manifest body: %w", err)
 	}
-	if m.Version != 1 {
+	if m.Version != 1 && m.Version != manifestVersion {
 		return nil, fmt.Errorf("manifest version %d not supported", m.Version)
 	}
 	return &m, nil

@@ -23,6 +23,9 @@ type Sink interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	// List returns every key starting with prefix, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// Dirs returns the names of the key levels directly below dir ("a/b/" holding "a/b/c/d"
+	// gives "c"), sorted: readers find the days that hold recordings without listing them.
+	Dirs(ctx context.Context, dir string) ([]string, error)
 }
 
 // Dir is a [Sink] that keeps objects as files under a root directory; writes are fsynced.
@@ -111,4 +114,30 @@ func (d *Dir) List(_ context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+// Dirs reads the directory.
+func (d *Dir) Dirs(_ context.Context, dir string) ([]string, error) {
+	start := d.root
+	if dir = strings.TrimSuffix(dir, "/"); dir != "" {
+		p, err := d.file(dir)
+		if err != nil {
+			return nil, err
+		}
+		start = p
+	}
+	ents, err := os.ReadDir(start)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
 }

@@ -99,7 +99,7 @@ func (r *Recorder) pending() ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if n := e.Name(); strings.HasSuffix(n, ".seg") || strings.HasSuffix(n, ".man") {
+		if n := e.Name(); strings.HasSuffix(n, ".seg") || strings.HasSuffix(n, ".man") || strings.HasSuffix(n, ".idx") {
 			names = append(names, n)
 		}
 	}

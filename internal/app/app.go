@@ -28,9 +28,10 @@ Usage:
   mcpguard serve [--config FILE]        run the service (no --config: embedded development defaults)
   mcpguard config validate FILE         check a config file; prints every problem, exits 1 if any
   mcpguard config default               print the embedded default config (a starting point)
-  mcpguard recordings ls|play|verify|export   read session recordings back (see recordings --help)
+  mcpguard recordings ls|play|verify|export|reindex   read session recordings back (see recordings --help)
   mcpguard token [flags]                mint a token from the development issuer (see token --help)
   mcpguard policy test|explain ...      check a policy file against cases, or explain one decision
+  mcpguard policy replay DRAFT.yaml     re-decide recorded requests with a draft policy (--since 7d)
   mcpguard approvals ls|approve|deny    list and decide held calls (see approvals --help)
   mcpguard envoy check FILE             check an Envoy bootstrap offline against mcpguard's rules
   mcpguard version                      print the version
@@ -62,6 +63,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "approvals":
 		return approvalsCmd(ctx, rest, stdout, stderr)
 	case "policy":
+		if len(rest) > 0 && rest[0] == "replay" {
+			return policyReplay(ctx, rest[1:], stdout, stderr)
+		}
 		return policyCmd(rest, stdout, stderr)
 	case "envoy":
 		return envoyCmd(rest, stdout, stderr)

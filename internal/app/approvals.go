@@ -21,6 +21,7 @@ import (
 	"github.com/mcpguard/mcpguard/internal/config"
 	"github.com/mcpguard/mcpguard/masking"
 	"github.com/mcpguard/mcpguard/policy"
+	"github.com/mcpguard/mcpguard/signin"
 )
 
 // approvalParts is what the approvals feature contributes to a running service.
@@ -31,6 +32,9 @@ type approvalParts struct {
 	sessions policy.Store
 	routes   map[string]http.Handler
 	closers  []func(context.Context) error
+	// people and auth sign readers in to the recordings replay as approvers are.
+	people *signin.SignIn
+	auth   approvals.Authenticator
 }
 
 // approverAuth authenticates approvers with the service's token verifier: a token must be
@@ -108,9 +112,13 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	if err != nil {
 		return p, err
 	}
-	opts, err := signInOptions(ac, log)
+	var opts []approvals.Option
+	p.people, opts, err = signInOptions(ac, log)
 	if err != nil {
 		return p, err
+	}
+	if cfg.Recordings.Web.Enabled {
+		opts = append(opts, approvals.WithRecordingLink(recordingLink))
 	}
 	svc, err = approvals.New(ac, store, log, reg, append(opts, approvals.WithNotifier(hooks), approvals.WithMasker(mk))...)
 	if err != nil {
@@ -138,7 +146,8 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 	if err != nil {
 		return p, err
 	}
-	p.routes = svc.Routes(approverAuth{v: v, aud: aud, mcp: cfg.Auth.Audience}, log)
+	p.auth = approverAuth{v: v, aud: aud, mcp: cfg.Auth.Audience}
+	p.routes = svc.Routes(p.auth, log)
 	for pattern, h := range svc.SlackRoutes() {
 		p.routes[pattern] = h
 	}

@@ -22,6 +22,9 @@ const policyUsage = `Usage:
   mcpguard policy test POLICY CASES.yaml
       decide every case (identity, JSON-RPC message, expected action); prints a table and
       exits 1 on any mismatch
+  mcpguard policy replay DRAFT.yaml [--since 7d] [--until T] [--identity ID] [--tool NAME] [--config FILE]
+      re-decide the recorded requests with a draft policy; report every decision that would
+      change, per rule and per identity, with request ids
   mcpguard policy explain POLICY --message FILE [--sub S] [--client-id C] [--groups a,b] [--scopes x,y]
                           [--revision R] [--now RFC3339] [--event KIND --event-tool T] [--listing]
       show which rules matched a message and why

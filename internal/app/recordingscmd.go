@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,11 +21,15 @@ import (
 )
 
 const recordingsUsage = `Usage:
-  mcpguard recordings ls [--since 24h|2025-01-02] [--identity SUBJECT|CLIENT] [--tool NAME]
-  mcpguard recordings play SESSION [--pace] [--color auto|always|never]
+  mcpguard recordings ls [FILTERS]
+  mcpguard recordings play SESSION [--full] [--force] [--pace] [--color auto|always|never] [--public-key BASE64]
   mcpguard recordings verify SESSION|--all [--public-key BASE64]
   mcpguard recordings export SESSION --format jsonl
+  mcpguard recordings reindex [--since T] [--until T]
   mcpguard recordings unseal --identity KEYFILE SESSION
+FILTERS: --since T --until T (T: 7d, 36h, YYYY-MM-DD or RFC 3339; session start, until exclusive)
+         --identity SUBJECT|CLIENT (exact) --tool NAME --rule NAME --decision ACTION --request-id ID
+SESSION is a session id or a prefix of one (the filters narrow it).
 All take --config FILE (default: the embedded config) to find the sink.
 `
 
@@ -101,13 +104,20 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, recordingsUsage) }
 	configPath := fs.String("config", "", "config file")
-	since := fs.String("since", "", "ls: sessions started within this duration or since this date (YYYY-MM-DD)")
-	ident := fs.String("identity", "", "ls: subject or client id; unseal: age identity file holding the key sealed arguments were sealed to")
-	tool := fs.String("tool", "", "ls: sessions that called this tool")
+	since := fs.String("since", "", "sessions started at or after: a duration back (7d, 36h), a date (YYYY-MM-DD) or RFC 3339")
+	until := fs.String("until", "", "sessions started before: a duration back, a date or RFC 3339")
+	var q recordings.Query
+	fs.StringVar(&q.Identity, "identity", "", "subject or client id (exact); unseal: age identity file holding the key sealed arguments were sealed to")
+	fs.StringVar(&q.Tool, "tool", "", "sessions that called this tool")
+	fs.StringVar(&q.Rule, "rule", "", "sessions a policy rule decided in")
+	fs.StringVar(&q.Decision, "decision", "", "sessions with this decision (allow, deny, require_approval, approved, rejected, ...)")
+	fs.StringVar(&q.RequestID, "request-id", "", "sessions holding this request id (x-request-id)")
 	pace := fs.Bool("pace", false, "play: replay in real time")
 	color := fs.String("color", "auto", "play: auto, always or never")
+	full := fs.Bool("full", false, "play: show whole messages (default: cut at 300 characters)")
+	force := fs.Bool("force", false, "play: play a session that fails verification, with a warning")
 	all := fs.Bool("all", false, "verify: every session")
-	pubFlag := fs.String("public-key", "", "verify: base64 Ed25519 public key (default: recordings.public_key, else the local signing key's)")
+	pubFlag := fs.String("public-key", "", "play, verify: base64 Ed25519 public key (default: recordings.public_key, else the local signing key's)")
 	format := fs.String("format", "jsonl", "export: jsonl")
 	var pos []string
 	rest := args[1:]
@@ -123,6 +133,20 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
+	now := time.Now()
+	for _, b := range []struct {
+		flag, v string
+		to      *time.Time
+	}{{"--since", *since, &q.Since}, {"--until", *until, &q.Until}} {
+		if b.v == "" {
+			continue
+		}
+		t, err := recordings.ParseTime(b.v, now)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.flag, err)
+		}
+		*b.to = t
+	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return fmt.Errorf("load config: %w", err)
@@ -137,7 +161,7 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprint(stderr, recordingsUsage)
 			return nil, ErrUsage
 		}
-		return a.Find(ctx, pos[0])
+		return a.Resolve(ctx, pos[0], q)
 	}
 	switch sub {
 	case "ls":
@@ -145,17 +169,24 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprint(stderr, recordingsUsage)
 			return ErrUsage
 		}
-		return recordingsLs(ctx, a, stdout, *since, *ident, *tool)
+		return recordingsLs(ctx, a, stdout, stderr, q)
 	case "play":
 		s, err := one()
 		if err != nil {
+			return err
+		}
+		if err := verifyBeforePlay(ctx, cfg, a, s, *pubFlag, *force, stdout, stderr); err != nil {
 			return err
 		}
 		evs, err := a.Events(ctx, s)
 		if err != nil {
 			return err
 		}
-		return play(ctx, stdout, evs, *pace, useColor(*color, stdout))
+		limit := 300
+		if *full {
+			limit = 0
+		}
+		return play(ctx, stdout, evs, *pace, useColor(*color, stdout), limit)
 	case "export":
 		s, err := one()
 		if err != nil {
@@ -176,7 +207,10 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return nil
 	case "unseal":
-		ids, err := loadIdentities(*ident)
+		// Here --identity is the age identity file, not a filter.
+		keyFile := q.Identity
+		q.Identity = ""
+		ids, err := loadIdentities(keyFile)
 		if err != nil {
 			return err
 		}
@@ -188,48 +222,116 @@ func recordingsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		return unseal(stdout, stderr, s.Name, evs, ids, *ident)
+		return unseal(stdout, stderr, s.Name, evs, ids, keyFile)
 	case "verify":
 		pub, err := verifyKey(cfg, *pubFlag)
 		if err != nil {
 			return err
 		}
-		var sessions []*recordings.Session
 		switch {
 		case *all && len(pos) == 0:
-			if sessions, err = a.Sessions(ctx); err != nil {
-				return err
-			}
+			return verifyAll(ctx, a, pub, stdout, stderr)
 		case !*all && len(pos) == 1:
-			s, err := a.Find(ctx, pos[0])
+			s, err := a.Resolve(ctx, pos[0], q)
 			if err != nil {
 				return err
 			}
-			sessions = []*recordings.Session{s}
-		default:
-			fmt.Fprint(stderr, recordingsUsage)
-			return ErrUsage
-		}
-		failed := 0
-		for _, s := range sessions {
 			v, err := a.Verify(ctx, s, pub)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(stdout, v.String())
 			if !v.OK() {
-				failed++
+				fmt.Fprintf(stderr, "hint: verified with public key %s (recordings.public_key or --public-key)\n", recordings.EncodePublicKey(pub))
+				return errors.New("1 of 1 session(s) failed verification")
 			}
+			return nil
+		default:
+			fmt.Fprint(stderr, recordingsUsage)
+			return ErrUsage
 		}
-		if failed > 0 {
-			fmt.Fprintf(stderr, "hint: verified with public key %s (recordings.public_key or --public-key)\n", recordings.EncodePublicKey(pub))
-			return fmt.Errorf("%d of %d session(s) failed verification", failed, len(sessions))
+	case "reindex":
+		if len(pos) != 0 {
+			fmt.Fprint(stderr, recordingsUsage)
+			return ErrUsage
+		}
+		key, _, err := recordings.LoadKey(signingKeyFile(cfg), false)
+		if err != nil {
+			return fmt.Errorf("reindex signs the index with the recordings signing key: %w", err)
+		}
+		res, err := a.Reindex(ctx, key, q, now)
+		if err != nil {
+			return err
+		}
+		for _, s := range res.Skipped {
+			fmt.Fprintf(stderr, "skipped %s\n", s)
+		}
+		fmt.Fprintf(stdout, "reindexed %d chain(s) of %d day(s) into %d index part(s)\n", res.Indexed, res.Days, res.Parts)
+		if len(res.Skipped) > 0 {
+			return fmt.Errorf("%d manifest(s) not indexed: run verify", len(res.Skipped))
 		}
 		return nil
 	default:
 		fmt.Fprintf(stderr, "mcpguard recordings: unknown subcommand %q\n%s", sub, recordingsUsage)
 		return ErrUsage
 	}
+}
+
+// verifyBeforePlay verifies s and says so; a failure refuses to play unless forced.
+func verifyBeforePlay(ctx context.Context, cfg *config.Config, a *recordings.Archive, s *recordings.Session, pubFlag string, force bool, stdout, stderr io.Writer) error {
+	pub, err := verifyKey(cfg, pubFlag)
+	if err != nil {
+		if !force {
+			return fmt.Errorf("play verifies first: %w (or --force to play unverified)", err)
+		}
+		fmt.Fprintf(stdout, "WARNING: %s NOT VERIFIED (no public key); playing it anyway (--force)\n", s.Name)
+		return nil
+	}
+	v, err := a.Verify(ctx, s, pub)
+	if err != nil {
+		return err
+	}
+	if v.OK() {
+		fmt.Fprintf(stdout, "verified: %s\n", v.String())
+		return nil
+	}
+	if !force {
+		fmt.Fprintln(stderr, v.String())
+		return fmt.Errorf("session %s failed verification; not playing it (--force plays it with a warning)", s.Name)
+	}
+	fmt.Fprintf(stdout, "WARNING: VERIFICATION FAILED, playing anyway (--force): %s\n", v.String())
+	fmt.Fprintf(stderr, "WARNING: session %s failed verification\n", s.Name)
+	return nil
+}
+
+// verifyAll prints a verdict per session, then per replica and per unindexed day.
+func verifyAll(ctx context.Context, a *recordings.Archive, pub ed25519.PublicKey, stdout, stderr io.Writer) error {
+	rep, err := a.VerifyAll(ctx, pub, nil)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, v := range rep.Sessions {
+		fmt.Fprintln(stdout, v.String())
+		if !v.OK() {
+			failed++
+		}
+	}
+	for _, v := range rep.Replicas {
+		fmt.Fprintln(stdout, v.String())
+		if !v.OK() {
+			failed++
+		}
+	}
+	for _, d := range rep.Days {
+		fmt.Fprintln(stdout, "FAIL "+d)
+		failed++
+	}
+	if failed > 0 {
+		fmt.Fprintf(stderr, "hint: verified with public key %s (recordings.public_key or --public-key)\n", recordings.EncodePublicKey(pub))
+		return fmt.Errorf("%d failed verdict(s) among %d session(s) and %d replica epoch(s)", failed, len(rep.Sessions), len(rep.Replicas))
+	}
+	return nil
 }
 
 func verifyKey(cfg *config.Config, flagKey string) (ed25519.PublicKey, error) {
@@ -247,62 +349,30 @@ func verifyKey(cfg *config.Config, flagKey string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-func recordingsLs(ctx context.Context, a *recordings.Archive, w io.Writer, since, ident, tool string) error {
-	var from time.Time
-	if since != "" {
-		if d, err := time.ParseDuration(since); err == nil {
-			from = time.Now().Add(-d)
-		} else if t, err := time.Parse("2006-01-02", since); err == nil {
-			from = t
-		} else {
-			return fmt.Errorf("--since %q: not a duration or YYYY-MM-DD", since)
-		}
-	}
-	sessions, err := a.Sessions(ctx)
+func recordingsLs(ctx context.Context, a *recordings.Archive, w, stderr io.Writer, q recordings.Query) error {
+	found, err := a.Search(ctx, q)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%-40s %-20s %-24s %6s %7s  %s\n", "SESSION", "STARTED", "IDENTITY", "CHAINS", "EVENTS", "TOOLS")
-	for _, s := range sessions {
-		var started time.Time
-		var who string
-		events := 0
-		var tools []string
-		for _, c := range s.Chains {
-			m := c.Manifest
-			if m == nil {
-				continue // open or damaged: verify says which
+	for _, n := range found.Notes {
+		fmt.Fprintln(stderr, "note: "+n)
+	}
+	fmt.Fprintf(w, "%-40s %-20s %-24s %6s %7s  %-24s %s\n", "SESSION", "STARTED", "IDENTITY", "CHAINS", "EVENTS", "TOOLS", "DECISIONS")
+	for _, s := range found.Sessions {
+		sum := s.Summary()
+		who := ""
+		if id := sum.Identity; id != nil {
+			who = id.Subject
+			if id.ClientID != "" && id.ClientID != who {
+				who += " (" + id.ClientID + ")"
 			}
-			if started.IsZero() || m.Started.Before(started) {
-				started = m.Started
-			}
-			if m.Identity != nil && who == "" {
-				who = m.Identity.Subject
-				if m.Identity.ClientID != "" && m.Identity.ClientID != who {
-					who += " (" + m.Identity.ClientID + ")"
-				}
-			}
-			events += m.Events
-			for _, t := range m.Tools {
-				if !slices.Contains(tools, t) {
-					tools = append(tools, t)
-				}
-			}
-		}
-		if !from.IsZero() && (started.IsZero() || started.Before(from)) {
-			continue
-		}
-		if ident != "" && !strings.Contains(who, ident) {
-			continue
-		}
-		if tool != "" && !slices.Contains(tools, tool) {
-			continue
 		}
 		ts := "-"
-		if !started.IsZero() {
-			ts = started.UTC().Format("2006-01-02 15:04:05")
+		if !sum.Started.IsZero() {
+			ts = sum.Started.UTC().Format("2006-01-02 15:04:05")
 		}
-		fmt.Fprintf(w, "%-40s %-20s %-24s %6d %7d  %s\n", s.Name, ts, who, len(s.Chains), events, strings.Join(tools, ","))
+		fmt.Fprintf(w, "%-40s %-20s %-24s %6d %7d  %-24s %s\n", s.Name, ts, who, len(s.Chains), sum.Events,
+			strings.Join(sum.Facets.Tools, ","), strings.Join(sum.Facets.Decisions, ","))
 	}
 	return nil
 }
@@ -323,7 +393,8 @@ func useColor(mode string, w io.Writer) bool {
 }
 
 // play prints a timeline: time, what happened, who, which tool, arguments, decision, result.
-func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color bool) error {
+// limit cuts messages at that many characters (0: whole).
+func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color bool, limit int) error {
 	paint := func(code, s string) string {
 		if !color {
 			return s
@@ -340,7 +411,7 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 			}
 		}
 		prev = e.Time
-		ts := e.Time.UTC().Format("15:04:05.000")
+		ts := e.Time.UTC().Format("2006-01-02 15:04:05.000")
 		var line string
 		switch e.Kind {
 		case recordings.KindSessionStart:
@@ -352,7 +423,7 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 		case recordings.KindSessionEnd:
 			line = paint("1", "SESSION END") + " " + noteText(e.Note)
 		case recordings.KindRequest:
-			line = paint("36", "→ "+orDash(e.Method)) + " " + e.Tool + " " + compact(e.Message, 300) + dim(color, " ["+e.RequestID+"]")
+			line = paint("36", "→ "+orDash(e.Method)) + " " + e.Tool + " " + compact(e.Message, limit) + dim(color, " ["+e.RequestID+"]")
 			if e.Message == nil {
 				line = paint("36", "→ "+e.HTTP) + dim(color, " ["+e.RequestID+"]")
 			}
@@ -369,12 +440,12 @@ func play(ctx context.Context, w io.Writer, evs []recordings.Event, pace, color 
 			if e.SSE != nil {
 				sse = " (sse)"
 			}
-			line = paint("32", "← "+orDash(e.Method)+sse) + " " + compact(e.Message, 300)
+			line = paint("32", "← "+orDash(e.Method)+sse) + " " + compact(e.Message, limit)
 			if e.Note != nil {
 				line += " " + noteText(e.Note)
 			}
 		case recordings.KindDenial:
-			line = paint("31", fmt.Sprintf("✗ DENIED %d", e.Status)) + " " + compact(e.Message, 300)
+			line = paint("31", fmt.Sprintf("✗ DENIED %d", e.Status)) + " " + compact(e.Message, limit)
 		case recordings.KindNote:
 			kind := e.Note.Kind
 			if st, ok := e.Note.Attrs["step"].(string); ok && e.Note.Stage == "approvals" {
@@ -452,7 +523,7 @@ func noteText(n *recordings.Note) string {
 
 func compact(raw json.RawMessage, limit int) string {
 	s := strings.Join(strings.Fields(string(raw)), " ")
-	if len(s) > limit {
+	if limit > 0 && len(s) > limit {
 		return strings.ToValidUTF8(s[:limit], "") + "…"
 	}
 	return s

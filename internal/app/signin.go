@@ -9,13 +9,14 @@ import (
 
 // signInOptions gives the approvals page OpenID Connect sign-in when approvals.signin is
 // configured; without it the page keeps taking pasted approver tokens.
-func signInOptions(ac approvals.Config, log *slog.Logger) ([]approvals.Option, error) {
+// The recordings replay shares the returned SignIn (nil when off).
+func signInOptions(ac approvals.Config, log *slog.Logger) (*signin.SignIn, []approvals.Option, error) {
 	if !ac.SignIn.Enabled() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	si, err := signin.New(ac.SignIn, signin.Options{PublicURL: ac.PublicURL, Log: log.With("component", "signin")})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return []approvals.Option{approvals.WithSignIn(si)}, nil
+	return si, []approvals.Option{approvals.WithSignIn(si)}, nil
 }

@@ -113,5 +113,12 @@ func stages(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prome
 		out = append(out, rs)
 		closers = append(closers, rs.Close, rec.Close) // the stage's waiting events, then the recorder
 	}
+	if cfg.Recordings.Web.Enabled {
+		routes, err := openReplay(cfg, log, ap.people, ap.auth)
+		if err != nil {
+			return nil, closers, err
+		}
+		maps.Copy(admin, routes)
+	}
 	return out, closers, nil
 }

@@ -79,7 +79,7 @@ func TestPlayShowsHold(t *testing.T) {
 	}
 	var out bytes.Buffer
 	start := time.Now()
-	require.NoError(t, play(t.Context(), &out, evs, true, false))
+	require.NoError(t, play(t.Context(), &out, evs, true, false, 300))
 	require.GreaterOrEqual(t, time.Since(start), hold-time.Millisecond, "--pace replays the hold")
 	text := out.String()
 	for _, want := range []string{"approval held", "approval granted", "approval released", "⇢ forwarded tools/call deploy after 1.5s"} {

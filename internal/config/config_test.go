@@ -85,6 +85,11 @@ grpc:
 				"grpc.tls.",
 			},
 		},
+		{
+			name: "recordings web replay",
+			yaml: "recordings:\n  web:\n    enabled: true\n    readerz: [security-team]\n",
+			want: []string{"recordings.web.readerz: unknown field (line 4)", "recordings.web.readers: required when web.enabled"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

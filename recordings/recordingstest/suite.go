@@ -40,6 +40,23 @@ func Run(t *testing.T, newSink func(t *testing.T) recordings.Sink) {
 			require.NoError(t, err)
 			require.Equal(t, []string{"a/1/x", "a/1/y", "a/2/x"}, got)
 		}},
+		{"dirs names the levels below a directory", func(t *testing.T, s recordings.Sink) {
+			for _, k := range []string{"p/2025/01/02/s/x", "p/2025/01/03/s/y", "p/2026/02/01/s/z", "p/top"} {
+				require.NoError(t, s.Put(t.Context(), k, []byte(k)))
+			}
+			got, err := s.Dirs(t.Context(), "p/")
+			require.NoError(t, err)
+			require.Equal(t, []string{"2025", "2026"}, got)
+			got, err = s.Dirs(t.Context(), "p/2025/01/")
+			require.NoError(t, err)
+			require.Equal(t, []string{"02", "03"}, got)
+			got, err = s.Dirs(t.Context(), "p/2025/01/02/s/")
+			require.NoError(t, err)
+			require.Empty(t, got)
+			got, err = s.Dirs(t.Context(), "none/")
+			require.NoError(t, err)
+			require.Empty(t, got)
+		}},
 		{"list of an empty prefix is empty", func(t *testing.T, s recordings.Sink) {
 			got, err := s.List(t.Context(), "nothing/here/")
 			require.NoError(t, err)
