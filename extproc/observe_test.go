@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,7 +160,18 @@ func TestTraceExchange(t *testing.T) {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 			h := startInstrumented(t, tp, nil, policyStage(t, nil), ms)
 			exchange(t, h, tc.body, tc.headers...)
-			spans := rec.Ended()
+			// The exchange span ends when the server's stream handler returns, which may be
+			// after the client has read its last answer (an immediate response ends the stream).
+			var spans []sdktrace.ReadOnlySpan
+			require.Eventually(t, func() bool {
+				spans = rec.Ended()
+				for _, s := range spans {
+					if s.Name() == "tools/call execute_sql" {
+						return true
+					}
+				}
+				return false
+			}, 5*time.Second, time.Millisecond)
 			x := spanNamed(t, spans, "tools/call execute_sql")
 			require.Equal(t, trace.SpanKindServer, x.SpanKind())
 			if tc.traceID != "" {
