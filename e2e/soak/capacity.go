@@ -86,6 +86,8 @@ func Capacity(ctx context.Context, o Options, d time.Duration, workers int) ([]R
 			"recordings": map[string]any{"enabled": rec, "replica_id": "capacity"},
 			"shutdown":   map[string]any{"drain": "0s", "timeout": "60s"},
 		}
+		sub.Profile = o.Profile
+		sub.withProfiling(config)
 		e, err := start(ctx, sub, config, []mcpserver.Mode{mcpserver.Stateful}, d*10+time.Hour)
 		if err != nil {
 			return nil, err
@@ -139,6 +141,7 @@ func measureClass(ctx context.Context, e *env, cl class, d time.Duration, worker
 		return Row{}, err
 	}
 	t0 := time.Now()
+	profiled := e.profile(ctx, cl.name, d)
 	lats, errs, firstErr, err := loop(ctx, sessions, cl, d)
 	if err != nil {
 		return Row{}, err
@@ -146,6 +149,9 @@ func measureClass(ctx context.Context, e *env, cl class, d time.Duration, worker
 	wall := time.Since(t0)
 	cpu1, err := e.proc.CPU()
 	if err != nil {
+		return Row{}, err
+	}
+	if err := profiled(); err != nil {
 		return Row{}, err
 	}
 	if errs > 0 {

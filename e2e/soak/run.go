@@ -28,6 +28,9 @@ type Options struct {
 	Bin  string    // the mcpguard binary; built into Dir when empty
 	Dir  string    // config and data; a temporary directory (removed afterwards) when empty
 	Log  io.Writer // progress lines; nil discards
+	// Profile, when set, turns on admin.pprof and writes mcpguard's CPU profile of each
+	// measured phase into this directory (NAME.pprof), for `go tool pprof`.
+	Profile string
 }
 
 // approvalRule is added to the embedded default policy: echo calls whose text starts with
@@ -222,6 +225,7 @@ func Run(ctx context.Context, o Options, c Config) (*Report, error) {
 		"recordings": map[string]any{"replica_id": "soak"},
 		"shutdown":   map[string]any{"drain": "0s", "timeout": "60s"},
 	}
+	o.withProfiling(config)
 	e, err := start(ctx, o, config, []mcpserver.Mode{mcpserver.Stateful, mcpserver.StatefulJSON}, c.Duration+time.Hour)
 	if err != nil {
 		return nil, err
@@ -243,6 +247,7 @@ func Run(ctx context.Context, o Options, c Config) (*Report, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { ap.run(bg) })
 	wg.Go(func() { smp.run(bg) })
+	profiled := e.profile(ctx, "soak", c.Duration)
 	drive(ctx, c, c.Duration, e.urls, e.agent, r.Started, &t)
 	r.Elapsed = time.Since(r.Started)
 	cpu1, cpuErr := e.proc.CPU()
@@ -250,6 +255,9 @@ func Run(ctx context.Context, o Options, c Config) (*Report, error) {
 	stopBG()
 	wg.Wait()
 	r.CPU = cpu1 - cpu0
+	if err := profiled(); err != nil {
+		return nil, err
+	}
 
 	e.close()
 	r.StopErr = e.stopEr

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 
@@ -16,7 +17,8 @@ import (
 // readiness is what /readyz asks: nil when the service can take traffic.
 type readiness func() error
 
-// adminMux serves health, readiness, metrics and the RFC 9728 protected resource metadata.
+// adminMux serves health, readiness, metrics, the RFC 9728 protected resource metadata and,
+// when admin.pprof is on, Go's profiles.
 func adminMux(cfg *config.Config, reg *prometheus.Registry, ready readiness, extra map[string]http.Handler) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -43,6 +45,13 @@ func adminMux(cfg *config.Config, reg *prometheus.Registry, ready readiness, ext
 	mux.Handle("GET "+wellKnownPRM, prm)
 	if p := resourcePath(cfg.Auth.ResourceMetadata.Resource); p != "" {
 		mux.Handle("GET "+wellKnownPRM+p, prm)
+	}
+	if cfg.Admin.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	for pattern, h := range extra {
 		mux.Handle(pattern, h)

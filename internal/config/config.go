@@ -82,6 +82,10 @@ type Admin struct {
 	Listen            string         `yaml:"listen"`
 	TLS               netx.TLSConfig `yaml:"tls"`
 	ReadHeaderTimeout time.Duration  `yaml:"read_header_timeout"`
+	// Pprof serves Go's runtime profiles under /debug/pprof/ on the admin port. Off by
+	// default: profiles show code paths and timing, so turn it on only where the admin
+	// port is reachable by operators alone.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Shutdown orders the stop: not-ready, drain, graceful stop within Timeout.

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	skip := fs.Bool("skip-soak", false, "only measure capacity")
 	tracingCost := fs.Duration("tracing-cost", 0, "measure allowed calls with tracing off, 1% and 100% for this long per round (0 skips); exports to bin/jaeger")
 	tracingRounds := fs.Int("tracing-rounds", 3, "interleaved rounds of the tracing cost measurement")
+	bin := fs.String("bin", "", "the mcpguard binary to measure (default: build this checkout)")
+	profile := fs.String("profile", "", "write mcpguard's CPU profile of each measured phase into this directory (turns on admin.pprof)")
 	dir := fs.String("dir", "", "keep config, data and recordings here (default: a temporary directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,7 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	o := soak.Options{Dir: *dir, Log: stderr}
+	if *bin != "" {
+		abs, err := filepath.Abs(*bin)
+		if err != nil {
+			return fmt.Errorf("-bin: %w", err)
+		}
+		*bin = abs
+	}
+	o := soak.Options{Dir: *dir, Log: stderr, Profile: *profile, Bin: *bin}
 	fmt.Fprintf(stdout, "soak: started %s on %d CPUs\n", time.Now().UTC().Format(time.RFC3339), numCPU())
 	var failed error
 	if !*skip {
