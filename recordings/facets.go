@@ -25,12 +25,8 @@ func (f *Facets) add(ev *Event) {
 	if ev.Tool != "" {
 		f.Tools = addOnce(f.Tools, ev.Tool)
 	}
-	if ev.RequestID != "" && !slices.Contains(f.RequestIDs, ev.RequestID) {
-		if len(f.RequestIDs) < maxRequestIDs {
-			f.RequestIDs = append(f.RequestIDs, ev.RequestID)
-		} else {
-			f.RequestIDsTruncated = true
-		}
+	if ev.RequestID != "" {
+		f.addRequestID(ev.RequestID)
 	}
 	n := ev.Note
 	if n == nil || n.Attrs == nil {
@@ -66,16 +62,27 @@ func (f *Facets) merge(o Facets) {
 		f.Decisions = addOnce(f.Decisions, d)
 	}
 	for _, id := range o.RequestIDs {
-		if slices.Contains(f.RequestIDs, id) {
-			continue
-		}
-		if len(f.RequestIDs) < maxRequestIDs {
-			f.RequestIDs = append(f.RequestIDs, id)
-		} else {
-			f.RequestIDsTruncated = true
-		}
+		f.addRequestID(id)
 	}
 	f.RequestIDsTruncated = f.RequestIDsTruncated || o.RequestIDsTruncated
+}
+
+// addRequestID adds id unless it is there; a full list only marks the facets truncated.
+// Once the list is full and marked, nothing can change, so the scan is skipped: a long
+// session adds a request id with every event and merges a segment's ids at every flush.
+func (f *Facets) addRequestID(id string) {
+	full := len(f.RequestIDs) >= maxRequestIDs
+	if full && f.RequestIDsTruncated {
+		return
+	}
+	if slices.Contains(f.RequestIDs, id) {
+		return
+	}
+	if full {
+		f.RequestIDsTruncated = true
+		return
+	}
+	f.RequestIDs = append(f.RequestIDs, id)
 }
 
 // sorted returns a copy with every list sorted (request ids keep their order).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ var alice = &recordings.Identity{Subject: "agent-1", ClientID: "client-1", Issue
 // exchange records one tools/call exchange of session s and waits for durability.
 func exchange(t testing.TB, r *recordings.Recorder, s string, n int) {
 	t.Helper()
-	rid := "req-" + s + "-" + string(rune('a'+n%26))
+	rid := fmt.Sprintf("req-%s-%d", s, n) // unique, as x-request-id is
 	require.NoError(t, r.Record(recordings.Event{
 		Kind: recordings.KindRequest, Session: s, RequestID: rid, Identity: alice,
 		Method: "tools/call", Tool: "echo", Message: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`),

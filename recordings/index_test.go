@@ -183,7 +183,7 @@ func TestSearchFilters(t *testing.T) {
 	require.Empty(t, names(recordings.Query{Until: now.Add(-time.Hour)}))
 	require.Empty(t, names(recordings.Query{Decision: "deny"}))
 	require.Empty(t, names(recordings.Query{Tool: "execute_sql"}))
-	require.Equal(t, []string{"s2"}, names(recordings.Query{RequestID: "req-s2-b"}))
+	require.Equal(t, []string{"s2"}, names(recordings.Query{RequestID: "req-s2-1"}))
 	require.Equal(t, []string{"shared"}, names(recordings.Query{Prefix: "sh"}))
 }
 
@@ -201,7 +201,7 @@ func TestResolvePrefixes(t *testing.T) {
 	require.Equal(t, []string{"s1", "s2", "s3", "shared"}, amb.Candidates)
 	require.Contains(t, err.Error(), `session "s" is ambiguous: it starts 4 sessions: s1, s2, s3, shared`)
 
-	s, err = a.Resolve(t.Context(), "s", recordings.Query{RequestID: "req-s3-b"})
+	s, err = a.Resolve(t.Context(), "s", recordings.Query{RequestID: "req-s3-1"})
 	require.NoError(t, err, "a filter narrows a prefix")
 	require.Equal(t, "s3", s.Name)
 

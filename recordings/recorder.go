@@ -80,6 +80,7 @@ type chain struct {
 	pendingN   int
 	lastActive time.Time
 	facets     Facets
+	merged     int    // request ids of facets already folded into tooling by a flush
 	events     uint64 // events recorded in this chain: the last Seq handed out
 	// ending is set under Recorder.mu when the session closes and read by the flush,
 	// which holds only Recorder.ioMu.
@@ -402,7 +403,11 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 		if len(c.pending) > 0 {
 			work = append(work, batch{c, c.pending, c.pendingN})
 			c.pending, c.pendingN = nil, 0
-			c.tooling.merge(c.facets)
+			// facets only grow; the request ids folded in by earlier flushes are skipped.
+			fresh := c.facets
+			fresh.RequestIDs = c.facets.RequestIDs[c.merged:]
+			c.tooling.merge(fresh)
+			c.merged = len(c.facets.RequestIDs)
 		}
 	}
 	r.mu.Unlock()

@@ -100,3 +100,35 @@ func TestEndWhileFlushing(t *testing.T) {
 		}
 	}
 }
+
+// A chain's manifest lists each request id once, in the order seen, up to 256, and says when
+// there were more, however often the chain was flushed in between.
+func TestManifestRequestIDs(t *testing.T) {
+	for _, n := range []int{10, 256, 300} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			cfg := testConfig(t)
+			sink, err := recordings.NewDir(cfg.Sink.Dir.Path)
+			require.NoError(t, err)
+			r := openRecorder(t, cfg, sink, testKey(t))
+			var want []string
+			for i := range n {
+				id := fmt.Sprintf("req-%03d", i)
+				if i < 256 {
+					want = append(want, id)
+				}
+				for range 2 { // request and response of the same exchange
+					require.NoError(t, r.Record(recordings.Event{Kind: recordings.KindRequest, Session: "s", RequestID: id, Tool: "echo", Message: []byte(`{}`)}))
+				}
+				require.NoError(t, r.Sync(t.Context()))
+			}
+			require.NoError(t, r.Record(recordings.Event{Kind: recordings.KindSessionEnd, Session: "s"}))
+			require.NoError(t, r.Close(t.Context()))
+			s, err := recordings.NewArchive(sink, "").Find(t.Context(), "s")
+			require.NoError(t, err)
+			require.Len(t, s.Chains, 1)
+			m := s.Chains[0].Manifest
+			require.Equal(t, want, m.RequestIDs)
+			require.Equal(t, n > 256, m.RequestIDsTruncated)
+		})
+	}
+}
