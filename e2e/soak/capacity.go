@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,8 +80,20 @@ func Capacity(ctx context.Context, o Options, d time.Duration, workers int) ([]R
 	if err != nil {
 		return nil, err
 	}
+	var picked []class
+	for _, cl := range classes {
+		if len(o.Classes) == 0 || slices.Contains(o.Classes, cl.name) {
+			picked = append(picked, cl)
+		}
+	}
+	if len(picked) == 0 {
+		return nil, fmt.Errorf("capacity: no class among %q", o.Classes)
+	}
 	var rows []Row
 	for _, rec := range []bool{false, true} {
+		if !slices.ContainsFunc(picked, func(cl class) bool { return cl.recorded == rec }) {
+			continue
+		}
 		sub := Options{Root: o.Root, Bin: o.Bin, Dir: filepath.Join(o.Dir, fmt.Sprintf("capacity-recorded-%t", rec)), Log: o.Log}
 		config := map[string]any{
 			"recordings": map[string]any{"enabled": rec, "replica_id": "capacity"},
@@ -92,7 +105,7 @@ func Capacity(ctx context.Context, o Options, d time.Duration, workers int) ([]R
 		if err != nil {
 			return nil, err
 		}
-		for _, cl := range classes {
+		for _, cl := range picked {
 			if cl.recorded != rec {
 				continue
 			}

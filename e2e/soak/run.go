@@ -31,6 +31,9 @@ type Options struct {
 	// Profile, when set, turns on admin.pprof and writes mcpguard's CPU profile of each
 	// measured phase into this directory (NAME.pprof), for `go tool pprof`.
 	Profile string
+	// Classes limits Capacity to these traffic classes (allowed, masked, recorded,
+	// masked+recorded); empty measures all.
+	Classes []string
 }
 
 // approvalRule is added to the embedded default policy: echo calls whose text starts with

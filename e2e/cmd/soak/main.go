@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	skip := fs.Bool("skip-soak", false, "only measure capacity")
 	tracingCost := fs.Duration("tracing-cost", 0, "measure allowed calls with tracing off, 1% and 100% for this long per round (0 skips); exports to bin/jaeger")
 	tracingRounds := fs.Int("tracing-rounds", 3, "interleaved rounds of the tracing cost measurement")
+	capClasses := fs.String("capacity-classes", "", "comma-separated traffic classes to measure (default: all)")
 	bin := fs.String("bin", "", "the mcpguard binary to measure (default: build this checkout)")
 	profile := fs.String("profile", "", "write mcpguard's CPU profile of each measured phase into this directory (turns on admin.pprof)")
 	dir := fs.String("dir", "", "keep config, data and recordings here (default: a temporary directory)")
@@ -66,6 +68,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		*bin = abs
 	}
 	o := soak.Options{Dir: *dir, Log: stderr, Profile: *profile, Bin: *bin}
+	if *capClasses != "" {
+		o.Classes = strings.Split(*capClasses, ",")
+	}
 	fmt.Fprintf(stdout, "soak: started %s on %d CPUs\n", time.Now().UTC().Format(time.RFC3339), numCPU())
 	var failed error
 	if !*skip {
