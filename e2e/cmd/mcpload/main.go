@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -37,6 +38,7 @@ func main() {
 // options are the command-line settings, validated by [options.validate].
 type options struct {
 	self           bool
+	bin            string
 	gateway        string
 	direct         string
 	token          string
@@ -67,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o options
 	fs.BoolVar(&o.self, "self", false, "start mcpguard, the emulator (envoy/envoy.yaml) and an upstream MCP server")
+	fs.StringVar(&o.bin, "bin", "", "with -self: the mcpguard binary to measure (default: build this checkout)")
 	fs.StringVar(&o.gateway, "gateway", "", "MCP URL through the gateway (without -self)")
 	fs.StringVar(&o.direct, "direct", "", "MCP URL of the upstream itself (without -self)")
 	fs.StringVar(&o.token, "token", "", "bearer token for the gateway path (without -self); or env MCPLOAD_TOKEN")
@@ -88,6 +91,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := o.validate(); err != nil {
 		return err
+	}
+	if o.bin != "" {
+		abs, err := filepath.Abs(o.bin)
+		if err != nil {
+			return fmt.Errorf("-bin: %w", err)
+		}
+		o.bin = abs
 	}
 	if o.self {
 		env, err := startSelf(ctx, o, stderr)

@@ -352,9 +352,11 @@ func startSelf(ctx context.Context, o options, stderr io.Writer) (_ *selfEnv, er
 	if err != nil {
 		return nil, err
 	}
-	bin, err := harness.Build(ctx, root, e.dir)
-	if err != nil {
-		return nil, err
+	bin := o.bin
+	if bin == "" {
+		if bin, err = harness.Build(ctx, root, e.dir); err != nil {
+			return nil, err
+		}
 	}
 	// info, not debug: per-request logging would measure the logger.
 	if e.guard, err = harness.StartGuard(ctx, harness.GuardOptions{Bin: bin, Dir: e.dir}); err != nil {
