@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -53,6 +54,9 @@ type class struct {
 	recorded bool
 	text     string
 	masked   bool
+	// floor runs against nullguard (e2e/cmd/nullguard), which answers every Check and
+	// ext_proc message without looking: what the protocol costs any server.
+	floor bool
 }
 
 var classes = []class{
@@ -60,6 +64,7 @@ var classes = []class{
 	{name: "masked", text: maskedText, masked: true},
 	{name: "recorded", recorded: true, text: "ping"},
 	{name: "masked+recorded", recorded: true, text: maskedText, masked: true},
+	{name: "floor", text: "ping", floor: true},
 }
 
 // Capacity measures, for each traffic class, d of closed-loop echo calls over workers
@@ -90,23 +95,31 @@ func Capacity(ctx context.Context, o Options, d time.Duration, workers int) ([]R
 		return nil, fmt.Errorf("capacity: no class among %q", o.Classes)
 	}
 	var rows []Row
-	for _, rec := range []bool{false, true} {
-		if !slices.ContainsFunc(picked, func(cl class) bool { return cl.recorded == rec }) {
+	for _, srv := range []struct{ rec, floor bool }{{false, false}, {true, false}, {false, true}} {
+		if !slices.ContainsFunc(picked, func(cl class) bool { return cl.recorded == srv.rec && cl.floor == srv.floor }) {
 			continue
 		}
-		sub := Options{Root: o.Root, Bin: o.Bin, Dir: filepath.Join(o.Dir, fmt.Sprintf("capacity-recorded-%t", rec)), Log: o.Log}
+		sub := Options{Root: o.Root, Bin: o.Bin, Dir: filepath.Join(o.Dir, fmt.Sprintf("capacity-recorded-%t-floor-%t", srv.rec, srv.floor)), Log: o.Log}
 		config := map[string]any{
-			"recordings": map[string]any{"enabled": rec, "replica_id": "capacity"},
+			"recordings": map[string]any{"enabled": srv.rec, "replica_id": "capacity"},
 			"shutdown":   map[string]any{"drain": "0s", "timeout": "60s"},
 		}
-		sub.Profile = o.Profile
-		sub.withProfiling(config)
+		if srv.floor {
+			bin, err := buildNullguard(ctx, o.Root, o.Dir)
+			if err != nil {
+				return nil, err
+			}
+			sub.Bin = bin
+		} else {
+			sub.Profile = o.Profile
+			sub.withProfiling(config)
+		}
 		e, err := start(ctx, sub, config, []mcpserver.Mode{mcpserver.Stateful}, d*10+time.Hour)
 		if err != nil {
 			return nil, err
 		}
 		for _, cl := range picked {
-			if cl.recorded != rec {
+			if cl.recorded != srv.rec || cl.floor != srv.floor {
 				continue
 			}
 			o.logf("capacity %s: %s, %d sessions", cl.name, d, workers)
@@ -123,6 +136,17 @@ func Capacity(ctx context.Context, o Options, d time.Duration, workers int) ([]R
 		}
 	}
 	return rows, nil
+}
+
+// buildNullguard builds e2e/cmd/nullguard into dir.
+func buildNullguard(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "nullguard")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./e2e/cmd/nullguard")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build nullguard: %w\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // capacityWarmUp runs before each measurement so connection set-up and heap growth are

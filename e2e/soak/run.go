@@ -32,7 +32,7 @@ type Options struct {
 	// measured phase into this directory (NAME.pprof), for `go tool pprof`.
 	Profile string
 	// Classes limits Capacity to these traffic classes (allowed, masked, recorded,
-	// masked+recorded); empty measures all.
+	// masked+recorded, floor); empty measures all.
 	Classes []string
 }
 
