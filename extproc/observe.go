@@ -402,18 +402,19 @@ func metaParent(tc propagation.TraceContext, meta json.RawMessage) trace.SpanCon
 	if len(meta) == 0 {
 		return trace.SpanContext{}
 	}
-	var m struct {
-		TraceParent json.RawMessage `json:"traceparent"`
-		TraceState  json.RawMessage `json:"tracestate"`
-	}
-	if json.Unmarshal(meta, &m) != nil || len(m.TraceParent) == 0 {
+	// A map, not a struct: encoding/json matches struct fields case-insensitively and would
+	// take "TraceParent". Duplicate names never get here: mcp.Parse refuses them.
+	var m map[string]json.RawMessage
+	if json.Unmarshal(meta, &m) != nil || len(m["traceparent"]) == 0 {
 		return trace.SpanContext{}
 	}
 	var c metaCarrier
-	if json.Unmarshal(m.TraceParent, &c.parent) != nil {
+	if json.Unmarshal(m["traceparent"], &c.parent) != nil {
 		return trace.SpanContext{}
 	}
-	_ = json.Unmarshal(m.TraceState, &c.state) // a tracestate that is not a string is dropped
+	if ts := m["tracestate"]; len(ts) > 0 {
+		_ = json.Unmarshal(ts, &c.state) // a tracestate that is not a string is dropped
+	}
 	return trace.SpanContextFromContext(tc.Extract(context.Background(), c))
 }
 

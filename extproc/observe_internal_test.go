@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/mcpguard/mcpguard/mcp"
 )
 
@@ -30,4 +33,18 @@ func FuzzParentOf(f *testing.F) {
 			t.Fatal("a caller's context must be remote")
 		}
 	})
+}
+
+// _meta member names are exact: MCP's "traceparent", not another casing of it. (A name
+// given twice never reaches metaParent: mcp.Parse refuses the message.)
+func TestMetaParentExactNames(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tc := propagation.TraceContext{}
+	require.True(t, metaParent(tc, []byte(`{"traceparent":"`+tp+`"}`)).IsValid())
+	for _, meta := range []string{
+		`{"TraceParent":"` + tp + `"}`,
+		`{"TRACEPARENT":"` + tp + `"}`,
+	} {
+		require.False(t, metaParent(tc, []byte(meta)).IsValid(), meta)
+	}
 }
