@@ -70,6 +70,7 @@ func approverAudience(cfg *config.Config) (string, error) {
 // approver routes. On error everything opened so far is closed by the returned closers.
 func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, v *authz.Verifier) (p approvalParts, err error) {
 	ac := cfg.Approvals
+	base := log // sign-in names its own component
 	log = log.With("component", "approvals")
 	var store approvals.Store
 	switch ac.Store.Kind {
@@ -113,7 +114,7 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 		return p, err
 	}
 	var opts []approvals.Option
-	p.people, opts, err = signInOptions(ac, log)
+	p.people, opts, err = signInOptions(ac, base)
 	if err != nil {
 		return p, err
 	}
