@@ -99,6 +99,8 @@ type Set struct {
 	version string
 	// idx skips the rules a message cannot match (see index.go); nil evaluates every rule.
 	idx *index
+	// cls classifies the SQL and shell arguments (see memo.go).
+	cls classifier
 }
 
 // Version identifies the policy: a digest of the file it was compiled from, so the same text
@@ -120,7 +122,9 @@ func (s *Set) PerIdentity() bool {
 func (s *Set) Rules() []Rule { return s.rules }
 
 // Compile parses and compiles a policy file. The error lists every problem with its line.
-func Compile(data []byte) (*Set, error) {
+func Compile(data []byte) (*Set, error) { return compile(data, shared) }
+
+func compile(data []byte, cls classifier) (*Set, error) {
 	var f file
 	lines, err := yamlx.Decode(data, &f)
 	if lines == nil { // not YAML: nothing else can be said
@@ -135,7 +139,7 @@ func Compile(data []byte) (*Set, error) {
 		errs = append(errs, fmt.Errorf("version: must be 1, got %d", f.Version))
 	}
 	sum := sha256.Sum256(data)
-	s := &Set{def: f.Default, tools: f.Tools, version: "sha256:" + hex.EncodeToString(sum[:8])}
+	s := &Set{def: f.Default, tools: f.Tools, version: "sha256:" + hex.EncodeToString(sum[:8]), cls: cls}
 	switch f.Mode {
 	case "", "enforce":
 	case "observe":
@@ -185,7 +189,7 @@ func Compile(data []byte) (*Set, error) {
 			}
 		}
 	}
-	env, err := newEnv(f.SQLDialect)
+	env, err := newEnv(f.SQLDialect, cls)
 	if err != nil {
 		return nil, fmt.Errorf("policy environment: %w", err)
 	}
@@ -414,7 +418,7 @@ func mentions(e celast.Expr, name string) bool {
 
 // newEnv declares the variables and functions conditions may use.
 // The variables are typed objects (see env.go): a field that does not exist is a compile error.
-func newEnv(d Dialect) (*cel.Env, error) {
+func newEnv(d Dialect, cls classifier) (*cel.Env, error) {
 	sc, err := conditionSchema()
 	if err != nil {
 		return nil, err
@@ -426,16 +430,16 @@ func newEnv(d Dialect) (*cel.Env, error) {
 		cel.Function("sql",
 			cel.Overload("sql_string", []*cel.Type{cel.StringType}, sqlT,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
-					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(d, v.(types.String).Value().(string)).Value())
+					return types.DefaultTypeAdapter.NativeToValue(cls.classifySQL(d, string(v.(types.String))).val)
 				})),
 			cel.Overload("sql_string_dialect", []*cel.Type{cel.StringType, cel.StringType}, sqlT,
 				cel.BinaryBinding(func(v, dial ref.Val) ref.Val {
-					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(Dialect(dial.(types.String)), string(v.(types.String))).Value())
+					return types.DefaultTypeAdapter.NativeToValue(cls.classifySQL(Dialect(dial.(types.String)), string(v.(types.String))).val)
 				}))),
 		cel.Function("shell",
 			cel.Overload("shell_string", []*cel.Type{cel.StringType}, shellT,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
-					return types.DefaultTypeAdapter.NativeToValue(ClassifyShell(string(v.(types.String))).Value())
+					return types.DefaultTypeAdapter.NativeToValue(cls.classifyShell(string(v.(types.String))).val)
 				}))),
 		cel.Function("glob",
 			cel.Overload("glob_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
@@ -514,8 +518,8 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 	// rule that is evaluated, so a message no rule can match costs only the index.
 	var (
 		act   map[string]any
-		sqlc  SQL
-		shc   Shell
+		sqlc  *memoEntry[SQL]
+		shc   *memoEntry[Shell]
 		built bool
 	)
 	var steps []Step
@@ -551,7 +555,7 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 		if !matched {
 			continue
 		}
-		reason := findings(sqlc, shc)
+		reason := findings(sqlc.v, shc.v)
 		if errText != "" {
 			reason = "condition could not be evaluated: " + errText
 		}
@@ -581,7 +585,7 @@ func findings(q SQL, sh Shell) string {
 
 // activation builds the CEL variables for in. The configured SQL or shell argument of the
 // tool is classified once here (request.sql, request.shell).
-func (s *Set) activation(in Input) (map[string]any, SQL, Shell) {
+func (s *Set) activation(in Input) (map[string]any, *memoEntry[SQL], *memoEntry[Shell]) {
 	id := in.Identity
 	scopes, groups := id.Scopes, id.Groups
 	if scopes == nil {
@@ -594,10 +598,7 @@ func (s *Set) activation(in Input) (map[string]any, SQL, Shell) {
 		"method": "", "tool": "", "arguments": map[string]any{}, "uri": "", "prompt": "",
 		"revision": string(in.Revision), "headers": headerMap(in.Headers), "listing": in.Listing,
 	}
-	var (
-		q  SQL
-		sh Shell
-	)
+	q, sh := noSQL, noShell
 	if m := in.Msg; m != nil {
 		req["method"], req["tool"], req["uri"], req["prompt"] = m.Method, m.Tool, m.URI, m.Prompt
 		args, argErr := decodeArguments(m.Arguments)
@@ -605,10 +606,10 @@ func (s *Set) activation(in Input) (map[string]any, SQL, Shell) {
 			req["arguments"] = args
 		}
 		if spec, ok := s.tools[m.Tool]; ok && m.Method == "tools/call" {
-			q, sh = classifyArgs(spec, args, argErr)
+			q, sh = s.cls.classifyArgs(spec, args, argErr)
 		}
 	}
-	req["sql"], req["shell"] = q.Value(), sh.Value()
+	req["sql"], req["shell"] = q.val, sh.val
 	ev := map[string]any{"kind": "", "tool": ""}
 	if in.Event != nil {
 		ev["kind"], ev["tool"] = in.Event.Kind, in.Event.Tool
@@ -670,36 +671,33 @@ func jsonDepth(raw []byte) int {
 // classifyArgs classifies the tool's configured SQL and shell arguments. An argument that is
 // present but not a string, or arguments that could not be decoded (argErr), are reported
 // as unparsable, never skipped.
-func classifyArgs(spec ToolSpec, args map[string]any, argErr error) (SQL, Shell) {
-	var (
-		q  SQL
-		sh Shell
-	)
+func (c classifier) classifyArgs(spec ToolSpec, args map[string]any, argErr error) (*memoEntry[SQL], *memoEntry[Shell]) {
+	q, sh := noSQL, noShell
 	if argErr != nil {
 		unchecked := errors.As(argErr, new(*limitError))
 		if spec.SQL != nil {
-			q = SQL{Present: true, Dialect: spec.SQL.Dialect, Error: argErr.Error(), Unchecked: unchecked}
+			q = sqlEntry(SQL{Present: true, Dialect: spec.SQL.Dialect, Error: argErr.Error(), Unchecked: unchecked})
 		}
 		if spec.Shell != nil {
-			sh = Shell{Present: true, Error: argErr.Error(), Unchecked: unchecked}
+			sh = shellEntry(Shell{Present: true, Error: argErr.Error(), Unchecked: unchecked})
 		}
 		return q, sh
 	}
 	if spec.SQL != nil {
 		if v, ok := lookup(args, spec.SQL.Argument); ok {
 			if str, isStr := v.(string); isStr {
-				q = ClassifySQL(spec.SQL.Dialect, str)
+				q = c.classifySQL(spec.SQL.Dialect, str)
 			} else {
-				q = SQL{Present: true, Dialect: spec.SQL.Dialect, Error: "argument " + spec.SQL.Argument + " is not a string"}
+				q = sqlEntry(SQL{Present: true, Dialect: spec.SQL.Dialect, Error: "argument " + spec.SQL.Argument + " is not a string"})
 			}
 		}
 	}
 	if spec.Shell != nil {
 		if v, ok := lookup(args, spec.Shell.Argument); ok {
 			if str, isStr := v.(string); isStr {
-				sh = ClassifyShell(str)
+				sh = c.classifyShell(str)
 			} else {
-				sh = Shell{Present: true, Error: "argument " + spec.Shell.Argument + " is not a string"}
+				sh = shellEntry(Shell{Present: true, Error: "argument " + spec.Shell.Argument + " is not a string"})
 			}
 		}
 	}
