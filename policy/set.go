@@ -18,6 +18,7 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
+	celinterp "github.com/google/cel-go/interpreter"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpguard/mcpguard/internal/yamlx"
@@ -514,14 +515,9 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 		}
 		s.idx.candidates(v, cand)
 	}
-	// The activation (arguments decoded, SQL and shell classified) is built for the first
+	// The variables (arguments decoded, SQL and shell classified) are built for the first
 	// rule that is evaluated, so a message no rule can match costs only the index.
-	var (
-		act   map[string]any
-		sqlc  *memoEntry[SQL]
-		shc   *memoEntry[Shell]
-		built bool
-	)
+	var act *vars
 	var steps []Step
 	var observed []Observation
 	for i := range s.rules {
@@ -532,9 +528,8 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 			}
 			continue
 		}
-		if !built {
-			act, sqlc, shc = s.activation(in)
-			built = true
+		if act == nil {
+			act = s.vars(&in)
 		}
 		out, _, err := r.prg.Eval(act)
 		matched, errText := false, ""
@@ -555,7 +550,7 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 		if !matched {
 			continue
 		}
-		reason := findings(sqlc.v, shc.v)
+		reason := findings(act.sql.v, act.shell.v)
 		if errText != "" {
 			reason = "condition could not be evaluated: " + errText
 		}
@@ -583,47 +578,117 @@ func findings(q SQL, sh Shell) string {
 	return strings.Join(append(q.Reasons(), sh.Reasons()...), "; ")
 }
 
-// activation builds the CEL variables for in. The configured SQL or shell argument of the
-// tool is classified once here (request.sql, request.shell).
+// activation builds the CEL variables for in, all of them (the schema of conditions is
+// derived from it). The configured SQL or shell argument of the tool is classified once here
+// (request.sql, request.shell).
 func (s *Set) activation(in Input) (map[string]any, *memoEntry[SQL], *memoEntry[Shell]) {
-	id := in.Identity
-	scopes, groups := id.Scopes, id.Groups
-	if scopes == nil {
-		scopes = []string{}
+	vs := s.vars(&in)
+	act := make(map[string]any, len(varNames))
+	for _, n := range varNames {
+		act[n], _ = vs.ResolveName(n)
 	}
-	if groups == nil {
-		groups = []string{}
-	}
-	req := map[string]any{
-		"method": "", "tool": "", "arguments": map[string]any{}, "uri": "", "prompt": "",
-		"revision": string(in.Revision), "headers": headerMap(in.Headers), "listing": in.Listing,
-	}
+	return act, vs.sql, vs.shell
+}
+
+// varNames are the variables conditions see.
+var varNames = []string{"identity", "request", "session", "event", "now"}
+
+// vars are the CEL variables of one decision. The request (its arguments decoded, SQL and
+// shell classified) is built with it; the others when a condition first reads them, so that
+// a variable no evaluated condition reads costs nothing. Values that are the same for every
+// decision (no event, no headers, no arguments) are shared and never modified.
+type vars struct {
+	in    *Input
+	req   map[string]any
+	sql   *memoEntry[SQL]
+	shell *memoEntry[Shell]
+	id    map[string]any
+	sess  map[string]any
+	ev    map[string]any
+	now   any
+}
+
+var _ celinterp.Activation = (*vars)(nil)
+
+var (
+	noEvent   = map[string]any{"kind": "", "tool": ""}
+	noHeaders = map[string]any{}
+	noArgs    = map[string]any{}
+)
+
+func (s *Set) vars(in *Input) *vars {
 	q, sh := noSQL, noShell
+	var method, tool, uri, prompt any = "", "", "", ""
+	var arguments any = noArgs
 	if m := in.Msg; m != nil {
-		req["method"], req["tool"], req["uri"], req["prompt"] = m.Method, m.Tool, m.URI, m.Prompt
+		method, tool, uri, prompt = m.Method, m.Tool, m.URI, m.Prompt
 		args, argErr := decodeArguments(m.Arguments)
 		if args != nil {
-			req["arguments"] = args
+			arguments = args
 		}
 		if spec, ok := s.tools[m.Tool]; ok && m.Method == "tools/call" {
 			q, sh = s.cls.classifyArgs(spec, args, argErr)
 		}
 	}
-	req["sql"], req["shell"] = q.val, sh.val
-	ev := map[string]any{"kind": "", "tool": ""}
-	if in.Event != nil {
-		ev["kind"], ev["tool"] = in.Event.Kind, in.Event.Tool
+	headers := noHeaders
+	if len(in.Headers) > 0 {
+		headers = headerMap(in.Headers)
 	}
-	return map[string]any{
-		"identity": map[string]any{
-			"subject": id.Subject, "client_id": id.ClientID, "issuer": id.Issuer, "scopes": scopes, "groups": groups,
+	return &vars{
+		in: in, sql: q, shell: sh,
+		req: map[string]any{
+			"method": method, "tool": tool, "arguments": arguments, "uri": uri, "prompt": prompt,
+			"revision": string(in.Revision), "headers": headers, "listing": in.Listing,
+			"sql": q.val, "shell": sh.val,
 		},
-		"request": req,
-		"session": map[string]any{"id": in.Session.ID, "calls": in.Session.Calls, "tool_calls": in.Session.ToolCalls},
-		"event":   ev,
-		"now":     nowOr(in.Now),
-	}, q, sh
+	}
 }
+
+// ResolveName returns the variable name, building it on first use.
+func (v *vars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "request":
+		return v.req, true
+	case "identity":
+		if v.id == nil {
+			id := v.in.Identity
+			scopes, groups := id.Scopes, id.Groups
+			if scopes == nil {
+				scopes = []string{}
+			}
+			if groups == nil {
+				groups = []string{}
+			}
+			v.id = map[string]any{
+				"subject": id.Subject, "client_id": id.ClientID, "issuer": id.Issuer, "scopes": scopes, "groups": groups,
+			}
+		}
+		return v.id, true
+	case "session":
+		if v.sess == nil {
+			se := v.in.Session
+			v.sess = map[string]any{"id": se.ID, "calls": se.Calls, "tool_calls": se.ToolCalls}
+		}
+		return v.sess, true
+	case "event":
+		if v.ev == nil {
+			v.ev = noEvent
+			if e := v.in.Event; e != nil {
+				v.ev = map[string]any{"kind": e.Kind, "tool": e.Tool}
+			}
+		}
+		return v.ev, true
+	case "now":
+		if v.now == nil {
+			v.now = nowOr(v.in.Now)
+		}
+		return v.now, true
+	}
+	return nil, false
+}
+
+// Parent is nil: the variables are all in vars.
+func (*vars) Parent() celinterp.Activation { return nil }
 
 // maxArgumentDepth bounds the nesting of the arguments decoded for conditions. The protocol
 // stage refuses deeper messages (mcp.MaxDepth) before they reach the policy; this keeps the
