@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,28 +43,51 @@ func hundredRules(tb testing.TB) *policy.Set {
 
 // BenchmarkDecide100Rules measures one decision on a typical tools/call (a SELECT through
 // execute_sql) against 100 rules, with the rule index and without it (every rule evaluated);
-// p50 and p99 are reported per decision. Compare with benchstat -col /index.
+// p50 and p99 are reported per decision. sql=repeated sends the same statement at every
+// decision (agents repeat theirs: its classification is remembered after the first);
+// sql=unique sends a statement never seen before at every decision, so each one is parsed.
+// Compare with benchstat -col /index or -col /sql.
 func BenchmarkDecide100Rules(b *testing.B) {
 	indexed := hundredRules(b)
-	in := policy.Input{
-		Identity: policy.Identity{Subject: "agent-1", Groups: []string{"readers"}},
-		Msg:      call(b, "execute_sql", map[string]any{"query": "SELECT id, email FROM users WHERE id = 42"}),
-		Session:  policy.Session{ID: "s", Calls: 3, ToolCalls: 1},
+	input := func(q string) policy.Input {
+		return policy.Input{
+			Identity: policy.Identity{Subject: "agent-1", Groups: []string{"readers"}},
+			Msg:      call(b, "execute_sql", map[string]any{"query": q}),
+			Session:  policy.Session{ID: "s", Calls: 3, ToolCalls: 1},
+		}
 	}
+	repeated := input("SELECT id, email FROM users WHERE id = 42")
 	for _, c := range []struct {
-		name string
-		set  *policy.Set
-	}{{"index=off", policy.WithoutIndex(indexed)}, {"index=on", indexed}} {
+		name   string
+		set    *policy.Set
+		unique bool
+	}{
+		{"index=off/sql=repeated", policy.WithoutIndex(indexed), false},
+		{"index=on/sql=repeated", indexed, false},
+		{"index=on/sql=unique", indexed, true},
+	} {
 		b.Run(c.name, func(b *testing.B) {
-			if d := c.set.Decide(in); d.Action != policy.Allow || d.Rule != "readers" {
+			ins := []policy.Input{repeated}
+			if c.unique {
+				ins = make([]policy.Input, b.N)
+				for i := range ins {
+					ins[i] = input(fmt.Sprintf("SELECT id, email FROM users WHERE id = %d", uniqueID.Add(1)))
+				}
+			}
+			warm := repeated // the classification of a repeated statement is remembered
+			if c.unique {
+				warm = input("SELECT 1")
+			}
+			if d := c.set.Decide(warm); d.Action != policy.Allow || d.Rule != "readers" {
 				b.Fatalf("unexpected decision %+v", d)
 			}
 			lat := make([]time.Duration, 0, b.N)
 			b.ReportAllocs()
 			b.ResetTimer()
-			for range b.N {
+			for i := range b.N {
+				in := &ins[i%len(ins)]
 				start := time.Now()
-				_ = c.set.Decide(in)
+				_ = c.set.Decide(*in)
 				lat = append(lat, time.Since(start))
 			}
 			b.StopTimer()
@@ -73,6 +97,9 @@ func BenchmarkDecide100Rules(b *testing.B) {
 		})
 	}
 }
+
+// uniqueID numbers the statements of sql=unique across runs (-count), so none repeats.
+var uniqueID atomic.Int64
 
 func corpusOf(tb testing.TB, pick func(corpusCase) bool) []string {
 	tb.Helper()

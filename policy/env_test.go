@@ -19,7 +19,7 @@ import (
 func TestSchemaMatchesValues(t *testing.T) {
 	sc, err := conditionSchema()
 	require.NoError(t, err)
-	env, err := newEnv(Postgres)
+	env, err := newEnv(Postgres, classifier{})
 	require.NoError(t, err)
 	set := &Set{tools: map[string]ToolSpec{
 		"q":  {SQL: &ArgSpec{Argument: "sql", Dialect: Postgres}},

@@ -36,11 +36,14 @@ func loadCorpus(tb testing.TB) []corpusCase {
 // through the rules that ship.
 func corpusPolicy(tb testing.TB) *policy.Set {
 	tb.Helper()
-	src := strings.Replace(string(policy.DefaultPolicy()), "tools:\n",
-		"tools:\n  execute_mysql:\n    sql: {argument: query, dialect: mysql}\n", 1)
-	set, err := policy.Compile([]byte(src))
+	set, err := policy.Compile(corpusPolicySource())
 	require.NoError(tb, err)
 	return set
+}
+
+func corpusPolicySource() []byte {
+	return []byte(strings.Replace(string(policy.DefaultPolicy()), "tools:\n",
+		"tools:\n  execute_mysql:\n    sql: {argument: query, dialect: mysql}\n", 1))
 }
 
 // call builds a tools/call message as the mcp parser would.

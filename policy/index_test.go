@@ -30,6 +30,8 @@ var atoms = []string{
 	`request.uri.startsWith("vault://")`, `request.prompt == "p%d"`, `request.headers["x-env"] == "prod"`,
 	`!(request.tool == "t%d")`, `!("g%d" in identity.groups)`, `request.tool != "t%d"`,
 	`(request.tool == "t%d" ? true : identity.subject == "u%d")`, `int(request.arguments.x) / (%d - %d) > 0`,
+	`sql("SELECT %d; DELETE FROM t").unbounded`, `shell("rm -rf /t%d").recursive_delete`, `request.shell.dangerous`,
+	`sql(request.arguments.query, "mysql").read`, `shell(request.arguments.query).unknown`,
 }
 
 // genCondition builds a random condition of up to depth levels of && and ||.
@@ -50,12 +52,12 @@ func genCondition(r *rand.Rand, depth int) string {
 	return "(" + genCondition(r, depth-1) + op + genCondition(r, depth-1) + ")"
 }
 
-// genPolicy is a policy of n random rules with random actions.
-func genPolicy(t testing.TB, seed uint64, n int) *policy.Set {
+// genPolicy is a policy of n random rules with random actions, and its source.
+func genPolicy(t testing.TB, seed uint64, n int) (*policy.Set, []byte) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 7))
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\ndefault: %s\ntools:\n  execute_sql:\n    sql: {argument: query}\nrules:\n",
+	fmt.Fprintf(&b, "version: 1\ndefault: %s\ntools:\n  execute_sql:\n    sql: {argument: query}\n  run:\n    shell: {argument: cmd}\nrules:\n",
 		[]string{"allow", "deny", "require_approval"}[r.IntN(3)])
 	for i := range n {
 		act := []string{"deny", "allow", "require_approval", "observe", "deny"}[r.IntN(5)]
@@ -67,7 +69,7 @@ func genPolicy(t testing.TB, seed uint64, n int) *policy.Set {
 	}
 	set, err := policy.Compile([]byte(b.String()))
 	require.NoError(t, err, b.String())
-	return set
+	return set, []byte(b.String())
 }
 
 // genInputs is a corpus of messages: calls, listings, reads, events, with identities
@@ -96,15 +98,17 @@ func genInputs(t testing.TB, seed uint64, n int) []policy.Input {
 		}
 		switch r.IntN(5) {
 		case 0, 1, 2:
-			tool := pick("t0", "t1", "t2", "t3", "t4", "t5", "t12", "x", "execute_sql", "")
+			tool := pick("t0", "t1", "t2", "t3", "t4", "t5", "t12", "x", "execute_sql", "run", "")
 			args := map[string]any{}
-			switch r.IntN(4) {
+			switch r.IntN(5) {
 			case 0:
 				args["x"] = r.IntN(6)
 			case 1:
 				args["items"] = []int{r.IntN(6), r.IntN(6)}
 			case 2:
-				args["query"] = pick("SELECT 1", "DROP TABLE t", "DELETE FROM t")
+				args["query"] = pick("SELECT 1", "DROP TABLE t", "DELETE FROM t", "SELEC 1", "SELECT 1; UPDATE t SET a = 1", "ls -la")
+			case 3:
+				args["cmd"] = pick("ls -la", "rm -rf /", "psql -c 'DROP TABLE t'", "'unterminated", "curl x | sh")
 			}
 			in.Msg = call(t, tool, args)
 		case 3:
@@ -141,13 +145,37 @@ func sameDecisions(t testing.TB, set *policy.Set, in policy.Input) (skipped int)
 	return skipped
 }
 
+// uncached compiles src into a policy that classifies every text afresh.
+func uncached(t testing.TB, src []byte) *policy.Set {
+	t.Helper()
+	plain, err := policy.CompileUncached(src)
+	require.NoError(t, err)
+	return plain
+}
+
+// sameAsUncached checks that the classification memos change nothing: plain, compiled from
+// the same source by [uncached], decides and explains in as the memoized set does, at a
+// text's first use and once it is remembered.
+func sameAsUncached(t testing.TB, plain, set *policy.Set, in policy.Input) {
+	t.Helper()
+	want, wantSteps := plain.Explain(in)
+	for range 2 {
+		got, gotSteps := set.Explain(in)
+		require.Equal(t, want, got)
+		require.Equal(t, wantSteps, gotSteps)
+		require.Equal(t, want, set.Decide(in))
+	}
+}
+
 func TestIndexEquivalenceGenerated(t *testing.T) {
 	inputs := genInputs(t, 1, 400)
 	skipped := 0
 	for seed := range uint64(4) {
-		set := genPolicy(t, seed, 100)
+		set, src := genPolicy(t, seed, 100)
+		plain := uncached(t, src)
 		for _, in := range inputs {
 			skipped += sameDecisions(t, set, in)
+			sameAsUncached(t, plain, set, in)
 		}
 	}
 	t.Logf("index skipped %d rule evaluations", skipped)
@@ -167,13 +195,17 @@ func TestIndexEquivalenceRepoPolicies(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			set, err := policy.Compile(src)
 			require.NoError(t, err)
+			plain := uncached(t, src)
 			for _, in := range inputs {
 				sameDecisions(t, set, in)
+				sameAsUncached(t, plain, set, in)
 			}
 		})
 	}
+	set, plain := corpusPolicy(t), uncached(t, corpusPolicySource())
 	for _, c := range loadCorpus(t) {
-		sameDecisions(t, corpusPolicy(t), corpusInput(t, c))
+		sameDecisions(t, set, corpusInput(t, c))
+		sameAsUncached(t, plain, set, corpusInput(t, c))
 	}
 }
 
@@ -213,7 +245,9 @@ func TestIndexSkips(t *testing.T) {
 }
 
 // FuzzIndexEquivalence: for any condition that compiles and any message, the index never
-// changes a decision, and never skips a rule that matches or fails to evaluate.
+// changes a decision, and never skips a rule that matches or fails to evaluate; and the
+// classification memos never change a decision either (the tool's arguments are its SQL or
+// shell argument when the tool is execute_sql or run).
 func FuzzIndexEquivalence(f *testing.F) {
 	f.Add(`request.tool == "a" && "g" in identity.groups`, "tools/call", "a", "u", "g", `{}`, false)
 	f.Add(`glob("ad*", request.tool) || identity.subject.matches("^svc-")`, "tools/call", "admin", "svc-1", "", `{"x":1}`, false)
@@ -221,8 +255,12 @@ func FuzzIndexEquivalence(f *testing.F) {
 	f.Add(`(request.tool in ["a", "b"] || request.method == "resources/read") && identity.client_id == "c"`, "resources/read", "", "", "", ``, false)
 	f.Add(`!(request.tool == "a") && glob("[", request.tool)`, "tools/call", "z", "", "", `{}`, false)
 	f.Add(`event.kind == "tool_changed" && event.tool.startsWith("q")`, "tools/list", "", "", "", ``, false)
+	f.Add(`request.sql.destructive || sql("DELETE FROM t").unbounded`, "tools/call", "execute_sql", "", "", `{"query":"DROP TABLE t"}`, false)
+	f.Add(`request.sql.read && request.sql.statements.size() == 1`, "tools/call", "execute_sql", "", "", `{"query":"SELECT 1"}`, false)
+	f.Add(`request.shell.dangerous && shell(request.arguments.cmd).commands.size() > 0`, "tools/call", "run", "", "", `{"cmd":"psql -c 'DROP TABLE t'"}`, false)
+	f.Add(`sql(request.arguments.cmd, "mysql").write`, "tools/call", "run", "", "", `{"cmd":"INSERT INTO t VALUES (1)"}`, false)
 	f.Fuzz(func(t *testing.T, cond, method, tool, subject, group, args string, listing bool) {
-		src := fmt.Sprintf("version: 1\ndefault: allow\nrules:\n  - name: a\n    when: %s\n    action: deny\n  - name: b\n    when: %s\n    action: observe\n  - name: c\n    when: %s\n    action: allow\n",
+		src := fmt.Sprintf("version: 1\ndefault: allow\ntools:\n  execute_sql: {sql: {argument: query}}\n  run: {shell: {argument: cmd}}\nrules:\n  - name: a\n    when: %s\n    action: deny\n  - name: b\n    when: %s\n    action: observe\n  - name: c\n    when: %s\n    action: allow\n",
 			quote(cond), quote(cond), quote(cond))
 		set, err := policy.Compile([]byte(src))
 		if err != nil {
@@ -237,6 +275,7 @@ func FuzzIndexEquivalence(f *testing.F) {
 			in.Event = &policy.Event{Kind: strings.TrimPrefix(method, "event:"), Tool: tool}
 		}
 		sameDecisions(t, set, in)
+		sameAsUncached(t, uncached(t, []byte(src)), set, in)
 	})
 }
 

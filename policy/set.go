@@ -18,6 +18,7 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
+	celinterp "github.com/google/cel-go/interpreter"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpguard/mcpguard/internal/yamlx"
@@ -99,6 +100,8 @@ type Set struct {
 	version string
 	// idx skips the rules a message cannot match (see index.go); nil evaluates every rule.
 	idx *index
+	// cls classifies the SQL and shell arguments (see memo.go).
+	cls classifier
 }
 
 // Version identifies the policy: a digest of the file it was compiled from, so the same text
@@ -120,7 +123,9 @@ func (s *Set) PerIdentity() bool {
 func (s *Set) Rules() []Rule { return s.rules }
 
 // Compile parses and compiles a policy file. The error lists every problem with its line.
-func Compile(data []byte) (*Set, error) {
+func Compile(data []byte) (*Set, error) { return compile(data, shared) }
+
+func compile(data []byte, cls classifier) (*Set, error) {
 	var f file
 	lines, err := yamlx.Decode(data, &f)
 	if lines == nil { // not YAML: nothing else can be said
@@ -135,7 +140,7 @@ func Compile(data []byte) (*Set, error) {
 		errs = append(errs, fmt.Errorf("version: must be 1, got %d", f.Version))
 	}
 	sum := sha256.Sum256(data)
-	s := &Set{def: f.Default, tools: f.Tools, version: "sha256:" + hex.EncodeToString(sum[:8])}
+	s := &Set{def: f.Default, tools: f.Tools, version: "sha256:" + hex.EncodeToString(sum[:8]), cls: cls}
 	switch f.Mode {
 	case "", "enforce":
 	case "observe":
@@ -185,7 +190,7 @@ func Compile(data []byte) (*Set, error) {
 			}
 		}
 	}
-	env, err := newEnv(f.SQLDialect)
+	env, err := newEnv(f.SQLDialect, cls)
 	if err != nil {
 		return nil, fmt.Errorf("policy environment: %w", err)
 	}
@@ -414,7 +419,7 @@ func mentions(e celast.Expr, name string) bool {
 
 // newEnv declares the variables and functions conditions may use.
 // The variables are typed objects (see env.go): a field that does not exist is a compile error.
-func newEnv(d Dialect) (*cel.Env, error) {
+func newEnv(d Dialect, cls classifier) (*cel.Env, error) {
 	sc, err := conditionSchema()
 	if err != nil {
 		return nil, err
@@ -426,16 +431,16 @@ func newEnv(d Dialect) (*cel.Env, error) {
 		cel.Function("sql",
 			cel.Overload("sql_string", []*cel.Type{cel.StringType}, sqlT,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
-					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(d, v.(types.String).Value().(string)).Value())
+					return types.DefaultTypeAdapter.NativeToValue(cls.classifySQL(d, string(v.(types.String))).val)
 				})),
 			cel.Overload("sql_string_dialect", []*cel.Type{cel.StringType, cel.StringType}, sqlT,
 				cel.BinaryBinding(func(v, dial ref.Val) ref.Val {
-					return types.DefaultTypeAdapter.NativeToValue(ClassifySQL(Dialect(dial.(types.String)), string(v.(types.String))).Value())
+					return types.DefaultTypeAdapter.NativeToValue(cls.classifySQL(Dialect(dial.(types.String)), string(v.(types.String))).val)
 				}))),
 		cel.Function("shell",
 			cel.Overload("shell_string", []*cel.Type{cel.StringType}, shellT,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
-					return types.DefaultTypeAdapter.NativeToValue(ClassifyShell(string(v.(types.String))).Value())
+					return types.DefaultTypeAdapter.NativeToValue(cls.classifyShell(string(v.(types.String))).val)
 				}))),
 		cel.Function("glob",
 			cel.Overload("glob_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
@@ -510,14 +515,9 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 		}
 		s.idx.candidates(v, cand)
 	}
-	// The activation (arguments decoded, SQL and shell classified) is built for the first
+	// The variables (arguments decoded, SQL and shell classified) are built for the first
 	// rule that is evaluated, so a message no rule can match costs only the index.
-	var (
-		act   map[string]any
-		sqlc  SQL
-		shc   Shell
-		built bool
-	)
+	var act *vars
 	var steps []Step
 	var observed []Observation
 	for i := range s.rules {
@@ -528,9 +528,8 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 			}
 			continue
 		}
-		if !built {
-			act, sqlc, shc = s.activation(in)
-			built = true
+		if act == nil {
+			act = s.vars(&in)
 		}
 		out, _, err := r.prg.Eval(act)
 		matched, errText := false, ""
@@ -551,7 +550,7 @@ func (s *Set) eval(in Input, explain bool) (Decision, []Step) {
 		if !matched {
 			continue
 		}
-		reason := findings(sqlc, shc)
+		reason := findings(act.sql.v, act.shell.v)
 		if errText != "" {
 			reason = "condition could not be evaluated: " + errText
 		}
@@ -579,50 +578,117 @@ func findings(q SQL, sh Shell) string {
 	return strings.Join(append(q.Reasons(), sh.Reasons()...), "; ")
 }
 
-// activation builds the CEL variables for in. The configured SQL or shell argument of the
-// tool is classified once here (request.sql, request.shell).
-func (s *Set) activation(in Input) (map[string]any, SQL, Shell) {
-	id := in.Identity
-	scopes, groups := id.Scopes, id.Groups
-	if scopes == nil {
-		scopes = []string{}
+// activation builds the CEL variables for in, all of them (the schema of conditions is
+// derived from it). The configured SQL or shell argument of the tool is classified once here
+// (request.sql, request.shell).
+func (s *Set) activation(in Input) (map[string]any, *memoEntry[SQL], *memoEntry[Shell]) {
+	vs := s.vars(&in)
+	act := make(map[string]any, len(varNames))
+	for _, n := range varNames {
+		act[n], _ = vs.ResolveName(n)
 	}
-	if groups == nil {
-		groups = []string{}
-	}
-	req := map[string]any{
-		"method": "", "tool": "", "arguments": map[string]any{}, "uri": "", "prompt": "",
-		"revision": string(in.Revision), "headers": headerMap(in.Headers), "listing": in.Listing,
-	}
-	var (
-		q  SQL
-		sh Shell
-	)
+	return act, vs.sql, vs.shell
+}
+
+// varNames are the variables conditions see.
+var varNames = []string{"identity", "request", "session", "event", "now"}
+
+// vars are the CEL variables of one decision. The request (its arguments decoded, SQL and
+// shell classified) is built with it; the others when a condition first reads them, so that
+// a variable no evaluated condition reads costs nothing. Values that are the same for every
+// decision (no event, no headers, no arguments) are shared and never modified.
+type vars struct {
+	in    *Input
+	req   map[string]any
+	sql   *memoEntry[SQL]
+	shell *memoEntry[Shell]
+	id    map[string]any
+	sess  map[string]any
+	ev    map[string]any
+	now   any
+}
+
+var _ celinterp.Activation = (*vars)(nil)
+
+var (
+	noEvent   = map[string]any{"kind": "", "tool": ""}
+	noHeaders = map[string]any{}
+	noArgs    = map[string]any{}
+)
+
+func (s *Set) vars(in *Input) *vars {
+	q, sh := noSQL, noShell
+	var method, tool, uri, prompt any = "", "", "", ""
+	var arguments any = noArgs
 	if m := in.Msg; m != nil {
-		req["method"], req["tool"], req["uri"], req["prompt"] = m.Method, m.Tool, m.URI, m.Prompt
+		method, tool, uri, prompt = m.Method, m.Tool, m.URI, m.Prompt
 		args, argErr := decodeArguments(m.Arguments)
 		if args != nil {
-			req["arguments"] = args
+			arguments = args
 		}
 		if spec, ok := s.tools[m.Tool]; ok && m.Method == "tools/call" {
-			q, sh = classifyArgs(spec, args, argErr)
+			q, sh = s.cls.classifyArgs(spec, args, argErr)
 		}
 	}
-	req["sql"], req["shell"] = q.Value(), sh.Value()
-	ev := map[string]any{"kind": "", "tool": ""}
-	if in.Event != nil {
-		ev["kind"], ev["tool"] = in.Event.Kind, in.Event.Tool
+	headers := noHeaders
+	if len(in.Headers) > 0 {
+		headers = headerMap(in.Headers)
 	}
-	return map[string]any{
-		"identity": map[string]any{
-			"subject": id.Subject, "client_id": id.ClientID, "issuer": id.Issuer, "scopes": scopes, "groups": groups,
+	return &vars{
+		in: in, sql: q, shell: sh,
+		req: map[string]any{
+			"method": method, "tool": tool, "arguments": arguments, "uri": uri, "prompt": prompt,
+			"revision": string(in.Revision), "headers": headers, "listing": in.Listing,
+			"sql": q.val, "shell": sh.val,
 		},
-		"request": req,
-		"session": map[string]any{"id": in.Session.ID, "calls": in.Session.Calls, "tool_calls": in.Session.ToolCalls},
-		"event":   ev,
-		"now":     nowOr(in.Now),
-	}, q, sh
+	}
 }
+
+// ResolveName returns the variable name, building it on first use.
+func (v *vars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "request":
+		return v.req, true
+	case "identity":
+		if v.id == nil {
+			id := v.in.Identity
+			scopes, groups := id.Scopes, id.Groups
+			if scopes == nil {
+				scopes = []string{}
+			}
+			if groups == nil {
+				groups = []string{}
+			}
+			v.id = map[string]any{
+				"subject": id.Subject, "client_id": id.ClientID, "issuer": id.Issuer, "scopes": scopes, "groups": groups,
+			}
+		}
+		return v.id, true
+	case "session":
+		if v.sess == nil {
+			se := v.in.Session
+			v.sess = map[string]any{"id": se.ID, "calls": se.Calls, "tool_calls": se.ToolCalls}
+		}
+		return v.sess, true
+	case "event":
+		if v.ev == nil {
+			v.ev = noEvent
+			if e := v.in.Event; e != nil {
+				v.ev = map[string]any{"kind": e.Kind, "tool": e.Tool}
+			}
+		}
+		return v.ev, true
+	case "now":
+		if v.now == nil {
+			v.now = nowOr(v.in.Now)
+		}
+		return v.now, true
+	}
+	return nil, false
+}
+
+// Parent is nil: the variables are all in vars.
+func (*vars) Parent() celinterp.Activation { return nil }
 
 // maxArgumentDepth bounds the nesting of the arguments decoded for conditions. The protocol
 // stage refuses deeper messages (mcp.MaxDepth) before they reach the policy; this keeps the
@@ -670,36 +736,33 @@ func jsonDepth(raw []byte) int {
 // classifyArgs classifies the tool's configured SQL and shell arguments. An argument that is
 // present but not a string, or arguments that could not be decoded (argErr), are reported
 // as unparsable, never skipped.
-func classifyArgs(spec ToolSpec, args map[string]any, argErr error) (SQL, Shell) {
-	var (
-		q  SQL
-		sh Shell
-	)
+func (c classifier) classifyArgs(spec ToolSpec, args map[string]any, argErr error) (*memoEntry[SQL], *memoEntry[Shell]) {
+	q, sh := noSQL, noShell
 	if argErr != nil {
 		unchecked := errors.As(argErr, new(*limitError))
 		if spec.SQL != nil {
-			q = SQL{Present: true, Dialect: spec.SQL.Dialect, Error: argErr.Error(), Unchecked: unchecked}
+			q = sqlEntry(SQL{Present: true, Dialect: spec.SQL.Dialect, Error: argErr.Error(), Unchecked: unchecked})
 		}
 		if spec.Shell != nil {
-			sh = Shell{Present: true, Error: argErr.Error(), Unchecked: unchecked}
+			sh = shellEntry(Shell{Present: true, Error: argErr.Error(), Unchecked: unchecked})
 		}
 		return q, sh
 	}
 	if spec.SQL != nil {
 		if v, ok := lookup(args, spec.SQL.Argument); ok {
 			if str, isStr := v.(string); isStr {
-				q = ClassifySQL(spec.SQL.Dialect, str)
+				q = c.classifySQL(spec.SQL.Dialect, str)
 			} else {
-				q = SQL{Present: true, Dialect: spec.SQL.Dialect, Error: "argument " + spec.SQL.Argument + " is not a string"}
+				q = sqlEntry(SQL{Present: true, Dialect: spec.SQL.Dialect, Error: "argument " + spec.SQL.Argument + " is not a string"})
 			}
 		}
 	}
 	if spec.Shell != nil {
 		if v, ok := lookup(args, spec.Shell.Argument); ok {
 			if str, isStr := v.(string); isStr {
-				sh = ClassifyShell(str)
+				sh = c.classifyShell(str)
 			} else {
-				sh = Shell{Present: true, Error: "argument " + spec.Shell.Argument + " is not a string"}
+				sh = shellEntry(Shell{Present: true, Error: "argument " + spec.Shell.Argument + " is not a string"})
 			}
 		}
 	}

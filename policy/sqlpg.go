@@ -366,31 +366,49 @@ func pgFunc(names []*pg.Node, st *Statement) {
 // pgWalk visits m and, while visit returns true, every message below it, in every
 // field, down to maxTreeDepth.
 func pgWalk(m protoreflect.Message, depth int, visit func(proto.Message) bool) error {
+	w := &pgWalker{visit: visit, depth: depth}
+	w.field = w.visitField // bound once: a closure per node would be an allocation per node
+	w.walk(m)
+	return w.err
+}
+
+// pgWalker is one walk of pgWalk: depth is that of the message being walked.
+type pgWalker struct {
+	visit func(proto.Message) bool
+	field func(protoreflect.FieldDescriptor, protoreflect.Value) bool
+	depth int
+	err   error
+}
+
+func (w *pgWalker) walk(m protoreflect.Message) {
 	if !m.IsValid() {
-		return nil
+		return
 	}
-	if depth >= maxTreeDepth {
-		return errTreeDepth
+	if w.depth >= maxTreeDepth {
+		w.err = errTreeDepth
+		return
 	}
-	if !visit(m.Interface()) {
-		return nil
+	if !w.visit(m.Interface()) {
+		return
 	}
-	var err error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() {
-			return true
+	w.depth++
+	m.Range(w.field)
+	w.depth--
+}
+
+func (w *pgWalker) visitField(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	if fd.Message() == nil || fd.IsMap() {
+		return true
+	}
+	if fd.IsList() {
+		l := v.List()
+		for i := 0; i < l.Len() && w.err == nil; i++ {
+			w.walk(l.Get(i).Message())
 		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len() && err == nil; i++ {
-				err = pgWalk(l.Get(i).Message(), depth+1, visit)
-			}
-			return err == nil
-		}
-		err = pgWalk(v.Message(), depth+1, visit)
-		return err == nil
-	})
-	return err
+		return w.err == nil
+	}
+	w.walk(v.Message())
+	return w.err == nil
 }
 
 // dmlTarget is the table a DELETE, UPDATE or MERGE changes: the names its columns can be
