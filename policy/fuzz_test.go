@@ -65,6 +65,8 @@ func FuzzClassifyShell(f *testing.F) {
 		strings.Repeat("sudo ", 2000) + "rm -rf /", strings.Repeat("eval ", 2000) + "ls", strings.Repeat("xargs ", 2000) + "ls",
 		strings.Repeat("find . -exec ", 200) + "ls {} ;" + strings.Repeat(" ;", 199), "f() { f | f & }; f", "x='a[$(rm)]'; (( x ))",
 		"echo x > ~/.bashrc; PATH=. ls > >(sh)", "{rm,-rf,/}", "/usr/bin/../../tmp/rm -rf /",
+		// Lines that run nothing: they still get a class.
+		"sh -c ''", "<00", "bash -c ' '", "< /etc/passwd",
 	} {
 		f.Add(s)
 	}

@@ -193,6 +193,11 @@ func ClassifyShell(cmd string) Shell {
 		return Shell{Present: true, Error: err.Error(), Class: ClassUnknown}
 	}
 	s.Parsed = true
+	if s.Class == ClassNone {
+		// Nothing on the line ran a program or wrote: an input redirect alone ("<f"), an
+		// empty script ("sh -c ''"). It reads at most, as an empty line does.
+		s.mark(ClassRead, "")
+	}
 	return s
 }
 

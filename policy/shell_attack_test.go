@@ -157,3 +157,18 @@ func TestShellSQLRefusedAsThroughSQLTool(t *testing.T) {
 		}
 	}
 }
+
+// TestShellNothingRunIsRead: a line that runs no program and writes nothing (an input
+// redirect alone, an empty script handed to a shell) is classed read, never left without a
+// class that rules comparing shell(...).class would not expect.
+func TestShellNothingRunIsRead(t *testing.T) {
+	for _, cmd := range []string{"<00", "< /etc/hostname", "sh -c ''", "bash -c ' '", ""} {
+		got := policy.ClassifyShell(cmd)
+		require.True(t, got.Parsed, cmd)
+		require.Equal(t, policy.ClassRead, got.Class, cmd)
+		require.Equal(t, "read", got.Value()["class"], cmd)
+	}
+	for _, cmd := range []string{"> /etc/passwd", "sh -c '> /etc/passwd'"} {
+		require.Equal(t, policy.ClassDestructive, policy.ClassifyShell(cmd).Class, cmd)
+	}
+}
