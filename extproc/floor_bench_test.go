@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcpguard/mcpguard/internal/wire"
+	"github.com/mcpguard/mcpguard/extproc"
 )
 
 // nullProcessor answers every ext_proc message with "continue" and looks at nothing: the
@@ -55,7 +55,7 @@ func (nullProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error 
 func BenchmarkProcessFloor(b *testing.B) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(b, err)
-	gs := grpc.NewServer(grpc.ForceServerCodecV2(wire.NewCodec()))
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(extproc.NewCodec()))
 	extprocv3.RegisterExternalProcessorServer(gs, nullProcessor{})
 	go func() { _ = gs.Serve(lis) }()
 	defer gs.Stop()

@@ -21,7 +21,6 @@ import (
 
 	"github.com/mcpguard/mcpguard/extproc"
 	"github.com/mcpguard/mcpguard/identity"
-	"github.com/mcpguard/mcpguard/internal/wire"
 )
 
 // harness is a real gRPC server on 127.0.0.1 with the ext_proc service, and a client.
@@ -38,7 +37,7 @@ func start(t testing.TB, cfg extproc.Config, stages ...extproc.Stage) *harness {
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.RecvMsgSize()), grpc.ForceServerCodecV2(wire.NewCodec())) // as internal/app serves
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.RecvMsgSize()), grpc.ForceServerCodecV2(extproc.NewCodec())) // as internal/app serves
 	srv.Register(gs)
 	served := make(chan struct{})
 	go func() {

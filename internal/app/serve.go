@@ -27,7 +27,6 @@ import (
 	"github.com/mcpguard/mcpguard/internal/devissuer"
 	"github.com/mcpguard/mcpguard/internal/netx"
 	"github.com/mcpguard/mcpguard/internal/telemetry"
-	"github.com/mcpguard/mcpguard/internal/wire"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -121,8 +120,8 @@ func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *
 	}
 	gopts := []grpc.ServerOption{
 		// Envoy's ext_proc messages repeat the caller's metadata_context; the codec decodes
-		// each distinct one once (internal/wire).
-		grpc.ForceServerCodecV2(wire.NewCodec()),
+		// each distinct one once (extproc.Codec).
+		grpc.ForceServerCodecV2(extproc.NewCodec()),
 		// Streams run on reused goroutines whose stacks have already grown to what a stream
 		// needs, instead of a fresh 8 KiB stack that is copied as it grows (7% of the CPU of
 		// an allowed call). Beyond this many concurrent streams, grpc-go starts a goroutine

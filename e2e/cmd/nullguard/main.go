@@ -30,7 +30,7 @@ import (
 	"google.golang.org/grpc"
 	"gopkg.in/yaml.v3"
 
-	"github.com/mcpguard/mcpguard/internal/wire"
+	"github.com/mcpguard/mcpguard/extproc"
 )
 
 func main() {
@@ -85,7 +85,7 @@ func serve(path string) error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(grpc.ForceServerCodecV2(wire.NewCodec()), grpc.NumStreamWorkers(64), grpc.MaxRecvMsgSize(64<<20))
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(extproc.NewCodec()), grpc.NumStreamWorkers(64), grpc.MaxRecvMsgSize(64<<20))
 	authv3.RegisterAuthorizationServer(gs, allow{})
 	extprocv3.RegisterExternalProcessorServer(gs, cont{})
 	mux := http.NewServeMux()

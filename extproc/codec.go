@@ -1,18 +1,4 @@
-// Package wire is the gRPC codec of mcpguard's server: protobuf, as grpc-go's own codec,
-// with two shortcuts for what Envoy sends and receives most.
-//
-//   - Every ext_proc ProcessingRequest carries metadata_context: the ext_authz namespace
-//     with the caller's identity, the same bytes on every message of a stream and on every
-//     stream of the same caller. Decoding it is most of the allocations of a small message
-//     (a Struct is maps of Values). The codec decodes each distinct metadata_context once
-//     and hands out the decoded message, read-only, from a bounded cache.
-//   - Responses that go-control-plane generated vtprotobuf marshalling for are marshalled
-//     with it instead of reflection.
-//
-// The result of Unmarshal is the message proto.Unmarshal would produce (FuzzUnmarshal holds
-// it to that); anything unusual (a malformed message, metadata_context twice or larger
-// than the cache takes) goes through proto.Unmarshal unchanged.
-package wire
+package extproc
 
 import (
 	"fmt"
@@ -26,17 +12,30 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Cache bounds: a metadata_context larger than maxKey bytes is decoded every time, and the
-// cache is emptied when it holds maxEntries (distinct callers in flight are far fewer).
+// Cache bounds: a metadata_context larger than maxMetaKey bytes is decoded every time, and
+// the cache is emptied when it holds maxMetaEntries (distinct callers in flight are far fewer).
 const (
-	maxKey     = 4 << 10
-	maxEntries = 1024
+	maxMetaKey     = 4 << 10
+	maxMetaEntries = 1024
 )
 
 // metadataField is the field number of ProcessingRequest.metadata_context.
 var metadataField = (&extprocv3.ProcessingRequest{}).ProtoReflect().Descriptor().Fields().ByName("metadata_context").Number()
 
-// Codec implements grpc's encoding.CodecV2 under the name "proto".
+// Codec is the gRPC codec for the server that serves ext_proc (and ext_authz beside it):
+// protobuf, as grpc-go's own codec, with two shortcuts for what Envoy sends and receives most.
+//
+//   - Every ext_proc ProcessingRequest carries metadata_context: the ext_authz namespace
+//     with the caller's identity, the same bytes on every message of a stream and on every
+//     stream of the same caller. Decoding it is most of the allocations of a small message
+//     (a Struct is maps of Values). The codec decodes each distinct metadata_context once
+//     and hands out the decoded message, read-only, from a bounded cache.
+//   - Responses that go-control-plane generated vtprotobuf marshalling for are marshalled
+//     with it instead of reflection.
+//
+// The result of Unmarshal is the message proto.Unmarshal would produce (FuzzUnmarshal holds
+// it to that); anything unusual (a malformed message, metadata_context twice or larger
+// than the cache takes) goes through proto.Unmarshal unchanged.
 type Codec struct {
 	base encoding.CodecV2
 
@@ -44,7 +43,8 @@ type Codec struct {
 	cache map[string]*corev3.Metadata
 }
 
-// NewCodec returns a codec with an empty metadata cache.
+// NewCodec returns a codec with an empty metadata cache; internal/app serves gRPC with it
+// (grpc.ForceServerCodecV2).
 func NewCodec() *Codec {
 	return &Codec{base: encoding.GetCodecV2("proto"), cache: make(map[string]*corev3.Metadata)}
 }
@@ -122,7 +122,7 @@ func (c *Codec) unmarshalRequest(b []byte, req *extprocv3.ProcessingRequest) err
 	}
 	_, _, n := protowire.ConsumeTag(b[start:])
 	value, m := protowire.ConsumeBytes(b[start+n : end])
-	if m < 0 || len(value) > maxKey {
+	if m < 0 || len(value) > maxMetaKey {
 		return proto.Unmarshal(b, req)
 	}
 	meta, err := c.metadata(value)
@@ -152,7 +152,7 @@ func (c *Codec) metadata(value []byte) (*corev3.Metadata, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	if len(c.cache) >= maxEntries {
+	if len(c.cache) >= maxMetaEntries {
 		clear(c.cache)
 	}
 	c.cache[string(value)] = meta

@@ -1,4 +1,4 @@
-package wire
+package extproc
 
 import (
 	"testing"
@@ -75,10 +75,10 @@ func TestMetadataSharedAcrossMessages(t *testing.T) {
 
 func TestCacheBounded(t *testing.T) {
 	c := NewCodec()
-	for i := range 3 * maxEntries {
+	for i := range 3 * maxMetaEntries {
 		req := &extprocv3.ProcessingRequest{}
 		require.NoError(t, c.unmarshalRequest(envoyMessages(t, "svc-"+string(rune('a'+i%26))+string(rune(i)))[1], req))
-		require.LessOrEqual(t, len(c.cache), maxEntries)
+		require.LessOrEqual(t, len(c.cache), maxMetaEntries)
 	}
 }
 
@@ -86,7 +86,7 @@ func TestCacheBounded(t *testing.T) {
 // decoded by proto.Unmarshal as a whole, and lands in no cache.
 func TestUnusualMetadataBypassesCache(t *testing.T) {
 	msg := envoyMessages(t, "svc-a")[1]
-	big := metadataOf(string(make([]byte, maxKey)))
+	big := metadataOf(string(make([]byte, maxMetaKey)))
 	bigMsg, err := proto.Marshal(&extprocv3.ProcessingRequest{MetadataContext: big})
 	require.NoError(t, err)
 	metaBytes, err := proto.Marshal(metadataOf("svc-z"))
