@@ -1,0 +1,136 @@
+package masking
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mcpguard/mcpguard/masking/maskingtest"
+)
+
+// refFind is the scan loop written plainly, byte by byte, every byte pair looked up in the
+// prefilter: the reference the word-skipping scan of findIn must agree with.
+func (m *Masker) refFind(s []byte, off int, key []byte, raw bool) []finding {
+	sc := &scan{m: m, s: s, off: off, key: key, raw: raw}
+	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
+	n := len(s)
+	for i := 0; i+1 < n; i++ {
+		c := s[i]
+		if !m.pair.has(c, s[i+1]) {
+			continue
+		}
+		switch class[c] {
+		case cKey:
+			if i > 0 && glued(s[i-1]) && !m.mid.has(c, s[i+1]) && !(raw && i >= 2 && s[i-2] == '\\') {
+				continue
+			}
+			for _, kw := range m.kws {
+				if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
+					kw.fn(sc, i, &kw)
+				}
+			}
+		case cAt:
+			if m.on[tEmail] {
+				email(sc, i)
+			}
+		case cNum:
+			if !nums {
+				continue
+			}
+			if c != '+' && c != '(' && i >= 2 && isUpper(s[i-1]) && isUpper(s[i-2]) && m.on[tIBAN] {
+				sc.iban(i)
+			}
+			if sc.gluedAt(i) || (i > 0 && s[i-1] == '.') {
+				for i+1 < n && isDigit(s[i+1]) {
+					i++
+				}
+				continue
+			}
+			if (c == '+' || c == '(') && !isDigit(s[i+1]) {
+				continue
+			}
+			if !enoughDigits(s[i:]) {
+				for i+1 < n && isDigit(s[i+1]) {
+					i++
+				}
+				continue
+			}
+			i = max(i, sc.number(i)-1)
+		}
+	}
+	if key != nil {
+		sc.keyContext()
+	}
+	for _, cd := range m.custom {
+		if cd.global {
+			for _, loc := range cd.re.FindAllIndex(s, -1) {
+				sc.custom(cd, loc[0], loc[1])
+			}
+		}
+	}
+	return merge(sc.out)
+}
+
+// checkScan compares findIn with refFind on s as text, as wire text and under member names.
+func checkScan(t *testing.T, m *Masker, s []byte) {
+	t.Helper()
+	sc := new(scan)
+	for _, raw := range []bool{false, true} {
+		for _, key := range [][]byte{nil, []byte("note"), []byte("api_token"), []byte("phone")} {
+			want := m.refFind(s, 0, key, raw)
+			got := m.findIn(sc, s, 0, key, raw, nil)
+			if !slices.Equal(got, want) {
+				t.Fatalf("raw %v key %q: scan found %v, reference %v in %q", raw, key, got, want, s)
+			}
+		}
+	}
+}
+
+func scanSamples() []string {
+	out := []string{
+		"card 4111 1111 1111 1111 ssn 123-45-6788 call (415) 555-0132 x+14155550132 a(415) 555-0132",
+		"iban DE89370400440532013000, xDE89370400440532013000 \\nDE89370400440532013000 \\\\nDE89370400440532013000",
+		"DE89 3704 0044 0532 0130 00 and GB82WEST12345698765432.",
+		"mail ann.lee@example.com user@host x@y.zz @@ a@",
+		"aaaAKIAZ3MHQX7RBN2KLD4P AKIAZ3MHQX7RBN2KLD4P \\nAKIAZ3MHQX7RBN2KLD4P \\\\nAKIAZ3MHQX7RBN2KLD4P",
+		"abc+4111111111111111 abc(415) 555-0132 1.4111111111111111 x]4111111111111111",
+		"mypassword=Xk9mP2qLw7ZrQ8 db_token: \"Zx81kLm0Qp7TwR3v\" SSWS 00ZHSJQzhp9YXNBDdQPta2BGZPPRwcG3kgeToBOqjj",
+		"key-1987afb0f05df044dcebe97445edf07e user-key-1987afb0f05df044dcebe97445edf07e",
+		"ZbrNk3H27yLgXRgJIn43Qvesb8eg2k1rgdViklmIlWiVO+dWrurtB9tH/Zursimy3FP2iueSkRq2pzai1PySRA==",
+	}
+	for _, p := range maskingtest.ProviderSamples(5) {
+		out = append(out, p.Line, "x"+p.Line, strings.ReplaceAll(p.Line, " ", "\\n"))
+	}
+	return out
+}
+
+// TestScanMatchesReference: the word-skipping scan finds exactly what the plain loop finds,
+// on provider samples and on every shape of the generated corpus.
+func TestScanMatchesReference(t *testing.T) {
+	m, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range scanSamples() {
+		checkScan(t, m, []byte(s))
+	}
+	for _, shape := range maskingtest.Shapes {
+		for _, d := range maskingtest.ShapeCorpus(2, shape, 64<<10) {
+			checkScan(t, m, d.JSON)
+		}
+	}
+}
+
+// FuzzScan: the word-skipping scan agrees with the plain loop on any input.
+func FuzzScan(f *testing.F) {
+	for _, s := range scanSamples() {
+		f.Add([]byte(s))
+	}
+	m, err := New(DefaultConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		checkScan(t, m, in)
+	})
+}
