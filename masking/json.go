@@ -79,8 +79,9 @@ type walker struct {
 	fs     []finding
 	buf    []byte
 	esc    []escape
-	label  []byte   // "name: value" scratch for findValue
-	sc     *scan    // scan state reused by every find of this walk
+	label  []byte // "name: value" scratch for findValue
+	sc     *scan  // scan state reused by every find of this walk
+	memos  *nameMemo
 	names  [][]byte // member names of the objects being read, innermost last (see nameSet)
 	only   [][]byte // Member: the path of the member masked; the rest is copied
 	in     int      // Member: how many keys of only the object being read is under
@@ -124,6 +125,7 @@ type scratch struct {
 	label []byte
 	names [][]byte
 	sc    scan
+	memos nameMemo
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -132,7 +134,7 @@ func (m *Masker) walk(w walker) ([]byte, Counts, error) {
 	src := w.src
 	sp := scratchPool.Get().(*scratch)
 	w.buf, w.fs, w.path, w.esc, w.label, w.names = sp.buf, sp.fs, sp.path[:0], sp.esc[:0], sp.label[:0], sp.names[:0]
-	w.sc = &sp.sc
+	w.sc, w.memos = &sp.sc, &sp.memos
 	defer func() {
 		if cap(w.buf) <= 1<<20 && cap(w.label) <= 1<<20 {
 			clear(w.names[:cap(w.names)]) // drop references to this document
@@ -639,14 +641,18 @@ const maxLabel = 64
 // keyword the name still serves as context through the scan's key (SSN, phone, secret names).
 func (w *walker) findValue(v, key []byte) []finding {
 	m := w.m
-	if len(key) == 0 || len(key) > maxLabel || !m.keywordIn(key) {
+	if len(key) == 0 || len(key) > maxLabel {
 		return m.findIn(w.sc, v, 0, key, false, w.fs)
+	}
+	kw, kind := w.nameFacts(key)
+	if !kw {
+		return m.scanIn(w.sc, v, 0, key, kind, false, w.fs)
 	}
 	lb := append(append(w.label[:0], key...), ':', ' ')
 	off := len(lb)
 	lb = append(lb, v...)
 	w.label = lb
-	fs := m.findIn(w.sc, lb, off, key, false, w.fs)
+	fs := m.scanIn(w.sc, lb, off, key, kind, false, w.fs)
 	out := fs[:0]
 	for _, f := range fs {
 		if f.end <= off {
@@ -656,6 +662,58 @@ func (w *walker) findValue(v, key []byte) []finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// nameFacts returns whether a keyword occurs in the member name k and the kind of secret it
+// names, from the memo when k is short enough to be kept there.
+func (w *walker) nameFacts(k []byte) (bool, uint8) {
+	if e := w.memo(k); e != nil {
+		return e.kw, e.kind
+	}
+	return w.m.keywordIn(k), w.m.keyKind(k)
+}
+
+// nameMemo keeps what the walker learnt of recent member names, which repeat row after
+// row: whether the scan of the name found anything, whether a keyword occurs in it, and
+// the kind of secret it names. Each is a function of the name and the Masker alone.
+type nameMemo struct {
+	m *Masker
+	e [64]memoEntry
+}
+
+// memoMax is the longest name the memo keeps.
+const memoMax = 27
+
+type memoEntry struct {
+	n    uint8 // length of the name; 0 for an empty slot
+	scan uint8 // memoUnknown, memoClean or memoFound
+	kw   bool
+	kind uint8
+	name [memoMax]byte
+}
+
+const (
+	memoUnknown uint8 = iota
+	memoClean
+	memoFound
+)
+
+// memo returns the memo entry of the member name k, replacing the slot's previous name;
+// nil when k is empty or too long to keep.
+func (w *walker) memo(k []byte) *memoEntry {
+	if len(k) == 0 || len(k) > memoMax {
+		return nil
+	}
+	nm := w.memos
+	if nm.m != w.m {
+		*nm = nameMemo{m: w.m} // a scratch last used by another Masker
+	}
+	e := &nm.e[(uint(len(k))*7+uint(k[0])*31+uint(k[len(k)-1]))&63]
+	if int(e.n) != len(k) || string(e.name[:e.n]) != string(k) {
+		*e = memoEntry{n: uint8(len(k)), kw: w.m.keywordIn(k), kind: w.m.keyKind(k)} //nolint:gosec // G115: len(k) <= memoMax
+		copy(e.name[:], k)
+	}
+	return e
 }
 
 // keywordIn reports whether some detector keyword occurs in the member name k.
@@ -678,13 +736,50 @@ func (m *Masker) keywordIn(k []byte) bool {
 // turns the whole token into a JSON string, since a redaction is not a number.
 func (w *walker) maskNumber(a, b int) {
 	v := w.src[a:b]
-	w.fs = w.findValue(v, w.key())
+	key := w.key()
+	if len(w.m.custom) == 0 && numberRun(v) < 9 && len(key) <= maxLabel {
+		// No card, SSN or phone number fits in fewer than 9 digits, and no built-in
+		// keyword is made of a number's bytes: only the member name can make it a secret.
+		kw, kind := false, kindNone
+		if len(key) > 0 {
+			kw, kind = w.nameFacts(key)
+		}
+		if !kw {
+			w.fs = w.m.keyOnly(w.sc, v, key, kind, w.fs)
+		} else {
+			w.fs = w.findValue(v, key)
+		}
+	} else {
+		w.fs = w.findValue(v, key)
+	}
 	if len(w.fs) == 0 {
 		return
 	}
 	r := append(w.m.apply(append(w.buf[:0], '"'), v, w.fs, &w.counts), '"')
 	w.buf = r
 	w.emit(a, b, r) // tokens of every strategy and the digits, '-', '.', 'e' around them need no escaping
+}
+
+// numberRun returns the longest run of digits of the JSON number v that a number check can
+// start on: the integer part, or the exponent after its sign (the fraction follows a dot,
+// an unsigned exponent a letter, and the checks start after neither).
+func numberRun(v []byte) int {
+	n, run, best := len(v), 0, 0
+	for i := 0; i < n; i++ {
+		switch c := v[i]; {
+		case isDigit(c):
+			run++
+			best = max(best, run)
+		case c == '.' || c == 'e' || c == 'E':
+			for i+1 < n && isDigit(v[i+1]) {
+				i++
+			}
+			run = 0
+		default: // a sign
+			run = 0
+		}
+	}
+	return best
 }
 
 // nameSet tracks the member names of one object, so that masked names stay distinct.
@@ -705,7 +800,16 @@ const (
 // masked one that it equals cannot be renamed without changing what the upstream said:
 // errNameClash, and the message is withheld.
 func (w *walker) maskName(a, b int, key []byte, ns *nameSet) error {
-	w.fs = w.m.findIn(w.sc, key, 0, nil, false, w.fs)
+	w.fs = w.fs[:0]
+	if e := w.memo(key); e == nil || e.scan != memoClean {
+		w.fs = w.m.scanIn(w.sc, key, 0, nil, kindNone, false, w.fs)
+		if e != nil {
+			e.scan = memoClean
+			if len(w.fs) > 0 {
+				e.scan = memoFound
+			}
+		}
+	}
 	if len(w.fs) == 0 {
 		if ns.seen == nil {
 			w.names = append(w.names, key)

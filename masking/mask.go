@@ -366,6 +366,12 @@ func (m *Masker) findAt(s []byte, off int, key []byte, raw bool, out []finding) 
 // skipped). Digits and letters inside base64 blobs, hex ids and long numbers then cost no
 // more than prose. Where the prefilter lets a pair through, step checks that position.
 func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out []finding) []finding {
+	return m.scanIn(sc, s, off, key, m.keyKind(key), raw, out)
+}
+
+// scanIn is findIn with the kind of secret the member name key names (see keyKind), which
+// a walker looks up once per name.
+func (m *Masker) scanIn(sc *scan, s []byte, off int, key []byte, kind uint8, raw bool, out []finding) []finding {
 	// Field by field: the scratch arrays need no zeroing, which a composite literal would
 	// do for every value and member name of a document.
 	sc.m, sc.s, sc.off, sc.key, sc.raw, sc.out = m, s, off, key, raw, out[:0]
@@ -395,9 +401,7 @@ func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out [
 			g = 1
 		}
 	}
-	if key != nil {
-		sc.keyContext()
-	}
+	sc.keyContext(kind)
 	for _, cd := range m.custom {
 		if cd.global {
 			for _, loc := range cd.re.FindAllIndex(s, -1) {
@@ -483,6 +487,14 @@ func (m *Masker) keywordsIn(sc *scan, i int) {
 	}
 }
 
+// keyOnly is scanIn for a value in which no detector can start: only the member name key,
+// of kind kind, can make it a secret (see keyContext).
+func (m *Masker) keyOnly(sc *scan, s, key []byte, kind uint8, out []finding) []finding {
+	sc.m, sc.s, sc.off, sc.key, sc.raw, sc.out = m, s, 0, key, false, out[:0]
+	sc.keyContext(kind)
+	return sc.out
+}
+
 // enoughDigits is the cheap guard before the number checks: every card, SSN and phone
 // number has at least 8 digits within its first 24 bytes (digits and separators).
 func enoughDigits(s []byte) bool {
@@ -501,11 +513,18 @@ func enoughDigits(s []byte) bool {
 	return false
 }
 
-// keyContext masks whole values whose member name says they are secrets.
-func (sc *scan) keyContext() {
-	k := sc.key
-	if len(k) > 40 || len(sc.s) == sc.off || len(sc.s)-sc.off > 4096 {
-		return
+// Kinds of secret a member name can name, by keyKind.
+const (
+	kindNone uint8 = iota
+	kindAWSSecret
+	kindOkta
+	kindGeneric
+)
+
+// keyKind returns the kind of secret the member name k says its values are.
+func (m *Masker) keyKind(k []byte) uint8 {
+	if len(k) == 0 || len(k) > 40 {
+		return kindNone
 	}
 	var nk [40]byte
 	n := 0
@@ -516,22 +535,44 @@ func (sc *scan) keyContext() {
 		}
 	}
 	name := nk[:n] // compared without a string conversion, which would allocate for every value
-	m := sc.m
 	switch {
 	case m.on[tAWSSecretKey] && (string(name) == "awssecretaccesskey" || string(name) == "secretaccesskey"):
+		return kindAWSSecret
+	case m.on[tOkta] && len(name) >= 4 && bytes.Contains(name, []byte("okta")):
+		return kindOkta
+	case m.on[tGeneric] && secretKey(name):
+		return kindGeneric
+	}
+	return kindNone
+}
+
+// keyContext masks the whole value when its member name, of kind kind, says it is a secret.
+func (sc *scan) keyContext(kind uint8) {
+	if kind == kindNone || len(sc.s) == sc.off || len(sc.s)-sc.off > 4096 {
+		return
+	}
+	switch kind {
+	case kindAWSSecret:
 		sc.add(sc.off, len(sc.s), tAWSSecretKey)
-	case m.on[tOkta] && bytes.Contains(name, []byte("okta")):
+	case kindOkta:
 		okta(sc, sc.off, &keyword{})
-	case m.on[tGeneric] && secretKeys[string(name)]:
+	case kindGeneric:
 		sc.add(sc.off, len(sc.s), tGeneric)
 	}
 }
 
-var secretKeys = map[string]bool{
-	"password": true, "passwd": true, "pwd": true, "pass": true, "secret": true, "clientsecret": true,
-	"apikey": true, "apitoken": true, "token": true, "accesstoken": true, "refreshtoken": true,
-	"idtoken": true, "authtoken": true, "privatekey": true, "secretkey": true, "sessiontoken": true,
-	"credentials": true, "credential": true, "dbpassword": true,
+// secretKey reports whether a member name, lower case without _, - and spaces, names a
+// secret. A switch rather than a map: it runs for every value of a document, and a map
+// lookup hashes the name each time.
+func secretKey(name []byte) bool {
+	switch string(name) {
+	case "password", "passwd", "pwd", "pass", "secret", "clientsecret",
+		"apikey", "apitoken", "token", "accesstoken", "refreshtoken",
+		"idtoken", "authtoken", "privatekey", "secretkey", "sessiontoken",
+		"credentials", "credential", "dbpassword":
+		return true
+	}
+	return false
 }
 
 // customAt runs custom detector idx around a keyword at i.

@@ -1,7 +1,9 @@
 package masking
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,9 +60,7 @@ func (m *Masker) refFind(s []byte, off int, key []byte, raw bool) []finding {
 			i = max(i, sc.number(i)-1)
 		}
 	}
-	if key != nil {
-		sc.keyContext()
-	}
+	sc.keyContext(m.keyKind(key))
 	for _, cd := range m.custom {
 		if cd.global {
 			for _, loc := range cd.re.FindAllIndex(s, -1) {
@@ -132,5 +132,72 @@ func FuzzScan(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkScan(t, m, in)
+	})
+}
+
+// checkNumber compares the scan of the JSON number v with keyOnly wherever maskNumber
+// takes that shortcut.
+func checkNumber(t *testing.T, m *Masker, v []byte, key []byte) {
+	t.Helper()
+	if numberRun(v) >= 9 || (len(key) > 0 && m.keywordIn(key)) {
+		return
+	}
+	want := m.findIn(new(scan), v, 0, key, false, nil)
+	if got := m.keyOnly(new(scan), v, key, m.keyKind(key), nil); !slices.Equal(got, want) {
+		t.Fatalf("number %s under %q: shortcut found %v, scan %v", v, key, got, want)
+	}
+}
+
+var numberKeys = [][]byte{nil, {}, []byte("id"), []byte("phone"), []byte("ssn"), []byte("password"), []byte("card_number"), []byte("pin")}
+
+// TestNumberShortcut: a JSON number without a run of 9 digits a check starts on holds no
+// finding but what its member name gives it.
+func TestNumberShortcut(t *testing.T) {
+	m, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	digits := "4111111111111111415555013212345678941555501320"
+	for il := 0; il <= 12; il++ {
+		for _, frac := range []string{"", ".5", ".4111111111111111", ".4155550132", ".123456789", "e12", ".5e-4111111111111111", "E+4155550132", "e-415555013", "e-41555501"} {
+			for _, neg := range []string{"", "-"} {
+				ip := digits[:il]
+				if il == 0 {
+					ip = "0"
+				}
+				v := []byte(neg + ip + frac)
+				for _, k := range numberKeys {
+					checkNumber(t, m, v, k)
+				}
+			}
+		}
+	}
+}
+
+// FuzzNumber: the shortcut agrees with the scan on any number under any member name.
+func FuzzNumber(f *testing.F) {
+	f.Add(int64(4111111111), uint32(0), uint8(0), "phone")
+	f.Add(int64(-41555501), uint32(4111111), uint8(1), "ssn")
+	f.Add(int64(12345678), uint32(99), uint8(2), "password")
+	f.Add(int64(1), uint32(4111111111), uint8(4), "")
+	m, err := New(DefaultConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, ip int64, frac uint32, form uint8, key string) {
+		v := []byte(strconv.FormatInt(ip, 10))
+		switch form % 6 {
+		case 1:
+			v = fmt.Appendf(v, ".%d", frac)
+		case 2:
+			v = fmt.Appendf(v, "e%d", frac)
+		case 3:
+			v = fmt.Appendf(v, ".%de-%d", frac, frac)
+		case 4:
+			v = fmt.Appendf(v, "e-%d", frac)
+		case 5:
+			v = fmt.Appendf(v, "E+%d", frac)
+		}
+		checkNumber(t, m, v, []byte(key))
 	})
 }
