@@ -201,3 +201,29 @@ func FuzzNumber(f *testing.F) {
 		checkNumber(t, m, v, []byte(key))
 	})
 }
+
+// TestNameMemoPerMasker: what a walker remembers of member names belongs to one Masker;
+// masking with two configurations in turn gives each its own answers.
+func TestNameMemoPerMasker(t *testing.T) {
+	all, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	c.Detectors = slices.DeleteFunc(slices.Clone(c.Detectors), func(d string) bool { return d == "GENERIC_SECRET" || d == "EMAIL" })
+	some, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := []byte(`{"password":"hunter2hunter2","ann@example.com":1,"rows":[{"password":"Zx81kLm0Qp7TwR3v"}]}`)
+	for range 3 {
+		out, counts, err := all.JSON(doc)
+		if err != nil || counts["GENERIC_SECRET"] != 2 || counts["EMAIL"] != 1 {
+			t.Fatalf("all detectors: %s %v %v", out, counts, err)
+		}
+		out, counts, err = some.JSON(doc)
+		if err != nil || len(counts) != 0 || string(out) != string(doc) {
+			t.Fatalf("without GENERIC_SECRET and EMAIL: %s %v %v", out, counts, err)
+		}
+	}
+}
