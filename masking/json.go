@@ -393,6 +393,16 @@ func (w *walker) number() error {
 func (w *walker) str() (int, bool, error) {
 	s := w.src
 	i := w.pos + 1
+	// Most strings of a document are short names and values: a byte loop finds their end
+	// sooner than the two IndexByte calls below.
+	for j := i; j < min(len(s), i+24); j++ {
+		if c := s[j]; c == '"' {
+			w.pos = j + 1
+			return w.pos, false, nil
+		} else if c == '\\' {
+			break
+		}
+	}
 	q := bytes.IndexByte(s[i:], '"')
 	if q < 0 {
 		return 0, false, w.fail()

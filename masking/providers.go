@@ -130,7 +130,7 @@ func azureDevOpsPAT(sc *scan, i int, _ *keyword) {
 			return
 		}
 	}
-	if (e < len(s) && isWord(s[e])) || entropy(s[b:i]) < 4.0 {
+	if (e < len(s) && isWord(s[e])) || lowEntropy(s[b:i], 4.0) {
 		return
 	}
 	sc.add(b, e, tAzureDevOps)
@@ -146,7 +146,7 @@ func azureDevOpsLegacy(sc *scan, i int, kw *keyword) {
 			continue
 		}
 		e := run(s, j, 53, isBase32Lower)
-		if e-j == 52 && (e >= len(s) || !isWord(s[e])) && entropy(s[j:e]) >= 3.5 {
+		if e-j == 52 && (e >= len(s) || !isWord(s[e])) && !lowEntropy(s[j:e], 3.5) {
 			sc.add(j, e, tAzureDevOps)
 			return
 		}
@@ -159,7 +159,7 @@ func serviceBusKey(sc *scan, i int, kw *keyword) {
 	s := sc.s
 	b := i + len(kw.lo)
 	e := run(s, b, 44, isB64)
-	if e-b != 43 || e >= len(s) || s[e] != '=' || entropy(s[b:e]) < 3.5 {
+	if e-b != 43 || e >= len(s) || s[e] != '=' || lowEntropy(s[b:e], 3.5) {
 		return
 	}
 	sc.add(b, e+1, tAzureServiceBus)
@@ -176,7 +176,7 @@ func mapbox(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, a+1, 23, isB64URL)
-	if e-a-1 != 22 || (e < len(s) && isWord(s[e])) || entropy(s[i+3:e]) < 3.5 {
+	if e-a-1 != 22 || (e < len(s) && isWord(s[e])) || lowEntropy(s[i+3:e], 3.5) {
 		return
 	}
 	sc.add(i, e, tMapbox)
@@ -196,7 +196,7 @@ func checksummed(typ, n int) func(*scan, int, *keyword) {
 		if e-b != n || (e < len(sc.s) && isWord(sc.s[e])) {
 			return
 		}
-		if !crcOK(kw.exact, sc.s[b:e]) && entropy(sc.s[b:e]) < 3.0 {
+		if !crcOK(kw.exact, sc.s[b:e]) && lowEntropy(sc.s[b:e], 3.0) {
 			return
 		}
 		sc.add(i, e, typ)
@@ -287,7 +287,7 @@ func (sc *scan) azureKey(b int, labelled bool) {
 	if run(s, b, azureKeyLen, isB64) != e-2 || bytes.IndexByte([]byte("AQgw"), s[e-3]) < 0 {
 		return
 	}
-	if entropy(s[b:e-2]) < 4.0 {
+	if lowEntropy(s[b:e-2], 4.0) {
 		return
 	}
 	if !labelled && sc.context(b, "sha512", "sha-512", "sha384", "integrity", "digest", "checksum", "hash", "signature", "ed25519", "fingerprint") {
@@ -363,7 +363,7 @@ func azureClientSecret(sc *scan, i int, _ *keyword) {
 		}
 	}
 	e := run(s, i+2, 35, isAzureSecretChar)
-	if e-i-2 < 31 || e-i-2 > 34 || entropy(s[b:e]) < 3.5 {
+	if e-i-2 < 31 || e-i-2 > 34 || lowEntropy(s[b:e], 3.5) {
 		return
 	}
 	sc.add(b, e, tAzureClientSecret)
@@ -380,7 +380,7 @@ func sendGrid(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, a+1, 44, isB64URL)
-	if e-a-1 != 43 || (e < len(s) && isWord(s[e])) || entropy(s[i+3:e]) < 3.5 {
+	if e-a-1 != 43 || (e < len(s) && isWord(s[e])) || lowEntropy(s[i+3:e], 3.5) {
 		return
 	}
 	sc.add(i, e, tSendGrid)
@@ -405,7 +405,7 @@ func mailchimp(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, i+3, 3, isDigit)
-	if e == i+3 || e-i-3 > 2 || (e < len(s) && isWord(s[e])) || entropy(s[b:i]) < 3.0 {
+	if e == i+3 || e-i-3 > 2 || (e < len(s) && isWord(s[e])) || lowEntropy(s[b:i], 3.0) {
 		return
 	}
 	sc.add(b, e, tMailchimp)
@@ -420,7 +420,7 @@ func terraform(sc *scan, i int, kw *keyword) {
 		return
 	}
 	e := run(s, i+len(kw.lo), 71, isB64URL)
-	if n := e - i - len(kw.lo); n < 60 || n > 70 || (e < len(s) && isWord(s[e])) || entropy(s[i+len(kw.lo):e]) < 3.5 {
+	if n := e - i - len(kw.lo); n < 60 || n > 70 || (e < len(s) && isWord(s[e])) || lowEntropy(s[i+len(kw.lo):e], 3.5) {
 		return
 	}
 	sc.add(b, e, tTerraform)
@@ -434,7 +434,7 @@ func databricks(sc *scan, i int, kw *keyword) {
 	}
 	b := i + len(kw.lo)
 	e := run(s, b, 33, isHex)
-	if e-b != 32 || entropy(s[b:e]) < 3.0 {
+	if e-b != 32 || lowEntropy(s[b:e], 3.0) {
 		return
 	}
 	if e+1 < len(s) && s[e] == '-' && isDigit(s[e+1]) {
@@ -453,7 +453,7 @@ func doppler(sc *scan, i int, kw *keyword) {
 	}
 	b := i + len(kw.lo)
 	e := run(sc.s, b, 45, isAlnum)
-	if e-b < 40 || e-b > 44 || (e < len(sc.s) && isWord(sc.s[e])) || entropy(sc.s[b:e]) < 3.5 {
+	if e-b < 40 || e-b > 44 || (e < len(sc.s) && isWord(sc.s[e])) || lowEntropy(sc.s[b:e], 3.5) {
 		return
 	}
 	sc.add(i, e, tDoppler)
@@ -471,7 +471,7 @@ func grafanaSA(sc *scan, i int, kw *keyword) {
 		return
 	}
 	e := run(s, a+1, 9, isHex)
-	if e-a-1 != 8 || (e < len(s) && isWord(s[e])) || entropy(s[b:a]) < 3.5 {
+	if e-a-1 != 8 || (e < len(s) && isWord(s[e])) || lowEntropy(s[b:a], 3.5) {
 		return
 	}
 	sc.add(i, e, tGrafana)
@@ -489,7 +489,7 @@ func postman(sc *scan, i int, kw *keyword) {
 		return
 	}
 	e := run(s, a+1, 35, isHex)
-	if e-a-1 != 34 || (e < len(s) && isWord(s[e])) || entropy(s[b:e]) < 3.0 {
+	if e-a-1 != 34 || (e < len(s) && isWord(s[e])) || lowEntropy(s[b:e], 3.0) {
 		return
 	}
 	sc.add(i, e, tPostman)
@@ -507,7 +507,7 @@ func telegram(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, i+1, 36, isB64URL)
-	if e-i-1 != 35 || (e < len(s) && isWord(s[e])) || entropy(s[i+3:e]) < 3.5 {
+	if e-i-1 != 35 || (e < len(s) && isWord(s[e])) || lowEntropy(s[i+3:e], 3.5) {
 		return
 	}
 	sc.add(b, e, tTelegram)
@@ -529,7 +529,7 @@ func discord(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, t+1, 39, isB64URL)
-	if e-t-1 < 27 || e-t-1 > 38 || (e < len(s) && isWord(s[e])) || entropy(s[t+1:e]) < 3.5 {
+	if e-t-1 < 27 || e-t-1 > 38 || (e < len(s) && isWord(s[e])) || lowEntropy(s[t+1:e], 3.5) {
 		return
 	}
 	var id [21]byte
@@ -563,7 +563,7 @@ func ageKey(sc *scan, i int, kw *keyword) {
 	if e-b != 58 || (e < len(s) && isWord(s[e])) {
 		return
 	}
-	if !bech32OK("age-secret-key-", s[b:e]) && entropy(s[b:e]) < 4.0 {
+	if !bech32OK("age-secret-key-", s[b:e]) && lowEntropy(s[b:e], 4.0) {
 		return
 	}
 	sc.add(i, e, tAgeKey)

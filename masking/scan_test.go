@@ -227,3 +227,40 @@ func TestNameMemoPerMasker(t *testing.T) {
 		}
 	}
 }
+
+// checkEntropy compares lowEntropy with the entropy it stands for.
+func checkEntropy(t *testing.T, b []byte) {
+	t.Helper()
+	for _, th := range []float64{3.0, 3.5, 4.0} {
+		if got, want := lowEntropy(b, th), entropy(b) < th; got != want {
+			t.Fatalf("lowEntropy(%q, %v) = %v, entropy %v", b, th, got, entropy(b))
+		}
+	}
+}
+
+// TestLowEntropy: the bounds lowEntropy decides by agree with the entropy, on uniform
+// texts (where the bounds meet the entropy exactly) and on tokens of every provider.
+func TestLowEntropy(t *testing.T) {
+	alpha := "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
+	for d := 1; d <= len(alpha); d++ {
+		for rep := 1; rep <= 5; rep++ {
+			checkEntropy(t, []byte(strings.Repeat(alpha[:d], rep)))
+			checkEntropy(t, []byte(strings.Repeat(alpha[:d], rep)+alpha[:1]))
+		}
+	}
+	for _, s := range scanSamples() {
+		for _, f := range strings.Fields(s) {
+			checkEntropy(t, []byte(f))
+		}
+	}
+}
+
+// FuzzEntropy: lowEntropy agrees with the entropy on any bytes.
+func FuzzEntropy(f *testing.F) {
+	f.Add([]byte("abcdefgh"))
+	f.Add([]byte("aabbccddeeffgghhiijjkkllmmnnoopp"))
+	f.Add([]byte("Zx81kLm0Qp7TwR3v"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkEntropy(t, b)
+	})
+}
