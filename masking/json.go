@@ -442,7 +442,7 @@ func (w *walker) decode(a, b int) ([]byte, error) {
 		out = make([]byte, 0, len(s)+len(s)/4)
 	}
 	for i := 0; i < len(s); i++ {
-		if k := bytes.IndexByte(s[i:], '\\'); k != 0 {
+		if k := indexShort(s[i:], '\\'); k != 0 {
 			if k < 0 {
 				out = append(out, s[i:]...)
 				break
@@ -499,6 +499,23 @@ func (w *walker) decode(a, b int) ([]byte, error) {
 	return out, nil
 }
 
+// indexShort is bytes.IndexByte for text where c tends to come soon (the escapes of HTML
+// in a JSON string): a byte loop over the first bytes saves the call.
+func indexShort(s []byte, c byte) int {
+	for i := range min(len(s), 16) {
+		if s[i] == c {
+			return i
+		}
+	}
+	if len(s) <= 16 {
+		return -1
+	}
+	if k := bytes.IndexByte(s[16:], c); k >= 0 {
+		return 16 + k
+	}
+	return -1
+}
+
 // escape maps one escape sequence of a string token to the bytes it decoded to.
 type escape struct{ dec, decLen, raw, rawLen int }
 
@@ -521,15 +538,26 @@ func (w *walker) rawOffset(d int, end bool) int {
 	return e.raw + e.rawLen + d - e.dec - e.decLen
 }
 
+// hex4 reads the four hex digits of a \u escape; -1 when b does not start with four.
 func hex4(b []byte) (rune, int) {
 	if len(b) < 4 {
 		return 0, -1
 	}
-	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
-	if err != nil {
-		return 0, -1
+	var v rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, -1
+		}
+		v = v<<4 | rune(c)
 	}
-	return rune(v), 4
+	return v, 4
 }
 
 // appendQuoted appends s as a JSON string.

@@ -264,3 +264,34 @@ func FuzzEntropy(f *testing.F) {
 		checkEntropy(t, b)
 	})
 }
+
+// TestHex4: the \u escape reader takes exactly four hex digits of either case.
+func TestHex4(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want rune
+		n    int
+	}{
+		{"003c", '<', 4}, {"00E9x", 'é', 4}, {"D83D", 0xd83d, 4}, {"ffff", 0xffff, 4},
+		{"00g1", 0, -1}, {"+123", 0, -1}, {"12", 0, -1}, {"", 0, -1}, {"0x12", 0, -1}, {"1_23", 0, -1},
+	} {
+		if r, n := hex4([]byte(c.in)); r != c.want || n != c.n {
+			t.Errorf("hex4(%q) = %q, %d; want %q, %d", c.in, r, n, c.want, c.n)
+		}
+	}
+}
+
+// TestIndexShort: indexShort is bytes.IndexByte.
+func TestIndexShort(t *testing.T) {
+	for n := range 40 {
+		for at := -1; at < n; at++ {
+			b := []byte(strings.Repeat("a", n))
+			if at >= 0 {
+				b[at] = '\\'
+			}
+			if got := indexShort(b, '\\'); got != at {
+				t.Fatalf("indexShort(%q) = %d, want %d", b, got, at)
+			}
+		}
+	}
+}
