@@ -56,6 +56,10 @@ const (
 	tSupabase
 	tMapbox
 	tAIKey
+	tAlibaba
+	tDatadog
+	tCloudflare
+	tFly
 	tConnPassword
 	tCard
 	tIBAN
@@ -80,6 +84,7 @@ var builtins = [numBuiltin]string{ //nolint:gosec // G101: detector type names, 
 	tDiscord: "DISCORD_BOT_TOKEN", tSquare: "SQUARE_TOKEN", tAgeKey: "AGE_SECRET_KEY",
 	tAzureDevOps: "AZURE_DEVOPS_PAT", tAzureServiceBus: "AZURE_SERVICE_BUS_KEY", tMeta: "META_ACCESS_TOKEN",
 	tPlanetScale: "PLANETSCALE_TOKEN", tSupabase: "SUPABASE_KEY", tMapbox: "MAPBOX_SECRET_TOKEN", tAIKey: "AI_API_KEY",
+	tAlibaba: "ALIBABA_ACCESS_KEY", tDatadog: "DATADOG_KEY", tCloudflare: "CLOUDFLARE_TOKEN", tFly: "FLY_TOKEN",
 	tConnPassword: "CONN_PASSWORD", tCard: "CREDIT_CARD", tIBAN: "IBAN", tSSN: "US_SSN", tPhone: "PHONE",
 	tEmail: "EMAIL", tGeneric: "GENERIC_SECRET",
 }

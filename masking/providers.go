@@ -108,6 +108,95 @@ func (m *Masker) providerKeywords() {
 	tok(tAIKey, fixedToken(tAIKey, 52, 52, isAlnum, 3.5), "gsk_")
 	tok(tAIKey, fixedToken(tAIKey, 80, 80, isAlnum, 3.5), "xai-")
 	tok(tAIKey, fixedToken(tAIKey, 48, 48, isAlnum, 3.5), "pplx-")
+
+	// Alibaba Cloud: AccessKey IDs are LTAI + 12 to 20 letters and digits; the AccessKey
+	// secret, 30 letters and digits, has no prefix and is masked after a name that says so.
+	tok(tAlibaba, fixedToken(tAlibaba, 12, 20, isAlnum, 3.0), "LTAI")
+	m.named(tAlibaba, 40, false, []runShape{{30, 30, isAlnum, 3.5}}, "accesskeysecret", "access_key_secret", "access-key-secret")
+	// Datadog API keys (32 hex) and application keys (40 hex) have no prefix: they are
+	// masked after the variable or header names Datadog documents, or after the word
+	// datadog when the words between name a key (trace and span ids are hex too).
+	ddKeys := []runShape{{32, 32, isHex, 3.0}, {40, 40, isHex, 3.0}}
+	m.named(tDatadog, 60, false, ddKeys, "dd_api_key", "dd_app_key", "dd_application_key", "dd-api-key", "dd-application-key",
+		"datadog_api_key", "datadog_app_key")
+	m.named(tDatadog, 60, true, ddKeys, "datadog")
+	// Cloudflare: Origin CA keys carry a prefix (v1.0- + 24 hex + - + 146 hex); API tokens
+	// (40 characters) and the Global API key (37 hex) do not, and are masked after a name
+	// that says Cloudflare and key or token.
+	tok(tCloudflare, originCAKey, "v1.0-")
+	cfKeys := []runShape{{40, 40, isB64URL, 3.5}, {37, 37, isHex, 3.0}}
+	m.named(tCloudflare, 60, false, cfKeys, "cf_api_token", "cf_api_key", "cloudflare_api_token", "cloudflare_api_key")
+	m.named(tCloudflare, 60, true, cfKeys, "cloudflare")
+	// Fly.io macaroon tokens (fly tokens create): fm2_, fm1r_, fm1a_ + base64, often after
+	// FlyV1 and several joined by commas.
+	tok(tFly, fixedToken(tFly, 64, 4096, func(c byte) bool { return isB64(c) || c == '=' }, 4.0), "fm2_", "fm1r_", "fm1a_")
+}
+
+// runShape is the form of a credential without a prefix: a run of lo to hi bytes of class
+// ok standing alone, with an entropy floor.
+type runShape struct {
+	lo, hi int
+	ok     func(byte) bool
+	minEnt float64
+}
+
+// named registers keywords after which a credential of one of shapes is masked when it
+// stands alone within window bytes on the same line. With keyWord, the words between must
+// also name a key, token or secret ("datadog api key: …", not "datadog trace_id …").
+func (m *Masker) named(typ, window int, keyWord bool, shapes []runShape, kws ...string) {
+	if !m.on[typ] {
+		return
+	}
+	fn := func(sc *scan, i int, kw *keyword) {
+		s := sc.s
+		from := i + len(kw.lo)
+		lim := min(len(s), from+window)
+		for j := from; j < lim; j++ {
+			c := s[j]
+			if c == '\n' {
+				return
+			}
+			if !isB64URL(c) || sc.gluedAt(j) || (j > 0 && s[j-1] == '-') {
+				continue
+			}
+			for _, sh := range shapes {
+				e := run(s, j, sh.hi+1, sh.ok)
+				if e-j >= sh.lo && e-j <= sh.hi && (e >= len(s) || (!isWord(s[e]) && s[e] != '-')) && !lowEntropy(s[j:e], sh.minEnt) {
+					if !keyWord || namesKey(s[from:j]) {
+						sc.add(j, e, typ)
+					}
+					return
+				}
+			}
+			j = run(s, j, window, isB64URL) // past this word
+		}
+	}
+	for _, k := range kws {
+		m.keyword(k, false, fn)
+	}
+}
+
+// namesKey reports whether the words between a name and a value say key, token or secret.
+func namesKey(b []byte) bool {
+	return containsFold(b, []byte("key")) || containsFold(b, []byte("token")) || containsFold(b, []byte("secret"))
+}
+
+// originCAKey checks a Cloudflare Origin CA key: v1.0- + 24 hex + - + 146 hex.
+func originCAKey(sc *scan, i int, kw *keyword) {
+	s := sc.s
+	if !sc.leftOK(i) {
+		return
+	}
+	b := i + len(kw.lo)
+	a := run(s, b, 25, isHex)
+	if a-b != 24 || a >= len(s) || s[a] != '-' {
+		return
+	}
+	e := run(s, a+1, 147, isHex)
+	if e-a-1 != 146 || (e < len(s) && isWord(s[e])) || lowEntropy(s[a+1:e], 3.0) {
+		return
+	}
+	sc.add(i, e, tCloudflare)
 }
 
 func isBase32Lower(c byte) bool { return c >= 'a' && c <= 'z' || c >= '2' && c <= '7' }
