@@ -757,7 +757,7 @@ func (w *walker) memo(k []byte) *memoEntry {
 // keywordIn reports whether some detector keyword occurs in the member name k.
 func (m *Masker) keywordIn(k []byte) bool {
 	for i := 0; i+1 < len(k); i++ {
-		if m.pair[k[i]][k[i+1]>>6]&(1<<(k[i+1]&63)) == 0 || class[k[i]] != cKey {
+		if !m.tabs[0].has(k[i], k[i+1]) || class[k[i]] != cKey {
 			continue
 		}
 		for _, x := range m.keywordsAt(k[i], k[i+1]) {
