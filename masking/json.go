@@ -746,11 +746,21 @@ func (w *walker) memo(k []byte) *memoEntry {
 	if nm.m != w.m {
 		*nm = nameMemo{m: w.m} // a scratch last used by another Masker
 	}
-	e := &nm.e[(uint(len(k))*7+uint(k[0])*31+uint(k[len(k)-1]))&63]
-	if int(e.n) != len(k) || string(e.name[:e.n]) != string(k) {
-		*e = memoEntry{n: uint8(len(k)), kw: w.m.keywordIn(k), kind: w.m.keyKind(k)} //nolint:gosec // G115: len(k) <= memoMax
-		copy(e.name[:], k)
+	// Two ways per set, the most recent name first: the names of a row rarely evict each other.
+	h := uint32(len(k)) //nolint:gosec // G115: len(k) <= memoMax
+	for _, c := range k {
+		h = h*31 + uint32(c)
 	}
+	set := nm.e[(h*0x9e3779b1)>>27*2:][:2]
+	for i := range set {
+		if e := &set[i]; int(e.n) == len(k) && string(e.name[:e.n]) == string(k) {
+			return e
+		}
+	}
+	set[1] = set[0]
+	e := &set[0]
+	*e = memoEntry{n: uint8(len(k)), kw: w.m.keywordIn(k), kind: w.m.keyKind(k)} //nolint:gosec // G115: len(k) <= memoMax
+	copy(e.name[:], k)
 	return e
 }
 
