@@ -409,7 +409,11 @@ func (m *Masker) scanIn(sc *scan, s []byte, off int, key []byte, kind uint8, raw
 			i++
 			continue
 		}
-		i = m.step(sc, i, nums)
+		if class[c] == cNum && nums {
+			i = sc.digitsAt(i) // never stops after a backslash
+		} else {
+			i = m.step(sc, i, nums)
+		}
 		for raw && i+1 < n && s[i-1] == '\\' {
 			i = m.step(sc, i, nums)
 		}
@@ -470,27 +474,34 @@ func (m *Masker) step(sc *scan, i int, nums bool) int {
 			email(sc, i)
 		}
 	case cNum:
-		if !nums {
-			return i + 1
+		if nums {
+			return sc.digitsAt(i)
 		}
-		if sc.gluedAt(i) || (i > 0 && s[i-1] == '.') {
-			for i+1 < n && isDigit(s[i+1]) {
-				i++
-			}
-			return i + 1
-		}
-		if (c == '+' || c == '(') && !isDigit(d) {
-			return i + 1
-		}
-		if !enoughDigits(s[i:]) {
-			for i+1 < n && isDigit(s[i+1]) {
-				i++
-			}
-			return i + 1
-		}
-		i = max(i, sc.number(i)-1)
 	}
 	return i + 1
+}
+
+// digitsAt runs the number checks that start at the digit, + or ( at i and returns where
+// the scan goes on.
+func (sc *scan) digitsAt(i int) int {
+	s := sc.s
+	n := len(s)
+	if sc.gluedAt(i) || (i > 0 && s[i-1] == '.') {
+		for i+1 < n && isDigit(s[i+1]) {
+			i++
+		}
+		return i + 1
+	}
+	if c := s[i]; (c == '+' || c == '(') && !isDigit(s[i+1]) {
+		return i + 1
+	}
+	if !enoughDigits(s[i:]) {
+		for i+1 < n && isDigit(s[i+1]) {
+			i++
+		}
+		return i + 1
+	}
+	return max(i, sc.number(i)-1) + 1
 }
 
 // keywordsIn runs the checks of the keywords that occur at i.
