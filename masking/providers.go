@@ -367,8 +367,8 @@ func (sc *scan) azureKey(b int, labelled bool) {
 	if s[e-2] != '=' || s[e-1] != '=' || (e < len(s) && (isB64(s[e]) || s[e] == '=')) {
 		return
 	}
-	if !labelled && b > 0 && isB64(s[b-1]) && !(sc.raw && escaped(s, b-1)) {
-		return // part of a longer base64 run
+	if !labelled && b > 0 && (isB64(s[b-1]) || s[b-1] == '=') && !(sc.raw && escaped(s, b-1)) {
+		return // part of a longer base64 run, or glued to the padding of one before it
 	}
 	if sc.raw && escaped(s, b) {
 		return
