@@ -9,7 +9,7 @@ import (
 var validators = map[string]func([]byte) bool{
 	"luhn":    luhnDigits,
 	"mod97":   ibanOK,
-	"entropy": func(b []byte) bool { return entropy(b) >= 3.0 },
+	"entropy": func(b []byte) bool { return !lowEntropy(b, 3.0) },
 }
 
 func luhnDigits(b []byte) bool {
@@ -115,6 +115,41 @@ func ibanOK(b []byte) bool {
 		}
 	}
 	return rem == 1
+}
+
+// lowEntropy reports whether the Shannon entropy of b is below t bits per byte, as
+// entropy(b) < t. Two bounds decide most cases without a logarithm: the entropy is at most
+// log2 of the number of distinct bytes, and at least the min-entropy, -log2 of the largest
+// byte frequency. Only between them is entropy computed.
+func lowEntropy(b []byte, t float64) bool {
+	if len(b) == 0 || len(b) > 1<<16 {
+		return entropy(b) < t
+	}
+	var f [256]uint16
+	distinct, top := 0, uint16(0)
+	for _, c := range b {
+		k := f[c] + 1
+		f[c] = k
+		if k == 1 {
+			distinct++
+		}
+		top = max(top, k)
+	}
+	pow := math.Exp2(t)
+	switch {
+	case float64(distinct) < pow:
+		return true
+	case float64(top)*pow <= float64(len(b)):
+		return false
+	}
+	h, n := 0.0, float64(len(b))
+	for _, k := range f { // the sum of entropy, term by term and in the same order
+		if k > 0 {
+			p := float64(k) / n
+			h -= p * math.Log2(p)
+		}
+	}
+	return h < t
 }
 
 // entropy is the Shannon entropy of b in bits per byte.

@@ -56,6 +56,10 @@ const (
 	tSupabase
 	tMapbox
 	tAIKey
+	tAlibaba
+	tDatadog
+	tCloudflare
+	tFly
 	tConnPassword
 	tCard
 	tIBAN
@@ -80,6 +84,7 @@ var builtins = [numBuiltin]string{ //nolint:gosec // G101: detector type names, 
 	tDiscord: "DISCORD_BOT_TOKEN", tSquare: "SQUARE_TOKEN", tAgeKey: "AGE_SECRET_KEY",
 	tAzureDevOps: "AZURE_DEVOPS_PAT", tAzureServiceBus: "AZURE_SERVICE_BUS_KEY", tMeta: "META_ACCESS_TOKEN",
 	tPlanetScale: "PLANETSCALE_TOKEN", tSupabase: "SUPABASE_KEY", tMapbox: "MAPBOX_SECRET_TOKEN", tAIKey: "AI_API_KEY",
+	tAlibaba: "ALIBABA_ACCESS_KEY", tDatadog: "DATADOG_KEY", tCloudflare: "CLOUDFLARE_TOKEN", tFly: "FLY_TOKEN",
 	tConnPassword: "CONN_PASSWORD", tCard: "CREDIT_CARD", tIBAN: "IBAN", tSSN: "US_SSN", tPhone: "PHONE",
 	tEmail: "EMAIL", tGeneric: "GENERIC_SECRET",
 }
@@ -267,7 +272,7 @@ func fixedToken(typ, lo, hi int, ok func(byte) bool, minEnt float64) func(*scan,
 		if e-b < lo || e-b > hi || (e < len(sc.s) && isWord(sc.s[e])) {
 			return
 		}
-		if minEnt > 0 && entropy(sc.s[b:e]) < minEnt {
+		if minEnt > 0 && lowEntropy(sc.s[b:e], minEnt) {
 			return
 		}
 		sc.add(i, e, typ)
@@ -290,7 +295,7 @@ var awsSecretRE = regexp.MustCompile(`(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:
 // awsSecret looks for a 40-character key within a short window after an AWS secret keyword.
 func awsSecret(sc *scan, i int, kw *keyword) {
 	w := sc.s[i:min(len(sc.s), i+len(kw.lo)+80)]
-	if loc := awsSecretRE.FindSubmatchIndex(w); loc != nil && entropy(w[loc[2]:loc[3]]) >= 3.5 {
+	if loc := awsSecretRE.FindSubmatchIndex(w); loc != nil && !lowEntropy(w[loc[2]:loc[3]], 3.5) {
 		sc.add(i+loc[2], i+loc[3], tAWSSecretKey)
 	}
 }
@@ -300,7 +305,7 @@ var oktaRE = regexp.MustCompile(`(?:^|[^A-Za-z0-9_-])(00[A-Za-z0-9_-]{40})(?:[^A
 // okta looks for an Okta API token (00 + 40) after "okta" or "SSWS".
 func okta(sc *scan, i int, kw *keyword) {
 	w := sc.s[i:min(len(sc.s), i+len(kw.lo)+100)]
-	if loc := oktaRE.FindSubmatchIndex(w); loc != nil && entropy(w[loc[2]:loc[3]]) >= 3.0 {
+	if loc := oktaRE.FindSubmatchIndex(w); loc != nil && !lowEntropy(w[loc[2]:loc[3]], 3.0) {
 		sc.add(i+loc[2], i+loc[3], tOkta)
 	}
 }
@@ -324,7 +329,7 @@ func slackToken(sc *scan, i int, _ *keyword) {
 			return
 		}
 		e := run(s, i+10, 251, func(c byte) bool { return isAlnum(c) || c == '-' })
-		if e-i-10 < 10 || entropy(s[i+10:e]) < 3.0 {
+		if e-i-10 < 10 || lowEntropy(s[i+10:e], 3.0) {
 			return
 		}
 		sc.add(i, e, tSlack)
@@ -334,7 +339,7 @@ func slackToken(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, i+5, 251, func(c byte) bool { return isAlnum(c) || c == '-' })
-	if e-i-5 < 10 || e-i-5 > 250 || entropy(s[i+5:e]) < 3.0 {
+	if e-i-5 < 10 || e-i-5 > 250 || lowEntropy(s[i+5:e], 3.0) {
 		return
 	}
 	sc.add(i, e, tSlack)
@@ -350,7 +355,7 @@ func skToken(sc *scan, i int, _ *keyword) {
 		return
 	}
 	w := sc.s[i:min(len(sc.s), i+340)]
-	if sc.m.on[tAIKey] && len(w) >= 35 && (len(w) == 35 || !isWord(w[35])) && run(w, 3, 32, isHex) == 35 && entropy(w[3:35]) >= 3.0 {
+	if sc.m.on[tAIKey] && len(w) >= 35 && (len(w) == 35 || !isWord(w[35])) && run(w, 3, 32, isHex) == 35 && !lowEntropy(w[3:35], 3.0) {
 		sc.add(i, i+35, tAIKey) // sk- + 32 hex digits (DeepSeek and other OpenAI-compatible APIs)
 		return
 	}
@@ -359,7 +364,7 @@ func skToken(sc *scan, i int, _ *keyword) {
 		typ, re = tAnthropic, anthropicRE
 	}
 	loc := re.FindIndex(w)
-	if loc == nil || (loc[1] < len(w) && isB64URL(w[loc[1]])) || entropy(w[:loc[1]]) < 3.0 {
+	if loc == nil || (loc[1] < len(w) && isB64URL(w[loc[1]])) || lowEntropy(w[:loc[1]], 3.0) {
 		return
 	}
 	sc.add(i, i+loc[1], typ)
@@ -441,7 +446,7 @@ func generic(sc *scan, i int, kw *keyword) {
 		return
 	}
 	v := sc.s[i+a : i+b]
-	if entropy(v) < 3.0 || placeholder(v) {
+	if lowEntropy(v, 3.0) || placeholder(v) {
 		return
 	}
 	sc.add(i+a, i+b, tGeneric)
@@ -494,8 +499,29 @@ func placeholder(v []byte) bool {
 	if v[0] == '$' || v[0] == '<' || v[0] == '{' || (v[0] == '%' && (v[1] == 's' || v[1] == '(' || v[1] == '{')) {
 		return true // ${VAR}, <value>, {{ var }}, %s, %(name)s
 	}
-	for _, p := range []string{"xxxx", "example", "redacted", "placeholder", "your_", "your-", "changeme"} {
-		if containsFold(v, []byte(p)) {
+	// One pass for xxxx, example, redacted, placeholder, your_, your-, changeme.
+	for i := range v {
+		var w string
+		switch lower(v[i]) {
+		case 'x':
+			w = "xxxx"
+		case 'e':
+			w = "example"
+		case 'r':
+			w = "redacted"
+		case 'p':
+			w = "placeholder"
+		case 'y':
+			if hasPrefixFold(v[i:], []byte("your_")) {
+				return true
+			}
+			w = "your-"
+		case 'c':
+			w = "changeme"
+		default:
+			continue
+		}
+		if hasPrefixFold(v[i:], []byte(w)) {
 			return true
 		}
 	}

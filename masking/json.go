@@ -79,8 +79,9 @@ type walker struct {
 	fs     []finding
 	buf    []byte
 	esc    []escape
-	label  []byte   // "name: value" scratch for findValue
-	sc     *scan    // scan state reused by every find of this walk
+	label  []byte // "name: value" scratch for findValue
+	sc     *scan  // scan state reused by every find of this walk
+	memos  *nameMemo
 	names  [][]byte // member names of the objects being read, innermost last (see nameSet)
 	only   [][]byte // Member: the path of the member masked; the rest is copied
 	in     int      // Member: how many keys of only the object being read is under
@@ -124,6 +125,7 @@ type scratch struct {
 	label []byte
 	names [][]byte
 	sc    scan
+	memos nameMemo
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -132,7 +134,7 @@ func (m *Masker) walk(w walker) ([]byte, Counts, error) {
 	src := w.src
 	sp := scratchPool.Get().(*scratch)
 	w.buf, w.fs, w.path, w.esc, w.label, w.names = sp.buf, sp.fs, sp.path[:0], sp.esc[:0], sp.label[:0], sp.names[:0]
-	w.sc = &sp.sc
+	w.sc, w.memos = &sp.sc, &sp.memos
 	defer func() {
 		if cap(w.buf) <= 1<<20 && cap(w.label) <= 1<<20 {
 			clear(w.names[:cap(w.names)]) // drop references to this document
@@ -391,6 +393,16 @@ func (w *walker) number() error {
 func (w *walker) str() (int, bool, error) {
 	s := w.src
 	i := w.pos + 1
+	// Most strings of a document are short names and values: a byte loop finds their end
+	// sooner than the two IndexByte calls below.
+	for j := i; j < min(len(s), i+24); j++ {
+		if c := s[j]; c == '"' {
+			w.pos = j + 1
+			return w.pos, false, nil
+		} else if c == '\\' {
+			break
+		}
+	}
 	q := bytes.IndexByte(s[i:], '"')
 	if q < 0 {
 		return 0, false, w.fail()
@@ -430,7 +442,7 @@ func (w *walker) decode(a, b int) ([]byte, error) {
 		out = make([]byte, 0, len(s)+len(s)/4)
 	}
 	for i := 0; i < len(s); i++ {
-		if k := bytes.IndexByte(s[i:], '\\'); k != 0 {
+		if k := indexShort(s[i:], '\\'); k != 0 {
 			if k < 0 {
 				out = append(out, s[i:]...)
 				break
@@ -487,6 +499,23 @@ func (w *walker) decode(a, b int) ([]byte, error) {
 	return out, nil
 }
 
+// indexShort is bytes.IndexByte for text where c tends to come soon (the escapes of HTML
+// in a JSON string): a byte loop over the first bytes saves the call.
+func indexShort(s []byte, c byte) int {
+	for i := range min(len(s), 16) {
+		if s[i] == c {
+			return i
+		}
+	}
+	if len(s) <= 16 {
+		return -1
+	}
+	if k := bytes.IndexByte(s[16:], c); k >= 0 {
+		return 16 + k
+	}
+	return -1
+}
+
 // escape maps one escape sequence of a string token to the bytes it decoded to.
 type escape struct{ dec, decLen, raw, rawLen int }
 
@@ -509,15 +538,26 @@ func (w *walker) rawOffset(d int, end bool) int {
 	return e.raw + e.rawLen + d - e.dec - e.decLen
 }
 
+// hex4 reads the four hex digits of a \u escape; -1 when b does not start with four.
 func hex4(b []byte) (rune, int) {
 	if len(b) < 4 {
 		return 0, -1
 	}
-	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
-	if err != nil {
-		return 0, -1
+	var v rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, -1
+		}
+		v = v<<4 | rune(c)
 	}
-	return rune(v), 4
+	return v, 4
 }
 
 // appendQuoted appends s as a JSON string.
@@ -639,14 +679,18 @@ const maxLabel = 64
 // keyword the name still serves as context through the scan's key (SSN, phone, secret names).
 func (w *walker) findValue(v, key []byte) []finding {
 	m := w.m
-	if len(key) == 0 || len(key) > maxLabel || !m.keywordIn(key) {
+	if len(key) == 0 || len(key) > maxLabel {
 		return m.findIn(w.sc, v, 0, key, false, w.fs)
+	}
+	kw, kind := w.nameFacts(key)
+	if !kw {
+		return m.scanIn(w.sc, v, 0, key, kind, false, w.fs)
 	}
 	lb := append(append(w.label[:0], key...), ':', ' ')
 	off := len(lb)
 	lb = append(lb, v...)
 	w.label = lb
-	fs := m.findIn(w.sc, lb, off, key, false, w.fs)
+	fs := m.scanIn(w.sc, lb, off, key, kind, false, w.fs)
 	out := fs[:0]
 	for _, f := range fs {
 		if f.end <= off {
@@ -658,10 +702,72 @@ func (w *walker) findValue(v, key []byte) []finding {
 	return out
 }
 
+// nameFacts returns whether a keyword occurs in the member name k and the kind of secret it
+// names, from the memo when k is short enough to be kept there.
+func (w *walker) nameFacts(k []byte) (bool, uint8) {
+	if e := w.memo(k); e != nil {
+		return e.kw, e.kind
+	}
+	return w.m.keywordIn(k), w.m.keyKind(k)
+}
+
+// nameMemo keeps what the walker learnt of recent member names, which repeat row after
+// row: whether the scan of the name found anything, whether a keyword occurs in it, and
+// the kind of secret it names. Each is a function of the name and the Masker alone.
+type nameMemo struct {
+	m *Masker
+	e [64]memoEntry
+}
+
+// memoMax is the longest name the memo keeps.
+const memoMax = 27
+
+type memoEntry struct {
+	n    uint8 // length of the name; 0 for an empty slot
+	scan uint8 // memoUnknown, memoClean or memoFound
+	kw   bool
+	kind uint8
+	name [memoMax]byte
+}
+
+const (
+	memoUnknown uint8 = iota
+	memoClean
+	memoFound
+)
+
+// memo returns the memo entry of the member name k, replacing the slot's previous name;
+// nil when k is empty or too long to keep.
+func (w *walker) memo(k []byte) *memoEntry {
+	if len(k) == 0 || len(k) > memoMax {
+		return nil
+	}
+	nm := w.memos
+	if nm.m != w.m {
+		*nm = nameMemo{m: w.m} // a scratch last used by another Masker
+	}
+	// Two ways per set, the most recent name first: the names of a row rarely evict each other.
+	h := uint32(len(k)) //nolint:gosec // G115: len(k) <= memoMax
+	for _, c := range k {
+		h = h*31 + uint32(c)
+	}
+	set := nm.e[(h*0x9e3779b1)>>27*2:][:2]
+	for i := range set {
+		if e := &set[i]; int(e.n) == len(k) && string(e.name[:e.n]) == string(k) {
+			return e
+		}
+	}
+	set[1] = set[0]
+	e := &set[0]
+	*e = memoEntry{n: uint8(len(k)), kw: w.m.keywordIn(k), kind: w.m.keyKind(k)} //nolint:gosec // G115: len(k) <= memoMax
+	copy(e.name[:], k)
+	return e
+}
+
 // keywordIn reports whether some detector keyword occurs in the member name k.
 func (m *Masker) keywordIn(k []byte) bool {
 	for i := 0; i+1 < len(k); i++ {
-		if m.pair[k[i]][k[i+1]>>6]&(1<<(k[i+1]&63)) == 0 || class[k[i]] != cKey {
+		if !m.tabs[0].has(k[i], k[i+1]) || class[k[i]] != cKey {
 			continue
 		}
 		for _, x := range m.keywordsAt(k[i], k[i+1]) {
@@ -678,13 +784,50 @@ func (m *Masker) keywordIn(k []byte) bool {
 // turns the whole token into a JSON string, since a redaction is not a number.
 func (w *walker) maskNumber(a, b int) {
 	v := w.src[a:b]
-	w.fs = w.findValue(v, w.key())
+	key := w.key()
+	if len(w.m.custom) == 0 && numberRun(v) < 9 && len(key) <= maxLabel {
+		// No card, SSN or phone number fits in fewer than 9 digits, and no built-in
+		// keyword is made of a number's bytes: only the member name can make it a secret.
+		kw, kind := false, kindNone
+		if len(key) > 0 {
+			kw, kind = w.nameFacts(key)
+		}
+		if !kw {
+			w.fs = w.m.keyOnly(w.sc, v, key, kind, w.fs)
+		} else {
+			w.fs = w.findValue(v, key)
+		}
+	} else {
+		w.fs = w.findValue(v, key)
+	}
 	if len(w.fs) == 0 {
 		return
 	}
 	r := append(w.m.apply(append(w.buf[:0], '"'), v, w.fs, &w.counts), '"')
 	w.buf = r
 	w.emit(a, b, r) // tokens of every strategy and the digits, '-', '.', 'e' around them need no escaping
+}
+
+// numberRun returns the longest run of digits of the JSON number v that a number check can
+// start on: the integer part, or the exponent after its sign (the fraction follows a dot,
+// an unsigned exponent a letter, and the checks start after neither).
+func numberRun(v []byte) int {
+	n, run, best := len(v), 0, 0
+	for i := 0; i < n; i++ {
+		switch c := v[i]; {
+		case isDigit(c):
+			run++
+			best = max(best, run)
+		case c == '.' || c == 'e' || c == 'E':
+			for i+1 < n && isDigit(v[i+1]) {
+				i++
+			}
+			run = 0
+		default: // a sign
+			run = 0
+		}
+	}
+	return best
 }
 
 // nameSet tracks the member names of one object, so that masked names stay distinct.
@@ -705,7 +848,16 @@ const (
 // masked one that it equals cannot be renamed without changing what the upstream said:
 // errNameClash, and the message is withheld.
 func (w *walker) maskName(a, b int, key []byte, ns *nameSet) error {
-	w.fs = w.m.findIn(w.sc, key, 0, nil, false, w.fs)
+	w.fs = w.fs[:0]
+	if e := w.memo(key); e == nil || e.scan != memoClean {
+		w.fs = w.m.scanIn(w.sc, key, 0, nil, kindNone, false, w.fs)
+		if e != nil {
+			e.scan = memoClean
+			if len(w.fs) > 0 {
+				e.scan = memoFound
+			}
+		}
+	}
 	if len(w.fs) == 0 {
 		if ns.seen == nil {
 			w.names = append(w.names, key)

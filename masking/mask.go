@@ -25,6 +25,8 @@ type Masker struct {
 	pairKws  []int32     // keyword indexes grouped by their lower-cased first two bytes
 	pair     *pairSet    // byte pairs where some check starts
 	mid      *pairSet    // byte pairs where a keyword may start glued to a preceding word
+	tabs     [2]pairSet  // the prefilters of findIn: pair, and the pairs inside a word
+	tabsRaw  [2]pairSet  // the same for wire text, where a backslash stops
 	custom   []customDet // by index into types - numBuiltin
 	fields   []fieldRule
 	hashKey  []byte
@@ -102,6 +104,23 @@ func New(c Config) (*Masker, error) {
 // indexPairs groups the keywords by their lower-cased first two bytes, so that a byte pair
 // the prefilter lets through is checked only against the keywords that start with it.
 func (m *Masker) indexPairs() {
+	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
+	m.tabs[0] = *m.pair
+	for c := range 256 {
+		for d := range 256 {
+			switch {
+			case class[c] == cKey && m.mid.has(byte(c), byte(d)),
+				c == '@' && m.on[tEmail],
+				(c == '+' || c == '(') && isDigit(byte(d)) && nums:
+				m.tabs[1].add(c, d)
+			}
+		}
+	}
+	m.tabsRaw = m.tabs
+	for d := range 256 {
+		m.tabsRaw[0].add('\\', d)
+		m.tabsRaw[1].add('\\', d)
+	}
 	m.byPair = make([]span32, 1<<16)
 	m.pairKws = m.pairKws[:0]
 	for a := range 256 {
@@ -210,6 +229,8 @@ type pairSet [256][4]uint64
 
 func (p *pairSet) add(a, b int) { p[a][b>>6] |= 1 << (b & 63) }
 
+func (p *pairSet) has(a, b byte) bool { return p[a][b>>6]&(1<<(b&63)) != 0 }
+
 func upperOf(c byte) byte {
 	if c >= 'a' && c <= 'z' {
 		return c - 0x20
@@ -229,6 +250,14 @@ func (m *Masker) triggers() {
 			set(d)
 			m.pair.add('+', int(d))
 			m.pair.add('(', int(d))
+		}
+	}
+	if m.on[tIBAN] {
+		// An IBAN's country code: its check starts at the word's first byte (see findIn).
+		for a := 'A'; a <= 'Z'; a++ {
+			for b := 'A'; b <= 'Z'; b++ {
+				m.pair.add(int(a), int(b))
+			}
 		}
 	}
 	if m.on[tEmail] {
@@ -330,64 +359,70 @@ func (m *Masker) findAt(s []byte, off int, key []byte, raw bool, out []finding) 
 
 // findIn is findAt with the scan state in sc, which the detectors' indirect calls make
 // escape: a walker reuses one instead of allocating it for every value and name.
+//
+// The loop passes over a byte pair with one lookup in the prefilter of its state: outside
+// a word, pair; inside one (the byte before glues), inWord, which holds only what can start
+// there (keywords that may begin glued, an email's @, the + or ( whose digits are then
+// skipped). Digits and letters inside base64 blobs, hex ids and long numbers then cost no
+// more than prose. Where the prefilter lets a pair through, step checks that position.
 func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out []finding) []finding {
+	return m.scanIn(sc, s, off, key, m.keyKind(key), raw, out)
+}
+
+// scanIn is findIn with the kind of secret the member name key names (see keyKind), which
+// a walker looks up once per name.
+func (m *Masker) scanIn(sc *scan, s []byte, off int, key []byte, kind uint8, raw bool, out []finding) []finding {
 	// Field by field: the scratch arrays need no zeroing, which a composite literal would
 	// do for every value and member name of a document.
 	sc.m, sc.s, sc.off, sc.key, sc.raw, sc.out = m, s, off, key, raw, out[:0]
 	nums := m.on[tCard] || m.on[tSSN] || m.on[tPhone] || m.on[tIBAN]
 	n := len(s)
-	pair, mid := m.pair, m.mid
+	tabs := &m.tabs
+	if raw {
+		tabs = &m.tabsRaw // a backslash always stops: the letter after it starts a word
+	}
 	if n > 0 {
 		_ = s[n-1]
 	}
-	for i := 0; i+1 < n; i++ {
-		c := s[i]
-		if pair[c][s[i+1]>>6]&(1<<(s[i+1]&63)) == 0 {
+	g := 0 // 1 inside a word
+	iban := m.on[tIBAN]
+	for i := 0; i+1 < n; {
+		c, d := s[i], s[i+1]
+		if tabs[g][c][d>>6]&(1<<(d&63)) == 0 {
+			g = int(wordByte[c])
+			i++
 			continue
 		}
-		switch class[c] {
-		case cKey:
-			if i > 0 && glued(s[i-1]) && mid[c][s[i+1]>>6]&(1<<(s[i+1]&63)) == 0 && !(raw && i >= 2 && s[i-2] == '\\') {
-				continue // inside a word, where only keywords that start tokens begin here
+		if class[c] == cKey && c != '\\' {
+			// The commonest stop, inline: step's checks for a keyword byte, knowing the
+			// state (inside a word only the pairs of mid stop here).
+			if g == 0 && iban && isUpper(c) && isUpper(d) && i+2 < n && isDigit(s[i+2]) {
+				sc.iban(i + 2)
 			}
-			for _, k := range m.keywordsAt(c, s[i+1]) {
+			for _, k := range m.keywordsAt(c, d) {
 				kw := &m.kws[k]
 				if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
 					kw.fn(sc, i, kw)
 				}
 			}
-		case cAt:
-			if m.on[tEmail] {
-				email(sc, i)
-			}
-		case cNum:
-			if !nums {
-				continue
-			}
-			if c != '+' && c != '(' && i >= 2 && isUpper(s[i-1]) && isUpper(s[i-2]) && m.on[tIBAN] {
-				sc.iban(i)
-			}
-			if sc.gluedAt(i) || (i > 0 && s[i-1] == '.') {
-				for i+1 < n && isDigit(s[i+1]) {
-					i++
-				}
-				continue
-			}
-			if (c == '+' || c == '(') && !isDigit(s[i+1]) {
-				continue
-			}
-			if !enoughDigits(s[i:]) {
-				for i+1 < n && isDigit(s[i+1]) {
-					i++
-				}
-				continue
-			}
-			i = max(i, sc.number(i)-1)
+			g = int(wordByte[c])
+			i++
+			continue
+		}
+		if class[c] == cNum && nums {
+			i = sc.digitsAt(i) // never stops after a backslash
+		} else {
+			i = m.step(sc, i, nums)
+		}
+		for raw && i+1 < n && s[i-1] == '\\' {
+			i = m.step(sc, i, nums)
+		}
+		g = 0
+		if sc.inWord(i) {
+			g = 1
 		}
 	}
-	if key != nil {
-		sc.keyContext()
-	}
+	sc.keyContext(kind)
 	for _, cd := range m.custom {
 		if cd.global {
 			for _, loc := range cd.re.FindAllIndex(s, -1) {
@@ -396,6 +431,96 @@ func (m *Masker) findIn(sc *scan, s []byte, off int, key []byte, raw bool, out [
 		}
 	}
 	return merge(sc.out)
+}
+
+// wordByte is glued as a table: 1 for the bytes that join the next one to a word.
+var wordByte = func() (t [256]uint8) {
+	for c := range 256 {
+		if glued(byte(c)) {
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
+// inWord reports whether i is inside a word for the scan: the byte before glues, and is
+// not the letter of an escape sequence in wire text.
+func (sc *scan) inWord(i int) bool {
+	s := sc.s
+	return i > 0 && glued(s[i-1]) && !(sc.raw && i >= 2 && s[i-2] == '\\')
+}
+
+// step runs the checks that start at i and returns where the scan goes on.
+func (m *Masker) step(sc *scan, i int, nums bool) int {
+	s := sc.s
+	n := len(s)
+	c, d := s[i], s[i+1]
+	if !m.tabs[0].has(c, d) { // the tables findIn reads, not pair and mid: fewer cache lines
+		return i + 1
+	}
+	switch class[c] {
+	case cKey:
+		w := sc.inWord(i)
+		if !w && nums && isUpper(c) && isUpper(d) && i+2 < n && isDigit(s[i+2]) && m.on[tIBAN] {
+			// An IBAN's check starts at its country code, since the letters glue to the digits.
+			sc.iban(i + 2)
+		}
+		if w && !m.tabs[1].has(c, d) { // for a keyword byte, the pairs of mid
+			return i + 1 // inside a word, where only keywords that start tokens begin here
+		}
+		m.keywordsIn(sc, i)
+	case cAt:
+		if m.on[tEmail] {
+			email(sc, i)
+		}
+	case cNum:
+		if nums {
+			return sc.digitsAt(i)
+		}
+	}
+	return i + 1
+}
+
+// digitsAt runs the number checks that start at the digit, + or ( at i and returns where
+// the scan goes on.
+func (sc *scan) digitsAt(i int) int {
+	s := sc.s
+	n := len(s)
+	if sc.gluedAt(i) || (i > 0 && s[i-1] == '.') {
+		for i+1 < n && isDigit(s[i+1]) {
+			i++
+		}
+		return i + 1
+	}
+	if c := s[i]; (c == '+' || c == '(') && !isDigit(s[i+1]) {
+		return i + 1
+	}
+	if !enoughDigits(s[i:]) {
+		for i+1 < n && isDigit(s[i+1]) {
+			i++
+		}
+		return i + 1
+	}
+	return max(i, sc.number(i)-1) + 1
+}
+
+// keywordsIn runs the checks of the keywords that occur at i.
+func (m *Masker) keywordsIn(sc *scan, i int) {
+	s := sc.s
+	for _, k := range m.keywordsAt(s[i], s[i+1]) {
+		kw := &m.kws[k]
+		if hasPrefixFold(s[i:], kw.lo) && (kw.exact == nil || string(s[i:i+len(kw.exact)]) == string(kw.exact)) {
+			kw.fn(sc, i, kw)
+		}
+	}
+}
+
+// keyOnly is scanIn for a value in which no detector can start: only the member name key,
+// of kind kind, can make it a secret (see keyContext).
+func (m *Masker) keyOnly(sc *scan, s, key []byte, kind uint8, out []finding) []finding {
+	sc.m, sc.s, sc.off, sc.key, sc.raw, sc.out = m, s, 0, key, false, out[:0]
+	sc.keyContext(kind)
+	return sc.out
 }
 
 // enoughDigits is the cheap guard before the number checks: every card, SSN and phone
@@ -416,11 +541,18 @@ func enoughDigits(s []byte) bool {
 	return false
 }
 
-// keyContext masks whole values whose member name says they are secrets.
-func (sc *scan) keyContext() {
-	k := sc.key
-	if len(k) > 40 || len(sc.s) == sc.off || len(sc.s)-sc.off > 4096 {
-		return
+// Kinds of secret a member name can name, by keyKind.
+const (
+	kindNone uint8 = iota
+	kindAWSSecret
+	kindOkta
+	kindGeneric
+)
+
+// keyKind returns the kind of secret the member name k says its values are.
+func (m *Masker) keyKind(k []byte) uint8 {
+	if len(k) == 0 || len(k) > 40 {
+		return kindNone
 	}
 	var nk [40]byte
 	n := 0
@@ -431,22 +563,44 @@ func (sc *scan) keyContext() {
 		}
 	}
 	name := nk[:n] // compared without a string conversion, which would allocate for every value
-	m := sc.m
 	switch {
 	case m.on[tAWSSecretKey] && (string(name) == "awssecretaccesskey" || string(name) == "secretaccesskey"):
+		return kindAWSSecret
+	case m.on[tOkta] && len(name) >= 4 && bytes.Contains(name, []byte("okta")):
+		return kindOkta
+	case m.on[tGeneric] && secretKey(name):
+		return kindGeneric
+	}
+	return kindNone
+}
+
+// keyContext masks the whole value when its member name, of kind kind, says it is a secret.
+func (sc *scan) keyContext(kind uint8) {
+	if kind == kindNone || len(sc.s) == sc.off || len(sc.s)-sc.off > 4096 {
+		return
+	}
+	switch kind {
+	case kindAWSSecret:
 		sc.add(sc.off, len(sc.s), tAWSSecretKey)
-	case m.on[tOkta] && bytes.Contains(name, []byte("okta")):
+	case kindOkta:
 		okta(sc, sc.off, &keyword{})
-	case m.on[tGeneric] && secretKeys[string(name)]:
+	case kindGeneric:
 		sc.add(sc.off, len(sc.s), tGeneric)
 	}
 }
 
-var secretKeys = map[string]bool{
-	"password": true, "passwd": true, "pwd": true, "pass": true, "secret": true, "clientsecret": true,
-	"apikey": true, "apitoken": true, "token": true, "accesstoken": true, "refreshtoken": true,
-	"idtoken": true, "authtoken": true, "privatekey": true, "secretkey": true, "sessiontoken": true,
-	"credentials": true, "credential": true, "dbpassword": true,
+// secretKey reports whether a member name, lower case without _, - and spaces, names a
+// secret. A switch rather than a map: it runs for every value of a document, and a map
+// lookup hashes the name each time.
+func secretKey(name []byte) bool {
+	switch string(name) {
+	case "password", "passwd", "pwd", "pass", "secret", "clientsecret",
+		"apikey", "apitoken", "token", "accesstoken", "refreshtoken",
+		"idtoken", "authtoken", "privatekey", "secretkey", "sessiontoken",
+		"credentials", "credential", "dbpassword":
+		return true
+	}
+	return false
 }
 
 // customAt runs custom detector idx around a keyword at i.

@@ -108,6 +108,95 @@ func (m *Masker) providerKeywords() {
 	tok(tAIKey, fixedToken(tAIKey, 52, 52, isAlnum, 3.5), "gsk_")
 	tok(tAIKey, fixedToken(tAIKey, 80, 80, isAlnum, 3.5), "xai-")
 	tok(tAIKey, fixedToken(tAIKey, 48, 48, isAlnum, 3.5), "pplx-")
+
+	// Alibaba Cloud: AccessKey IDs are LTAI + 12 to 20 letters and digits; the AccessKey
+	// secret, 30 letters and digits, has no prefix and is masked after a name that says so.
+	tok(tAlibaba, fixedToken(tAlibaba, 12, 20, isAlnum, 3.0), "LTAI")
+	m.named(tAlibaba, 40, false, []runShape{{30, 30, isAlnum, 3.5}}, "accesskeysecret", "access_key_secret", "access-key-secret")
+	// Datadog API keys (32 hex) and application keys (40 hex) have no prefix: they are
+	// masked after the variable or header names Datadog documents, or after the word
+	// datadog when the words between name a key (trace and span ids are hex too).
+	ddKeys := []runShape{{32, 32, isHex, 3.0}, {40, 40, isHex, 3.0}}
+	m.named(tDatadog, 60, false, ddKeys, "dd_api_key", "dd_app_key", "dd_application_key", "dd-api-key", "dd-application-key",
+		"datadog_api_key", "datadog_app_key")
+	m.named(tDatadog, 60, true, ddKeys, "datadog")
+	// Cloudflare: Origin CA keys carry a prefix (v1.0- + 24 hex + - + 146 hex); API tokens
+	// (40 characters) and the Global API key (37 hex) do not, and are masked after a name
+	// that says Cloudflare and key or token.
+	tok(tCloudflare, originCAKey, "v1.0-")
+	cfKeys := []runShape{{40, 40, isB64URL, 3.5}, {37, 37, isHex, 3.0}}
+	m.named(tCloudflare, 60, false, cfKeys, "cf_api_token", "cf_api_key", "cloudflare_api_token", "cloudflare_api_key")
+	m.named(tCloudflare, 60, true, cfKeys, "cloudflare")
+	// Fly.io macaroon tokens (fly tokens create): fm2_, fm1r_, fm1a_ + base64, often after
+	// FlyV1 and several joined by commas.
+	tok(tFly, fixedToken(tFly, 64, 4096, func(c byte) bool { return isB64(c) || c == '=' }, 4.0), "fm2_", "fm1r_", "fm1a_")
+}
+
+// runShape is the form of a credential without a prefix: a run of lo to hi bytes of class
+// ok standing alone, with an entropy floor.
+type runShape struct {
+	lo, hi int
+	ok     func(byte) bool
+	minEnt float64
+}
+
+// named registers keywords after which a credential of one of shapes is masked when it
+// stands alone within window bytes on the same line. With keyWord, the words between must
+// also name a key, token or secret ("datadog api key: …", not "datadog trace_id …").
+func (m *Masker) named(typ, window int, keyWord bool, shapes []runShape, kws ...string) {
+	if !m.on[typ] {
+		return
+	}
+	fn := func(sc *scan, i int, kw *keyword) {
+		s := sc.s
+		from := i + len(kw.lo)
+		lim := min(len(s), from+window)
+		for j := from; j < lim; j++ {
+			c := s[j]
+			if c == '\n' {
+				return
+			}
+			if !isB64URL(c) || sc.gluedAt(j) || (j > 0 && s[j-1] == '-') {
+				continue
+			}
+			for _, sh := range shapes {
+				e := run(s, j, sh.hi+1, sh.ok)
+				if e-j >= sh.lo && e-j <= sh.hi && (e >= len(s) || (!isWord(s[e]) && s[e] != '-')) && !lowEntropy(s[j:e], sh.minEnt) {
+					if !keyWord || namesKey(s[from:j]) {
+						sc.add(j, e, typ)
+					}
+					return
+				}
+			}
+			j = run(s, j, window, isB64URL) // past this word
+		}
+	}
+	for _, k := range kws {
+		m.keyword(k, false, fn)
+	}
+}
+
+// namesKey reports whether the words between a name and a value say key, token or secret.
+func namesKey(b []byte) bool {
+	return containsFold(b, []byte("key")) || containsFold(b, []byte("token")) || containsFold(b, []byte("secret"))
+}
+
+// originCAKey checks a Cloudflare Origin CA key: v1.0- + 24 hex + - + 146 hex.
+func originCAKey(sc *scan, i int, kw *keyword) {
+	s := sc.s
+	if !sc.leftOK(i) {
+		return
+	}
+	b := i + len(kw.lo)
+	a := run(s, b, 25, isHex)
+	if a-b != 24 || a >= len(s) || s[a] != '-' {
+		return
+	}
+	e := run(s, a+1, 147, isHex)
+	if e-a-1 != 146 || (e < len(s) && isWord(s[e])) || lowEntropy(s[a+1:e], 3.0) {
+		return
+	}
+	sc.add(i, e, tCloudflare)
 }
 
 func isBase32Lower(c byte) bool { return c >= 'a' && c <= 'z' || c >= '2' && c <= '7' }
@@ -130,7 +219,7 @@ func azureDevOpsPAT(sc *scan, i int, _ *keyword) {
 			return
 		}
 	}
-	if (e < len(s) && isWord(s[e])) || entropy(s[b:i]) < 4.0 {
+	if (e < len(s) && isWord(s[e])) || lowEntropy(s[b:i], 4.0) {
 		return
 	}
 	sc.add(b, e, tAzureDevOps)
@@ -146,7 +235,7 @@ func azureDevOpsLegacy(sc *scan, i int, kw *keyword) {
 			continue
 		}
 		e := run(s, j, 53, isBase32Lower)
-		if e-j == 52 && (e >= len(s) || !isWord(s[e])) && entropy(s[j:e]) >= 3.5 {
+		if e-j == 52 && (e >= len(s) || !isWord(s[e])) && !lowEntropy(s[j:e], 3.5) {
 			sc.add(j, e, tAzureDevOps)
 			return
 		}
@@ -159,7 +248,7 @@ func serviceBusKey(sc *scan, i int, kw *keyword) {
 	s := sc.s
 	b := i + len(kw.lo)
 	e := run(s, b, 44, isB64)
-	if e-b != 43 || e >= len(s) || s[e] != '=' || entropy(s[b:e]) < 3.5 {
+	if e-b != 43 || e >= len(s) || s[e] != '=' || lowEntropy(s[b:e], 3.5) {
 		return
 	}
 	sc.add(b, e+1, tAzureServiceBus)
@@ -176,7 +265,7 @@ func mapbox(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, a+1, 23, isB64URL)
-	if e-a-1 != 22 || (e < len(s) && isWord(s[e])) || entropy(s[i+3:e]) < 3.5 {
+	if e-a-1 != 22 || (e < len(s) && isWord(s[e])) || lowEntropy(s[i+3:e], 3.5) {
 		return
 	}
 	sc.add(i, e, tMapbox)
@@ -196,7 +285,7 @@ func checksummed(typ, n int) func(*scan, int, *keyword) {
 		if e-b != n || (e < len(sc.s) && isWord(sc.s[e])) {
 			return
 		}
-		if !crcOK(kw.exact, sc.s[b:e]) && entropy(sc.s[b:e]) < 3.0 {
+		if !crcOK(kw.exact, sc.s[b:e]) && lowEntropy(sc.s[b:e], 3.0) {
 			return
 		}
 		sc.add(i, e, typ)
@@ -278,8 +367,8 @@ func (sc *scan) azureKey(b int, labelled bool) {
 	if s[e-2] != '=' || s[e-1] != '=' || (e < len(s) && (isB64(s[e]) || s[e] == '=')) {
 		return
 	}
-	if !labelled && b > 0 && isB64(s[b-1]) && !(sc.raw && escaped(s, b-1)) {
-		return // part of a longer base64 run
+	if !labelled && b > 0 && (isB64(s[b-1]) || s[b-1] == '=') && !(sc.raw && escaped(s, b-1)) {
+		return // part of a longer base64 run, or glued to the padding of one before it
 	}
 	if sc.raw && escaped(s, b) {
 		return
@@ -287,7 +376,7 @@ func (sc *scan) azureKey(b int, labelled bool) {
 	if run(s, b, azureKeyLen, isB64) != e-2 || bytes.IndexByte([]byte("AQgw"), s[e-3]) < 0 {
 		return
 	}
-	if entropy(s[b:e-2]) < 4.0 {
+	if lowEntropy(s[b:e-2], 4.0) {
 		return
 	}
 	if !labelled && sc.context(b, "sha512", "sha-512", "sha384", "integrity", "digest", "checksum", "hash", "signature", "ed25519", "fingerprint") {
@@ -363,7 +452,7 @@ func azureClientSecret(sc *scan, i int, _ *keyword) {
 		}
 	}
 	e := run(s, i+2, 35, isAzureSecretChar)
-	if e-i-2 < 31 || e-i-2 > 34 || entropy(s[b:e]) < 3.5 {
+	if e-i-2 < 31 || e-i-2 > 34 || lowEntropy(s[b:e], 3.5) {
 		return
 	}
 	sc.add(b, e, tAzureClientSecret)
@@ -380,7 +469,7 @@ func sendGrid(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, a+1, 44, isB64URL)
-	if e-a-1 != 43 || (e < len(s) && isWord(s[e])) || entropy(s[i+3:e]) < 3.5 {
+	if e-a-1 != 43 || (e < len(s) && isWord(s[e])) || lowEntropy(s[i+3:e], 3.5) {
 		return
 	}
 	sc.add(i, e, tSendGrid)
@@ -405,7 +494,7 @@ func mailchimp(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, i+3, 3, isDigit)
-	if e == i+3 || e-i-3 > 2 || (e < len(s) && isWord(s[e])) || entropy(s[b:i]) < 3.0 {
+	if e == i+3 || e-i-3 > 2 || (e < len(s) && isWord(s[e])) || lowEntropy(s[b:i], 3.0) {
 		return
 	}
 	sc.add(b, e, tMailchimp)
@@ -420,7 +509,7 @@ func terraform(sc *scan, i int, kw *keyword) {
 		return
 	}
 	e := run(s, i+len(kw.lo), 71, isB64URL)
-	if n := e - i - len(kw.lo); n < 60 || n > 70 || (e < len(s) && isWord(s[e])) || entropy(s[i+len(kw.lo):e]) < 3.5 {
+	if n := e - i - len(kw.lo); n < 60 || n > 70 || (e < len(s) && isWord(s[e])) || lowEntropy(s[i+len(kw.lo):e], 3.5) {
 		return
 	}
 	sc.add(b, e, tTerraform)
@@ -434,7 +523,7 @@ func databricks(sc *scan, i int, kw *keyword) {
 	}
 	b := i + len(kw.lo)
 	e := run(s, b, 33, isHex)
-	if e-b != 32 || entropy(s[b:e]) < 3.0 {
+	if e-b != 32 || lowEntropy(s[b:e], 3.0) {
 		return
 	}
 	if e+1 < len(s) && s[e] == '-' && isDigit(s[e+1]) {
@@ -453,7 +542,7 @@ func doppler(sc *scan, i int, kw *keyword) {
 	}
 	b := i + len(kw.lo)
 	e := run(sc.s, b, 45, isAlnum)
-	if e-b < 40 || e-b > 44 || (e < len(sc.s) && isWord(sc.s[e])) || entropy(sc.s[b:e]) < 3.5 {
+	if e-b < 40 || e-b > 44 || (e < len(sc.s) && isWord(sc.s[e])) || lowEntropy(sc.s[b:e], 3.5) {
 		return
 	}
 	sc.add(i, e, tDoppler)
@@ -471,7 +560,7 @@ func grafanaSA(sc *scan, i int, kw *keyword) {
 		return
 	}
 	e := run(s, a+1, 9, isHex)
-	if e-a-1 != 8 || (e < len(s) && isWord(s[e])) || entropy(s[b:a]) < 3.5 {
+	if e-a-1 != 8 || (e < len(s) && isWord(s[e])) || lowEntropy(s[b:a], 3.5) {
 		return
 	}
 	sc.add(i, e, tGrafana)
@@ -489,7 +578,7 @@ func postman(sc *scan, i int, kw *keyword) {
 		return
 	}
 	e := run(s, a+1, 35, isHex)
-	if e-a-1 != 34 || (e < len(s) && isWord(s[e])) || entropy(s[b:e]) < 3.0 {
+	if e-a-1 != 34 || (e < len(s) && isWord(s[e])) || lowEntropy(s[b:e], 3.0) {
 		return
 	}
 	sc.add(i, e, tPostman)
@@ -507,7 +596,7 @@ func telegram(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, i+1, 36, isB64URL)
-	if e-i-1 != 35 || (e < len(s) && isWord(s[e])) || entropy(s[i+3:e]) < 3.5 {
+	if e-i-1 != 35 || (e < len(s) && isWord(s[e])) || lowEntropy(s[i+3:e], 3.5) {
 		return
 	}
 	sc.add(b, e, tTelegram)
@@ -529,7 +618,7 @@ func discord(sc *scan, i int, _ *keyword) {
 		return
 	}
 	e := run(s, t+1, 39, isB64URL)
-	if e-t-1 < 27 || e-t-1 > 38 || (e < len(s) && isWord(s[e])) || entropy(s[t+1:e]) < 3.5 {
+	if e-t-1 < 27 || e-t-1 > 38 || (e < len(s) && isWord(s[e])) || lowEntropy(s[t+1:e], 3.5) {
 		return
 	}
 	var id [21]byte
@@ -563,7 +652,7 @@ func ageKey(sc *scan, i int, kw *keyword) {
 	if e-b != 58 || (e < len(s) && isWord(s[e])) {
 		return
 	}
-	if !bech32OK("age-secret-key-", s[b:e]) && entropy(s[b:e]) < 4.0 {
+	if !bech32OK("age-secret-key-", s[b:e]) && lowEntropy(s[b:e], 4.0) {
 		return
 	}
 	sc.add(i, e, tAgeKey)

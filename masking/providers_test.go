@@ -35,6 +35,11 @@ func TestProviderFalsePositives(t *testing.T) {
 		{name: "discord shape whose first part is not a user id", doc: `{"text":"MTIzYWJjZGVmZ2hpamtsbW5vcHFy.OJHZ1H.imUkyD24t3c_RE-JDpS59SLBH4VWpBfNmUdl93"}`},
 		{name: "heroku ids are not keys", doc: `{"text":"heroku app id: ` + uuid + `","heroku_app":"` + uuid + `"}`},
 		{name: "key- ending a longer name", doc: `{"text":"cache user-key-d41d8cd98f00b204e9800998ecf8427e and s3://b/key-9e107d9d372bb6826bd81d3542a419d6"}`},
+		{name: "storage-key shapes glued to each other", doc: `{"text":"blob ` + b64Key64 + b64Key64 + `"}`},
+		{name: "datadog trace and span ids", doc: `{"text":"datadog trace_id 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7","dd.trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`},
+		{name: "cloudflare ray and zone ids", doc: `{"text":"cloudflare ray 8c3f2a9b1d0e4f56-FRA zone 023e105f4ecef8ad9ca31a8372d0c353","zone_id":"023e105f4ecef8ad9ca31a8372d0c353"}`},
+		{name: "LTAI inside a word and short", doc: `{"text":"VOLTAIC LTAI12345 xLTAI5tQ8Zp3Wn7Rk2Yb9Vc4Jd"}`},
+		{name: "fm2_ without a token body", doc: `{"text":"fm2_ fm2_abc fm1r_short"}`},
 		{name: "sas-like sig without a sas query", doc: `{"text":"https://example.com/x?sig=gukG9bP%2BKtIm70HK4l8OXdNsz4%2F4DtzP1IlW4%2B5pH74%3D"}`},
 		{
 			name: "uuid named a heroku key", doc: `{"HEROKU_API_KEY":"` + uuid + `","text":"heroku api key: ` + uuid + `"}`,
@@ -96,7 +101,11 @@ func TestChecksums(t *testing.T) {
 func TestProviderSamplesEverywhere(t *testing.T) {
 	m, err := New(DefaultConfig())
 	require.NoError(t, err)
-	for _, s := range maskingtest.ProviderSamples(9) {
+	var samples []maskingtest.Sample
+	for seed := range uint64(6) { // the variants of each format
+		samples = append(samples, maskingtest.ProviderSamples(9+seed)...)
+	}
+	for _, s := range samples {
 		t.Run(s.Type, func(t *testing.T) {
 			out, c := m.Text([]byte(s.Line))
 			require.NotContains(t, string(out), s.Text)

@@ -23,7 +23,7 @@ func TestCorpus(t *testing.T) {
 	require.Len(t, types, len(Types()), "every type is planted")
 	for _, shape := range Shapes {
 		types := map[string]bool{}
-		for _, d := range ShapeCorpus(3, shape, 3<<20) {
+		for _, d := range ShapeCorpus(3, shape, 5<<20) {
 			require.Equal(t, shape, d.Shape)
 			require.True(t, json.Valid(d.JSON))
 			for _, v := range d.Planted {

@@ -167,6 +167,38 @@ var providers = []provider{
 		}
 		return "sk-" + g.chars(32, hexLower)
 	})},
+	{"ALIBABA_ACCESS_KEY", func(g *gen) (string, string, string, string) {
+		if g.r.IntN(2) == 0 {
+			k := "LTAI" + g.chars(20, alnum)
+			return k, "ALIBABA_CLOUD_ACCESS_KEY_ID", "=", k
+		}
+		k := g.chars(30, alnum)
+		return k, g.pick([]string{"ALIBABA_CLOUD_ACCESS_KEY_SECRET", "aliyun AccessKeySecret"}), g.pick([]string{"=", ": "}), k
+	}},
+	{"DATADOG_KEY", func(g *gen) (string, string, string, string) {
+		if g.r.IntN(2) == 0 {
+			k := g.chars(32, hexLower)
+			return k, g.pick([]string{"DD_API_KEY", "datadog api key"}), g.pick([]string{"=", ": "}), k
+		}
+		k := g.chars(40, hexLower)
+		return k, g.pick([]string{"DD_APP_KEY", "DD-APPLICATION-KEY", "datadog application key"}), ": ", k
+	}},
+	{"CLOUDFLARE_TOKEN", func(g *gen) (string, string, string, string) {
+		switch g.r.IntN(3) {
+		case 0:
+			k := g.chars(40, b64url)
+			return k, g.pick([]string{"CLOUDFLARE_API_TOKEN", "CF_API_TOKEN"}), "=", k
+		case 1:
+			k := g.chars(37, hexLower)
+			return k, g.pick([]string{"CLOUDFLARE_API_KEY", "cloudflare global api key"}), ": ", k
+		}
+		k := "v1.0-" + g.chars(24, hexLower) + "-" + g.chars(146, hexLower)
+		return k, "origin ca key", " ", k
+	}},
+	{"FLY_TOKEN", func(g *gen) (string, string, string, string) {
+		k := g.pick([]string{"fm2_", "fm1r_", "fm1a_"}) + base64.StdEncoding.EncodeToString(g.bytes(180+g.r.IntN(200)))
+		return k, "FLY_API_TOKEN", "=", "FlyV1 " + k
+	}},
 	// Kinds added to types that existed before.
 	{"GITHUB_TOKEN", plain("GH_TOKEN", "=", func(g *gen) string { return "github_pat_11" + g.chars(20, upper) + "_" + g.chars(59, alnum) })},
 	{"SLACK_TOKEN", plain("SLACK_APP_TOKEN", "=", func(g *gen) string {
