@@ -41,4 +41,5 @@ func TestSoakShort(t *testing.T) {
 	require.Equal(t, r.Storage.Expected, r.Storage.Found)
 	require.Equal(t, r.Storage.Expected, r.Requests, "every call got its expected answer and was recorded")
 	require.Positive(t, r.Approved)
+	require.Positive(t, r.Listings, "the approver listed pending requests")
 }

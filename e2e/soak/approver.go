@@ -21,6 +21,7 @@ type approver struct {
 
 	mu       sync.Mutex
 	approved int
+	listed   int // listings answered: load the approver itself puts on mcpguard
 	errs     map[string]int
 }
 
@@ -39,6 +40,9 @@ func (a *approver) run(ctx context.Context) {
 			a.fail(ctx, "list", err)
 			continue
 		}
+		a.mu.Lock()
+		a.listed++
+		a.mu.Unlock()
 		for _, id := range ids {
 			if err := a.approve(ctx, id); err != nil {
 				a.fail(ctx, "approve", err)
@@ -120,12 +124,12 @@ func (a *approver) approve(ctx context.Context, id string) error {
 	return err
 }
 
-func (a *approver) result() (int, map[string]int) {
+func (a *approver) result() (approved, listed int, errs map[string]int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	errs := make(map[string]int, len(a.errs))
+	errs = make(map[string]int, len(a.errs))
 	for k, v := range a.errs {
 		errs[k] = v
 	}
-	return a.approved, errs
+	return a.approved, a.listed, errs
 }

@@ -22,9 +22,9 @@ type Config struct {
 	WarmUp time.Duration `yaml:"warm_up"`
 	// Tolerance is how much the last third of the samples may exceed the first.
 	Tolerance Tolerance `yaml:"tolerance"`
-	// ApproverPoll is how often the approver lists pending requests. Each list reads the
-	// newest 500 requests of the store whatever their state, so polling faster costs
-	// mcpguard CPU that the calls themselves do not.
+	// ApproverPoll is how often the approver lists pending requests, as an approvals page
+	// left open would. A listing reads only the store's pending index, so it is cheap in
+	// itself; at a low rate most of its cost is waking an otherwise idle process.
 	ApproverPoll time.Duration `yaml:"approver_poll"`
 }
 

@@ -36,6 +36,7 @@ type Report struct {
 	P50, P99 time.Duration // every call but the approved ones (they wait for the approver)
 
 	Approved     int // requests the approver approved
+	Listings     int // pending listings the approver made (every Config.ApproverPoll)
 	ApproverErrs map[string]int
 	Samples      []Sample
 	SampleErrs   []string
@@ -148,6 +149,8 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "requests %d (%.1f/s), missed ticks %d, sessions opened %d, approvals granted %d, mcpguard CPU %s (%.1f ms/request)\n",
 		r.Requests, float64(r.Requests)/r.Elapsed.Seconds(), r.Missed, r.Sessions, r.Approved, r.CPU.Round(10*time.Millisecond),
 		float64(r.CPU.Microseconds())/1000/float64(max(r.Requests, 1)))
+	fmt.Fprintf(w, "besides the calls, mcpguard served %d approval listings (every %s) and %d /metrics scrapes (every %s)\n",
+		r.Listings, c.ApproverPoll, len(r.Samples), c.Sample)
 	fmt.Fprintf(w, "latency p50 %s p99 %s (all but approved)\n", r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
 	fmt.Fprintf(w, "%-9s %8s %10s %10s  %s\n", "kind", "calls", "p50", "p99", "outcomes")
 	for _, k := range Kinds {

@@ -265,7 +265,7 @@ func Run(ctx context.Context, o Options, c Config) (*Report, error) {
 	e.close()
 	r.StopErr = e.stopEr
 	r.tallied(&t)
-	r.Approved, r.ApproverErrs = ap.result()
+	r.Approved, r.Listings, r.ApproverErrs = ap.result()
 	r.Samples, r.SampleErrs = smp.result()
 	r.Growth = growths(r.Samples, c.WarmUp, c.Tolerance)
 	if cpuErr != nil {

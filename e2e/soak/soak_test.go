@@ -250,7 +250,9 @@ func TestParsePending(t *testing.T) {
 
 func TestReportErr(t *testing.T) {
 	ok := &Report{
-		Requests: 10, Approved: 1,
+		Requests: 10, Approved: 1, Listings: 7,
+		Config:  Config{ApproverPoll: 200 * time.Millisecond, Sample: 5 * time.Second},
+		Samples: []Sample{{}, {}},
 		ByKind:  map[Kind]KindStats{Approved: {Calls: 1, Outcomes: map[string]int{"ok": 1}}},
 		Growth:  []Growth{{Name: "rss", First: 1, Last: 1, Limit: 2, Samples: 9}},
 		Storage: Stored{Sessions: 3, Verified: 3, Expected: 10, Found: 10},
@@ -259,6 +261,7 @@ func TestReportErr(t *testing.T) {
 	var b strings.Builder
 	ok.Print(&b)
 	require.Contains(t, b.String(), "PASS")
+	require.Contains(t, b.String(), "mcpguard served 7 approval listings (every 200ms) and 2 /metrics scrapes (every 5s)")
 
 	bad := *ok
 	bad.Errors = map[string]int{"masked: transport": 2}
