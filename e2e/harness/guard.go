@@ -62,6 +62,8 @@ type GuardOptions struct {
 	Config map[string]any
 	// Ready bounds the wait for the start line and /readyz; default 30s.
 	Ready time.Duration
+	// Env is added to the environment mcpguard inherits (e.g. GOMAXPROCS=1).
+	Env []string
 }
 
 // Guard is a running mcpguard process.
@@ -127,6 +129,9 @@ func StartGuard(ctx context.Context, o GuardOptions) (*Guard, error) {
 	g.cmd = exec.Command(o.Bin, "serve", "--config", g.ConfigPath)
 	g.cmd.Stdout = g.logs
 	g.cmd.Stderr = g.logs
+	if len(o.Env) > 0 {
+		g.cmd.Env = append(os.Environ(), o.Env...)
+	}
 	if err := g.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start mcpguard: %w", err)
 	}

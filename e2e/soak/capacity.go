@@ -99,7 +99,7 @@ func Capacity(ctx context.Context, o Options, d time.Duration, workers int) ([]R
 		if !slices.ContainsFunc(picked, func(cl class) bool { return cl.recorded == srv.rec && cl.floor == srv.floor }) {
 			continue
 		}
-		sub := Options{Root: o.Root, Bin: o.Bin, Dir: filepath.Join(o.Dir, fmt.Sprintf("capacity-recorded-%t-floor-%t", srv.rec, srv.floor)), Log: o.Log}
+		sub := Options{Root: o.Root, Bin: o.Bin, Env: o.Env, Dir: filepath.Join(o.Dir, fmt.Sprintf("capacity-recorded-%t-floor-%t", srv.rec, srv.floor)), Log: o.Log}
 		config := map[string]any{
 			"recordings": map[string]any{"enabled": srv.rec, "replica_id": "capacity"},
 			"shutdown":   map[string]any{"drain": "0s", "timeout": "60s"},

@@ -34,6 +34,9 @@ type Options struct {
 	// Classes limits Capacity to these traffic classes (allowed, masked, recorded,
 	// masked+recorded, floor); empty measures all.
 	Classes []string
+	// Env is added to mcpguard's environment only (not the load generator's), e.g.
+	// GOMAXPROCS=1 to see what a one-core limit does.
+	Env []string
 }
 
 // approvalRule is added to the embedded default policy: echo calls whose text starts with
@@ -128,7 +131,7 @@ func start(ctx context.Context, o Options, config map[string]any, modes []mcpser
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return e, fmt.Errorf("mkdir: %w", err)
 	}
-	if e.guard, err = harness.StartGuard(ctx, harness.GuardOptions{Bin: o.Bin, Dir: o.Dir, Config: config}); err != nil {
+	if e.guard, err = harness.StartGuard(ctx, harness.GuardOptions{Bin: o.Bin, Dir: o.Dir, Config: config, Env: o.Env}); err != nil {
 		return e, err
 	}
 	if e.proc, err = FindProc(e.guard.ConfigPath); err != nil {

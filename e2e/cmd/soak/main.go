@@ -51,6 +51,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tracingCost := fs.Duration("tracing-cost", 0, "measure allowed calls with tracing off, 1% and 100% for this long per round (0 skips); exports to bin/jaeger")
 	tracingRounds := fs.Int("tracing-rounds", 3, "interleaved rounds of the tracing cost measurement")
 	capClasses := fs.String("capacity-classes", "", "comma-separated traffic classes to measure (default: all)")
+	var env []string
+	fs.Func("env", "NAME=VALUE added to mcpguard's environment only (repeatable), e.g. GOMAXPROCS=1", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("%q: want NAME=VALUE", v)
+		}
+		env = append(env, v)
+		return nil
+	})
 	bin := fs.String("bin", "", "the mcpguard binary to measure (default: build this checkout)")
 	profile := fs.String("profile", "", "write mcpguard's CPU profile of each measured phase into this directory (turns on admin.pprof)")
 	dir := fs.String("dir", "", "keep config, data and recordings here (default: a temporary directory)")
@@ -67,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		*bin = abs
 	}
-	o := soak.Options{Dir: *dir, Log: stderr, Profile: *profile, Bin: *bin}
+	o := soak.Options{Dir: *dir, Log: stderr, Profile: *profile, Bin: *bin, Env: env}
 	if *capClasses != "" {
 		o.Classes = strings.Split(*capClasses, ",")
 	}
