@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/bin:$(PATH)
 # `make fuzz FUZZTIME=5m`.
 FUZZTIME ?= 5s
 
-.PHONY: build run test deps unit fuzz-short fuzz bench capacity lint vulndb e2e-compose tidy clean help soak demo
+.PHONY: build run test deps unit fuzz-short fuzz bench capacity compare lint vulndb e2e-compose tidy clean help soak demo
 
 help:
 	@echo "make run    start mcpguard with its embedded development config"
@@ -25,7 +25,7 @@ help:
 	@echo "make demo   a narrated tour: allowed, blocked, masked, approved calls and their recording (DEMO_AUTO_APPROVE=1)"
 	@echo "make lint   golangci-lint and govulncheck (offline database), a few minutes"
 	@echo "make e2e-compose  the e2e scenarios through real Envoy (needs docker compose)"
-	@echo "make build | bench | capacity | fuzz | clean"
+	@echo "make build | bench | capacity | compare BASE=REV | fuzz | clean"
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mcpguard ./cmd/mcpguard
@@ -81,6 +81,10 @@ bench:
 # Rewrites the measured capacity table in docs/capacity.md (CAPACITY_DURATION per class).
 capacity:
 	GO=$(GO) scripts/capacity.sh
+
+# Measures this checkout against BASE=REV side by side (capacity, low-rate soak, mcpload).
+compare:
+	GO=$(GO) BASE=$(BASE) scripts/compare.sh
 
 # Tools are pinned in tools/go.mod. govulncheck reads an offline database indexed from the
 # golang.org/x/vulndb module (fetched through the Go proxy like any module), because the online
