@@ -34,11 +34,19 @@ type Recorder struct {
 	log  *slog.Logger
 	m    *metrics
 
+	// mu guards the chain table; each chain's events are encoded under its own lock, so
+	// exchanges of different sessions encode concurrently. Lock order: mu, then chain.mu.
 	mu      sync.Mutex
 	chains  map[string]*chain // open chains by session
 	closing []*chain          // ended, waiting for the next flush to be sealed and signed
-	seq     uint64            // events recorded by this replica (durability watermark)
 	closed  bool
+	seq     atomic.Uint64 // events recorded by this replica (durability watermark)
+
+	// commitMu guards the group commit's rounds: one Sync leads a commit, the others wait
+	// for its round to end and are woken together.
+	commitMu   sync.Mutex
+	committing bool
+	round      *round
 
 	ioMu    sync.Mutex    // file I/O: flush, seal, close; one group commit at a time
 	durable atomic.Uint64 // last event sequence number fsynced
@@ -75,8 +83,10 @@ type chain struct {
 	identity           *Identity
 	dir                string
 
-	// guarded by Recorder.mu
+	// mu guards the fields up to ending; taken after Recorder.mu when both are held.
+	mu         sync.Mutex
 	pending    []byte
+	spare      []byte // the buffer of the last batch written, reused for the next
 	pendingN   int
 	lastActive time.Time
 	facets     Facets
@@ -131,7 +141,7 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 	}
 	r := &Recorder{
 		cfg: cfg, sink: sink, key: key, log: log,
-		chains: map[string]*chain{}, unsynced: map[*chain]bool{},
+		chains: map[string]*chain{}, unsynced: map[*chain]bool{}, round: newRound(),
 		wake: make(chan struct{}, 1), dirty: make(chan struct{}, 1), stop: make(chan struct{}), upStop: make(chan struct{}),
 	}
 	m, err := newMetrics(reg, func() float64 { return float64(r.bytes.Load()) })
@@ -191,92 +201,131 @@ func (r *Recorder) Admit() error {
 // own).
 func (r *Recorder) Record(ev Event) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return errClosed
 	}
-	now := time.Now().UTC()
 	c := r.chains[ev.Session]
-	if c == nil {
+	created := c == nil
+	if created {
 		if ev.Kind == KindSessionEnd {
+			r.mu.Unlock()
 			return nil // nothing recorded on this replica for the session
 		}
+		now := time.Now().UTC()
 		c = &chain{
 			session: ev.Session, mcpID: ev.MCPSessionID, id: chainID(r.cfg.ReplicaID, now), started: now,
 			identity: ev.Identity,
 		}
 		c.dir = filepath.Join(r.chainsDir(), c.session, c.id)
 		r.chains[ev.Session] = c
+	}
+	if ev.Kind == KindSessionEnd {
+		r.endLocked(c)
+	}
+	// The chain's lock is taken before the table's is released: a flush that finds the
+	// chain (or the ended chain) waits for this event, and events of one session keep
+	// their order.
+	c.mu.Lock()
+	r.mu.Unlock()
+	defer c.mu.Unlock()
+	now := time.Now().UTC()
+	if created {
 		// The session starts when its first event happened: a request held before it was
 		// recorded carries its earlier time of receipt.
-		at := now
-		if !ev.Time.IsZero() && ev.Time.Before(now) {
+		at := c.started
+		if !ev.Time.IsZero() && ev.Time.Before(at) {
 			at = ev.Time
 		}
 		if err := r.appendLocked(c, Event{Time: at, Kind: KindSessionStart, Session: ev.Session, MCPSessionID: ev.MCPSessionID, Identity: ev.Identity, RequestID: ev.RequestID}, now); err != nil {
 			return err
 		}
 	}
-	if err := r.appendLocked(c, ev, now); err != nil {
-		return err
-	}
-	if ev.Kind == KindSessionEnd {
-		r.endLocked(c)
-	}
-	return nil
+	return r.appendLocked(c, ev, now)
 }
 
+// appendLocked encodes ev into the chain's pending batch. Requires c.mu.
 func (r *Recorder) appendLocked(c *chain, ev Event, now time.Time) error {
-	r.seq++
-	c.events++
-	ev.Seq = c.events
+	ev.Seq = c.events + 1
 	if ev.Time.IsZero() {
 		ev.Time = now
 	}
 	ev.Session = c.session
 	b, err := json.Marshal(ev)
 	if err != nil {
-		r.seq--
 		return fmt.Errorf("encode event: %w", err)
 	}
+	c.events++
 	c.pending = append(append(c.pending, b...), '\n')
 	c.pendingN++
 	c.lastActive = now
 	c.facets.add(&ev)
+	// Counted after the bytes are pending, under the chain's lock: a flush that reads the
+	// count first and then takes the lock finds them.
+	r.seq.Add(1)
 	r.m.events.Inc()
 	return nil
 }
 
+// endLocked retires the chain from the table. Requires Recorder.mu.
 func (r *Recorder) endLocked(c *chain) {
 	c.ending.Store(true)
 	delete(r.chains, c.session)
 	r.closing = append(r.closing, c)
 }
 
+// round is one group commit: done is closed when it ends, err is then its result.
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+func newRound() *round { return &round{done: make(chan struct{})} }
+
 // Sync returns once every event recorded before the call is written and fsynced (spool.sync
 // always) or written to the operating system (spool.sync interval; fsynced by the next tick).
-// Callers arriving while a commit is running are served together by the next one (group
-// commit: one write per chain and one fsync pass for all of them).
+// Callers arriving while a commit is running wait for it to end, all woken at once, and those
+// it did not cover are served together by the next one (group commit: one write per chain
+// and one fsync pass for all of them).
 func (r *Recorder) Sync(ctx context.Context) error {
-	r.mu.Lock()
-	want := r.seq
-	r.mu.Unlock()
+	want := r.seq.Load()
 	mark, fsync := &r.durable, true
 	if r.cfg.Spool.Sync == SyncInterval {
 		mark, fsync = &r.written, false
 	}
-	if mark.Load() >= want {
-		return nil
+	for mark.Load() < want {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sync recordings: %w", err)
+		}
+		r.commitMu.Lock()
+		rd := r.round
+		if r.committing {
+			r.commitMu.Unlock()
+			select {
+			case <-rd.done:
+			case <-ctx.Done():
+				return fmt.Errorf("sync recordings: %w", ctx.Err())
+			}
+			if rd.err != nil && mark.Load() < want {
+				return rd.err
+			}
+			continue
+		}
+		r.committing = true
+		r.commitMu.Unlock()
+		r.ioMu.Lock()
+		err := r.flushLocked(false, fsync)
+		r.ioMu.Unlock()
+		r.commitMu.Lock()
+		r.committing, r.round = false, newRound()
+		r.commitMu.Unlock()
+		rd.err = err
+		close(rd.done)
+		if err != nil {
+			return err
+		}
 	}
-	r.ioMu.Lock()
-	defer r.ioMu.Unlock()
-	if mark.Load() >= want {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("sync recordings: %w", err)
-	}
-	return r.flushLocked(false, fsync)
+	return nil
 }
 
 // syncEvery fsyncs what was written since the last pass (spool.sync interval): a pass runs
@@ -378,20 +427,24 @@ func fsyncPath(name string) error {
 // final). Requires ioMu.
 func (r *Recorder) flushLocked(final, fsync bool) error {
 	start := time.Now()
-	r.mu.Lock()
 	type batch struct {
 		c    *chain
 		data []byte
 		n    int
 	}
-	var work []batch
-	for _, c := range r.chains {
-		if final {
+	r.mu.Lock()
+	if final {
+		for _, c := range r.chains {
+			c.mu.Lock()
 			r.appendLocked(c, Event{Kind: KindSessionEnd, Note: &Note{Stage: "recordings", Kind: "session_end", Attrs: map[string]any{"reason": "shutdown"}}}, start.UTC()) //nolint:errcheck // encoding a fixed event cannot fail
+			c.mu.Unlock()
 			r.endLocked(c)
 		}
+		r.closed = true // a later event would start a chain no flush writes
 	}
-	upto := r.seq // after the shutdown events above
+	// Read before the chains are collected: an event counted here has its chain in the
+	// table or in closing, and its bytes pending under the chain's lock.
+	upto := r.seq.Load()
 	all := make([]*chain, 0, len(r.chains)+len(r.closing))
 	for _, c := range r.chains {
 		all = append(all, c)
@@ -399,18 +452,22 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 	ending := r.closing
 	r.closing = nil
 	all = append(all, ending...)
+	r.mu.Unlock()
+
+	work := make([]batch, 0, len(all))
 	for _, c := range all {
+		c.mu.Lock()
 		if len(c.pending) > 0 {
 			work = append(work, batch{c, c.pending, c.pendingN})
-			c.pending, c.pendingN = nil, 0
+			c.pending, c.pendingN, c.spare = c.spare[:0], 0, nil
 			// facets only grow; the request ids folded in by earlier flushes are skipped.
 			fresh := c.facets
 			fresh.RequestIDs = c.facets.RequestIDs[c.merged:]
 			c.tooling.merge(fresh)
 			c.merged = len(c.facets.RequestIDs)
 		}
+		c.mu.Unlock()
 	}
-	r.mu.Unlock()
 
 	var errs []error
 	for _, w := range work {
@@ -418,6 +475,11 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 			errs = append(errs, err)
 		} else {
 			r.unsynced[w.c] = true
+		}
+		if cap(w.data) <= maxSpare {
+			w.c.mu.Lock()
+			w.c.spare = w.data[:0]
+			w.c.mu.Unlock()
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -485,6 +547,9 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxSpare bounds the batch buffer a chain keeps for its next batch.
+const maxSpare = 64 << 10
 
 // write appends lines to the chain's open segment, creating the chain on disk and the
 // segment (with its header) as needed.
@@ -663,10 +728,12 @@ func (r *Recorder) housekeep() {
 		now := time.Now().UTC()
 		r.mu.Lock()
 		for _, c := range r.chains {
+			c.mu.Lock()
 			if now.Sub(c.lastActive) >= r.cfg.IdleTimeout {
 				r.appendLocked(c, Event{Kind: KindSessionEnd, Note: &Note{Stage: "recordings", Kind: "session_end", Attrs: map[string]any{"reason": "idle"}}}, now) //nolint:errcheck // fixed event
 				r.endLocked(c)
 			}
+			c.mu.Unlock()
 		}
 		r.mu.Unlock()
 		r.ioMu.Lock()
