@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,7 +62,16 @@ type Recorder struct {
 	bytes        atomic.Int64  // spool size
 	dropMu       sync.Mutex
 
-	// guarded by ioMu: the replica's manifest and index chains, and the index entries
+	// sealer: segments rotated out of the commit path wait in jobs (guarded by sealMu) to be
+	// compressed, hashed and put in the outbox by one goroutine, in order, and chains to be
+	// closed. Each job names a file in the spool, so the queue is bounded by the spool.
+	sealMu   sync.Mutex
+	jobs     []*sealJob
+	sealWake chan struct{}
+	sealStop chan struct{}
+	sealWG   sync.WaitGroup
+
+	// owned by the sealer: the replica's manifest and index chains, and the index entries
 	// not yet sealed into a part
 	rs       replicaState
 	idx      []IndexEntry
@@ -101,11 +111,27 @@ type chain struct {
 	f       *os.File
 	size    int64
 	opened  time.Time
-	segN    int // events in the open segment
-	seq     int // number of the open (or next) segment
-	prev    string
-	sealed  []SegmentRef
+	segN    int    // events in the open segment
+	seq     int    // number of the open (or next) segment
 	tooling Facets // of the events written so far
+
+	// owned by the sealer
+	prev   string // hash of the last sealed segment
+	sealed []SegmentRef
+}
+
+// sealJob is a segment rotated out of current.jsonl, to be sealed (seg), or an ended chain
+// to be closed once its segments are (close).
+type sealJob struct {
+	c      *chain
+	close  bool
+	path   string // seg: the rotated file
+	seq    int    // seg: the segment's number
+	events int    // seg: events in it
+	opened time.Time
+	facets Facets // the chain's facets up to the segment (seg) or in all (close)
+	onDisk bool   // close: the chain has a directory to remove
+	done   bool   // seg: sealed, only the file is left to remove
 }
 
 // chainMeta is chain.json in a chain's spool directory.
@@ -143,6 +169,7 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 		cfg: cfg, sink: sink, key: key, log: log,
 		chains: map[string]*chain{}, unsynced: map[*chain]bool{}, round: newRound(),
 		wake: make(chan struct{}, 1), dirty: make(chan struct{}, 1), stop: make(chan struct{}), upStop: make(chan struct{}),
+		sealWake: make(chan struct{}, 1), sealStop: make(chan struct{}),
 	}
 	m, err := newMetrics(reg, func() float64 { return float64(r.bytes.Load()) })
 	if err != nil {
@@ -160,6 +187,8 @@ func Open(cfg Config, sink Sink, key ed25519.PrivateKey, log *slog.Logger, reg p
 	if err := r.recover(); err != nil {
 		return nil, err
 	}
+	r.sealWG.Add(1)
+	go r.sealer()
 	r.wg.Add(1)
 	go r.housekeep()
 	if cfg.Spool.Sync == SyncInterval {
@@ -516,10 +545,12 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 	}
 	r.m.commit.Observe(time.Since(start).Seconds())
 
+	// Segments to seal are only rotated here (a rename); the sealer compresses, hashes and
+	// spools them, and closes ended chains, without holding ioMu.
 	now := time.Now()
 	for _, w := range work {
 		if c := w.c; !c.ending.Load() && c.f != nil && c.size >= r.cfg.Segment.MaxBytes {
-			if err := r.sealLocked(c); err != nil {
+			if err := r.rotateLocked(c); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -532,18 +563,17 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 	r.mu.Unlock()
 	for _, c := range aged {
 		if c.f != nil && now.Sub(c.opened) >= r.cfg.Segment.MaxAge {
-			if err := r.sealLocked(c); err != nil {
+			if err := r.rotateLocked(c); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	for _, c := range ending {
-		if err := r.closeChainLocked(c, false); err != nil {
+		if err := r.rotateLocked(c); err != nil {
 			errs = append(errs, err)
+			continue // closed by the next start's recovery
 		}
-	}
-	if err := r.sealIndexLocked(final); err != nil {
-		errs = append(errs, err)
+		r.queue(&sealJob{c: c, close: true, facets: c.tooling.sorted(), onDisk: c.onDisk})
 	}
 	return errors.Join(errs...)
 }
@@ -579,15 +609,11 @@ func (r *Recorder) write(c *chain, data []byte, n int) error {
 		c.onDisk, c.seq = true, 1
 	}
 	if c.f == nil {
-		f, err := os.OpenFile(filepath.Join(c.dir, "current.jsonl"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o600)
+		// The open segment holds events only: its header names the previous segment's hash,
+		// known once the sealer has sealed it, so the header is made when it is sealed.
+		f, err := os.OpenFile(filepath.Join(c.dir, currentName), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("open segment: %w", err)
-		}
-		h, _ := json.Marshal(Header{Type: "segment", Session: c.session, Chain: c.id, Seq: c.seq, Prev: c.prev, Created: time.Now().UTC()})
-		h = append(h, '\n')
-		if _, err := f.Write(h); err != nil {
-			f.Close()
-			return fmt.Errorf("write segment header: %w", err)
 		}
 		if r.cfg.Spool.Sync == SyncInterval {
 			r.unsyncedDirs = append(r.unsyncedDirs, c.dir)
@@ -595,8 +621,7 @@ func (r *Recorder) write(c *chain, data []byte, n int) error {
 			f.Close()
 			return fmt.Errorf("sync chain dir: %w", err)
 		}
-		c.f, c.size, c.opened, c.segN = f, int64(len(h)), time.Now(), 0
-		r.bytes.Add(int64(len(h)))
+		c.f, c.size, c.opened, c.segN = f, 0, time.Now(), 0
 	}
 	if _, err := c.f.Write(data); err != nil {
 		return fmt.Errorf("append segment: %w", err)
@@ -607,32 +632,126 @@ func (r *Recorder) write(c *chain, data []byte, n int) error {
 	return nil
 }
 
-// sealLocked turns the open segment into a gzip object in the outbox and records its hash.
-func (r *Recorder) sealLocked(c *chain) error {
+// currentName is the open segment of a chain in the spool: its events, one JSON line each.
+const currentName = "current.jsonl"
+
+// rotatedName is a segment rotated out of current.jsonl, waiting for the sealer.
+func rotatedName(seq int) string { return fmt.Sprintf("sealing-%06d.jsonl", seq) }
+
+// rotateLocked moves the open segment aside for the sealer; the next event opens the next
+// segment. A rename only: the commit waits for no compression, hashing or fsync of a seal.
+// Requires ioMu.
+func (r *Recorder) rotateLocked(c *chain) error {
 	if c.f == nil {
 		return nil
 	}
-	if err := c.f.Close(); err != nil {
-		return fmt.Errorf("close segment: %w", err)
+	name := filepath.Join(c.dir, rotatedName(c.seq))
+	if err := os.Rename(filepath.Join(c.dir, currentName), name); err != nil {
+		return fmt.Errorf("rotate segment: %w", err) // still open: its events stay in it
 	}
+	cerr := c.f.Close()
 	c.f = nil
-	cur := filepath.Join(c.dir, "current.jsonl")
-	lines, err := os.ReadFile(cur)
-	if err != nil {
-		return fmt.Errorf("read segment: %w", err)
+	delete(r.unsynced, c)
+	if r.cfg.Spool.Sync == SyncInterval {
+		// Written but perhaps not fsynced: the next pass fsyncs it unless sealed (and so
+		// fsynced in the outbox) first.
+		r.unsyncedMeta = append(r.unsyncedMeta, name)
+		r.unsyncedDirs = append(r.unsyncedDirs, c.dir)
 	}
-	ref, err := r.sealBytes(c, lines, c.seq, c.segN, c.tooling)
+	r.queue(&sealJob{c: c, path: name, seq: c.seq, events: c.segN, opened: c.opened, facets: c.tooling.clone()})
+	c.seq++
+	if cerr != nil {
+		return fmt.Errorf("close segment: %w", cerr)
+	}
+	return nil
+}
+
+// queue hands a job to the sealer.
+func (r *Recorder) queue(j *sealJob) {
+	r.sealMu.Lock()
+	r.jobs = append(r.jobs, j)
+	r.sealMu.Unlock()
+	select {
+	case r.sealWake <- struct{}{}:
+	default:
+	}
+}
+
+// sealer seals rotated segments and closes ended chains in the order they were queued, and
+// seals the index when its part is due.
+func (r *Recorder) sealer() {
+	defer r.sealWG.Done()
+	t := time.NewTicker(r.tick())
+	defer t.Stop()
+	for {
+		select {
+		case <-r.sealStop:
+			return // Close runs what is left
+		case <-r.sealWake:
+		case <-t.C:
+		}
+		if err := r.runSeals(); err != nil {
+			r.log.Error("recordings seal failed", "err", err.Error()) // retried on the next tick
+		}
+		if err := r.sealIndex(false); err != nil {
+			r.log.Error("recordings index seal failed", "err", err.Error())
+		}
+	}
+}
+
+// runSeals runs the queued jobs in order; a job that fails stays first, to be run again.
+func (r *Recorder) runSeals() error {
+	for {
+		r.sealMu.Lock()
+		if len(r.jobs) == 0 {
+			r.sealMu.Unlock()
+			return nil
+		}
+		j := r.jobs[0]
+		r.sealMu.Unlock()
+		if err := r.runJob(j); err != nil {
+			return err
+		}
+		r.sealMu.Lock()
+		r.jobs[0] = nil
+		r.jobs = r.jobs[1:]
+		r.sealMu.Unlock()
+	}
+}
+
+func (r *Recorder) runJob(j *sealJob) error {
+	if j.close {
+		return r.closeChain(j.c, false, j.facets, j.onDisk)
+	}
+	if !j.done {
+		body, err := os.ReadFile(j.path)
+		if err != nil {
+			return fmt.Errorf("read segment: %w", err)
+		}
+		if err := r.sealSegment(j.c, body, j.seq, j.events, j.opened, j.facets); err != nil {
+			return err
+		}
+		j.done = true
+		r.bytes.Add(-int64(len(body)))
+	}
+	if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove sealed segment: %w", err)
+	}
+	return nil
+}
+
+// sealSegment seals the events of segment seq behind its header, which binds it to the
+// chain's previous segment, and records its hash in sealed.log. Sealer only.
+func (r *Recorder) sealSegment(c *chain, body []byte, seq, events int, opened time.Time, facets Facets) error {
+	h, _ := json.Marshal(Header{Type: "segment", Session: c.session, Chain: c.id, Seq: seq, Prev: c.prev, Created: opened.UTC()})
+	lines := make([]byte, 0, len(h)+1+len(body))
+	lines = append(append(append(lines, h...), '\n'), body...)
+	ref, err := r.sealBytes(c, lines, seq, events, facets)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(cur); err != nil {
-		return fmt.Errorf("remove sealed segment: %w", err)
-	}
-	delete(r.unsynced, c) // its content is fsynced in the outbox
-	r.bytes.Add(-int64(len(lines)))
 	c.prev = ref.SHA256
 	c.sealed = append(c.sealed, ref)
-	c.seq++
 	return nil
 }
 
@@ -661,16 +780,14 @@ func (r *Recorder) sealBytes(c *chain, lines []byte, seq, events int, facets Fac
 	return ref, nil
 }
 
-// closeChainLocked seals the last segment, signs the manifest and retires the chain.
-func (r *Recorder) closeChainLocked(c *chain, recovered bool) error {
-	if err := r.sealLocked(c); err != nil {
-		return err
-	}
+// closeChain signs the manifest of a chain whose segments are all sealed and retires the
+// chain. Sealer only.
+func (r *Recorder) closeChain(c *chain, recovered bool, facets Facets, onDisk bool) error {
 	if len(c.sealed) > 0 {
 		m := &Manifest{
 			Session: c.session, MCPSessionID: c.mcpID, Chain: c.id, Replica: r.cfg.ReplicaID,
 			Started: c.started, Ended: time.Now().UTC(), Recovered: recovered, Identity: c.identity,
-			Facets: c.tooling.sorted(), Segments: c.sealed,
+			Facets: facets, Segments: c.sealed,
 		}
 		for _, s := range c.sealed {
 			m.Events += s.Events
@@ -686,7 +803,7 @@ func (r *Recorder) closeChainLocked(c *chain, recovered bool) error {
 			return err
 		}
 	}
-	if c.onDisk {
+	if onDisk {
 		if err := os.RemoveAll(c.dir); err != nil {
 			return fmt.Errorf("remove closed chain: %w", err)
 		}
@@ -712,12 +829,17 @@ func (r *Recorder) enqueue(key string, data []byte, kind string) error {
 	return nil
 }
 
+// tick is how often housekeeping runs: a quarter of the shorter of segment.max_age and the
+// idle timeout, within 20 ms–5 s.
+func (r *Recorder) tick() time.Duration {
+	every := min(r.cfg.Segment.MaxAge, r.cfg.IdleTimeout) / 4
+	return max(min(every, 5*time.Second), 20*time.Millisecond)
+}
+
 // housekeep periodically commits, seals old segments and ends idle sessions.
 func (r *Recorder) housekeep() {
 	defer r.wg.Done()
-	every := min(r.cfg.Segment.MaxAge, r.cfg.IdleTimeout) / 4
-	every = max(min(every, 5*time.Second), 20*time.Millisecond)
-	t := time.NewTicker(every)
+	t := time.NewTicker(r.tick())
 	defer t.Stop()
 	for {
 		select {
@@ -753,10 +875,10 @@ func (r *Recorder) Close(ctx context.Context) error {
 		r.wg.Wait()
 		r.ioMu.Lock()
 		err = r.flushLocked(true, true)
-		r.mu.Lock()
-		r.closed = true
-		r.mu.Unlock()
 		r.ioMu.Unlock()
+		close(r.sealStop)
+		r.sealWG.Wait()
+		err = errors.Join(err, r.runSeals(), r.sealIndex(true))
 		close(r.upStop)
 		r.upWG.Wait()
 		if uerr := r.drain(ctx); uerr != nil {
@@ -817,41 +939,85 @@ func (r *Recorder) recoverChain(dir string) error {
 			}
 		}
 	}
-	cur := filepath.Join(dir, "current.jsonl")
-	if lines, err := os.ReadFile(cur); err == nil {
-		orig := int64(len(lines))
-		r.bytes.Add(orig)
-		if i := bytes.LastIndexByte(lines, '\n'); i >= 0 {
-			lines = lines[:i+1] // drop a torn last line
-		} else {
-			lines = nil
+	// Rotated segments, in order, then the open one. A rotated segment sealed before the
+	// crash (in sealed.log) only had its file left.
+	rotated, _ := filepath.Glob(filepath.Join(dir, "sealing-*.jsonl"))
+	slices.Sort(rotated)
+	for _, name := range append(rotated, filepath.Join(dir, currentName)) {
+		var seq int
+		if _, err := fmt.Sscanf(filepath.Base(name), "sealing-%06d.jsonl", &seq); err == nil && seq < c.seq {
+			if err := os.Remove(name); err != nil {
+				return fmt.Errorf("remove sealed segment: %w", err)
+			}
+			continue
 		}
-		var h Header
-		sc := bufio.NewScanner(bytes.NewReader(lines))
-		sc.Buffer(nil, maxSegment)
-		n := -1
-		var facets Facets
-		for sc.Scan() {
-			n++
-			if n == 0 {
-				_ = json.Unmarshal(sc.Bytes(), &h)
+		if err := r.recoverSegment(c, name); err != nil {
+			return err
+		}
+	}
+	r.log.Warn("recording chain recovered from the spool after an unclean stop", "session", c.session, "chain", c.id, "segments", len(c.sealed))
+	return r.closeChain(c, true, c.tooling.sorted(), true)
+}
+
+// recoverSegment seals what a segment file left by a crash holds, as the chain's next
+// segment: its complete lines, after a header the file has (written before headers were
+// made at seal time) or one made now.
+func (r *Recorder) recoverSegment(c *chain, name string) error {
+	lines, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read segment: %w", err)
+	}
+	orig := int64(len(lines))
+	r.bytes.Add(orig)
+	defer r.bytes.Add(-orig)
+	if i := bytes.LastIndexByte(lines, '\n'); i >= 0 {
+		lines = lines[:i+1] // drop a torn last line
+	} else {
+		lines = nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(lines))
+	sc.Buffer(nil, maxSegment)
+	n, withHeader := 0, false
+	var facets Facets
+	for first := true; sc.Scan(); first = false {
+		if first {
+			var h Header
+			if json.Unmarshal(sc.Bytes(), &h) == nil && h.Type == "segment" {
+				if h.Seq != c.seq {
+					return os.Remove(name) // sealed before the crash
+				}
+				withHeader = true
 				continue
 			}
-			var ev Event
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
-				facets.add(&ev)
-			}
 		}
-		if n > 0 && h.Seq == c.seq {
-			c.tooling.merge(facets)
+		var ev Event
+		if json.Unmarshal(sc.Bytes(), &ev) == nil {
+			facets.add(&ev)
+		}
+		n++
+	}
+	if n > 0 {
+		c.tooling.merge(facets)
+		if withHeader {
 			ref, err := r.sealBytes(c, lines, c.seq, n, c.tooling)
 			if err != nil {
 				return err
 			}
+			c.prev = ref.SHA256
 			c.sealed = append(c.sealed, ref)
+		} else {
+			opened := time.Now()
+			if info, err := os.Stat(name); err == nil {
+				opened = info.ModTime()
+			}
+			if err := r.sealSegment(c, lines, c.seq, n, opened, c.tooling.clone()); err != nil {
+				return err
+			}
 		}
-		r.bytes.Add(-orig)
+		c.seq++
 	}
-	r.log.Warn("recording chain recovered from the spool after an unclean stop", "session", c.session, "chain", c.id, "segments", len(c.sealed))
-	return r.closeChainLocked(c, true)
+	return os.Remove(name)
 }
