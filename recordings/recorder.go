@@ -582,7 +582,7 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 const maxSpare = 64 << 10
 
 // write appends lines to the chain's open segment, creating the chain on disk and the
-// segment (with its header) as needed.
+// segment as needed.
 func (r *Recorder) write(c *chain, data []byte, n int) error {
 	if !c.onDisk {
 		if err := os.MkdirAll(c.dir, 0o700); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestRecoversRotatedSegments(t *testing.T) {
 
 			for i := range 6 {
 				for _, kind := range []Kind{KindRequest, KindResponse} {
-					require.NoError(t, r.Record(Event{Kind: kind, Session: "s", RequestID: fmt.Sprintf("req-%d", i), Method: "tools/call", Tool: "echo", Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + fmt.Sprint(make([]byte, 200)) + `"}]}}`)}))
+					require.NoError(t, r.Record(Event{Kind: kind, Session: "s", RequestID: fmt.Sprintf("req-%d", i), Method: "tools/call", Tool: "echo", Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("x", 400) + `"}]}}`)}))
 				}
 				require.NoError(t, r.Sync(t.Context()))
 			}
