@@ -3,12 +3,14 @@ package recordings
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -429,7 +431,11 @@ func (r *Recorder) flushLocked(final, fsync bool) error {
 	}
 	r.mu.Lock()
 	if final {
-		for _, c := range r.chains {
+		// Ended in the order the sessions started, so their manifests are numbered so.
+		open := slices.SortedFunc(maps.Values(r.chains), func(a, b *chain) int {
+			return cmp.Or(a.started.Compare(b.started), cmp.Compare(a.session, b.session))
+		})
+		for _, c := range open {
 			c.mu.Lock()
 			r.appendLocked(c, Event{Kind: KindSessionEnd, Note: &Note{Stage: "recordings", Kind: "session_end", Attrs: map[string]any{"reason": "shutdown"}}}, start.UTC()) //nolint:errcheck // encoding a fixed event cannot fail
 			c.mu.Unlock()
