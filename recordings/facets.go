@@ -85,6 +85,16 @@ func (f *Facets) addRequestID(id string) {
 	f.RequestIDs = append(f.RequestIDs, id)
 }
 
+// clone returns a copy that shares no list with f.
+func (f Facets) clone() Facets {
+	out := f
+	out.Tools = slices.Clone(f.Tools)
+	out.Rules = slices.Clone(f.Rules)
+	out.Decisions = slices.Clone(f.Decisions)
+	out.RequestIDs = slices.Clone(f.RequestIDs)
+	return out
+}
+
 // sorted returns a copy with every list sorted (request ids keep their order).
 func (f Facets) sorted() Facets {
 	out := f

@@ -84,7 +84,7 @@ func (r *Recorder) addIndexEntry(e IndexEntry, size int) {
 	r.idxBytes += size
 }
 
-// signChained links m to the replica's previous manifest and signs it. Requires ioMu.
+// signChained links m to the replica's previous manifest and signs it. Sealer only.
 func (r *Recorder) signChained(m *Manifest) ([]byte, error) {
 	m.Version = manifestVersion
 	m.Epoch = r.rs.Epoch
@@ -94,7 +94,7 @@ func (r *Recorder) signChained(m *Manifest) ([]byte, error) {
 }
 
 // indexManifest records a manifest just put in the outbox: its index entry goes to the
-// pending part and the replica state advances. Requires ioMu.
+// pending part and the replica state advances. Sealer only.
 func (r *Recorder) indexManifest(m *Manifest, data []byte) error {
 	sum := hashHex(data)
 	e := IndexEntry{
@@ -123,9 +123,9 @@ func (r *Recorder) indexManifest(m *Manifest, data []byte) error {
 	return r.saveReplica()
 }
 
-// sealIndexLocked writes the pending entries as signed index parts (one per start day)
-// when the part is full or old enough, or always with force. Requires ioMu.
-func (r *Recorder) sealIndexLocked(force bool) error {
+// sealIndex writes the pending entries as signed index parts (one per start day)
+// when the part is full or old enough, or always with force. Sealer only.
+func (r *Recorder) sealIndex(force bool) error {
 	if len(r.idx) == 0 {
 		return nil
 	}

@@ -30,9 +30,7 @@ func TestIntervalSyncMakesDurable(t *testing.T) {
 	for i := range 3 {
 		require.NoError(t, r.Record(Event{Kind: KindRequest, Session: "s", Method: "tools/call", Tool: "echo", Message: []byte(`{}`)}))
 		require.NoError(t, r.Sync(t.Context()))
-		r.mu.Lock()
-		seq := r.seq
-		r.mu.Unlock()
+		seq := r.seq.Load()
 		require.GreaterOrEqual(t, r.written.Load(), seq, "exchange %d: Sync returned before the events were written", i)
 		require.Eventually(t, func() bool { return r.durable.Load() >= seq }, 5*time.Second, 5*time.Millisecond,
 			"exchange %d: the events were never fsynced", i)
