@@ -7,7 +7,8 @@
 #     recorded and masked+recorded traffic, and the no-op floor (nullguard);
 #   - a low-rate soak (e2e/cmd/soak -duration $COMPARE_SOAK -rate 40): CPU per call;
 #   - mcpload -self at $COMPARE_RATE calls/s: mcpguard's own time per call as the emulator
-#     times it (ext_authz + ext_proc), p50 and p99.
+#     times it (ext_authz + ext_proc), p50 and p99; and once per round the same for nullguard,
+#     the no-op server, which is the floor of that time on this machine.
 # COMPARE_ROUNDS (2), COMPARE_CAPACITY (15s), COMPARE_SOAK (60s), COMPARE_RATE (300),
 # COMPARE_N (6000) tune it. The output is the tools' own tables, labelled, in compare.out.
 set -euo pipefail
@@ -28,6 +29,7 @@ git worktree add --detach "$work/base" "$BASE" >/dev/null
 "$GO" build -o "$work/mcpguard-head" ./cmd/mcpguard
 "$GO" build -o "$work/soak" ./e2e/cmd/soak
 "$GO" build -o "$work/mcpload" ./e2e/cmd/mcpload
+"$GO" build -o "$work/nullguard" ./e2e/cmd/nullguard
 
 {
 	echo "compare: base $(git rev-parse --short "$BASE"), head $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
@@ -46,5 +48,7 @@ for r in $(seq "$ROUNDS"); do
 		echo "== round $r, $which: mcpload -self -rate $RATE (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$OUT"
 		"$work/mcpload" -self -bin "$bin" -rate "$RATE" -c 32 -n "$N" -duration 2m -ttfe-n 0 -big-mb 0 2>/dev/null | grep -E '^(gateway|direct|  (total|mcpguard|ext_authz|ext_proc|upstream))' | tee -a "$OUT" || echo "(mcpload failed)" | tee -a "$OUT"
 	done
+	echo "== round $r, floor (nullguard): mcpload -self -rate $RATE (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$OUT"
+	"$work/mcpload" -self -bin "$work/nullguard" -rate "$RATE" -c 32 -n "$N" -duration 2m -ttfe-n 0 -big-mb 0 2>/dev/null | grep -E '^(gateway|  (mcpguard|ext_authz|ext_proc))' | tee -a "$OUT" || echo "(mcpload failed)" | tee -a "$OUT"
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
