@@ -39,3 +39,24 @@ func TestCapacityShort(t *testing.T) {
 	soak.PrintCapacity(&out, rows)
 	t.Log("\n" + out.String())
 }
+
+// TestVersusShort runs `make compare`'s capacity measurement for one round of one second:
+// the build against itself and the floor, each with its own servers.
+func TestVersusShort(t *testing.T) {
+	require.NoError(t, suite.err, "the suite could not start mcpguard")
+	var log strings.Builder
+	o := soak.Options{Root: suite.root, Bin: suiteBin(), Dir: t.TempDir(), Log: &log, Classes: []string{"allowed"}}
+	rows, err := soak.Versus(t.Context(), o, suiteBin(), time.Second, 1, 4)
+	require.NoError(t, err, log.String())
+	require.Len(t, rows, 3)
+	for i, name := range []string{"allowed · base", "allowed · head", "allowed · floor"} {
+		require.Equal(t, name, rows[i].Class)
+		require.Positive(t, rows[i].Calls, name)
+		require.Positive(t, rows[i].CPU, name)
+	}
+	var out strings.Builder
+	soak.PrintVersus(&out, rows)
+	require.Contains(t, out.String(), "| allowed · base | ")
+	require.Contains(t, out.String(), " | 1.00 | ", "the first build of a class is the reference")
+	t.Log("\n" + out.String())
+}

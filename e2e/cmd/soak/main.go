@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tracingCost := fs.Duration("tracing-cost", 0, "measure allowed calls with tracing off, 1% and 100% for this long per round (0 skips); exports to bin/jaeger")
 	tracingRounds := fs.Int("tracing-rounds", 3, "interleaved rounds of the tracing cost measurement")
 	capClasses := fs.String("capacity-classes", "", "comma-separated traffic classes to measure (default: all)")
+	versus := fs.String("versus", "", "with -capacity: measure this other mcpguard binary (\"base\") against -bin or this checkout (\"head\") in alternating rounds")
+	versusRounds := fs.Int("versus-rounds", 4, "alternating rounds of -versus")
 	var env []string
 	fs.Func("env", "NAME=VALUE added to mcpguard's environment only (repeatable), e.g. GOMAXPROCS=1", func(v string) error {
 		if !strings.Contains(v, "=") {
@@ -89,7 +91,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		r.Print(stdout)
 		failed = r.Err()
 	}
-	if *capacity > 0 {
+	if *capacity > 0 && *versus != "" {
+		base, err := filepath.Abs(*versus)
+		if err != nil {
+			return fmt.Errorf("-versus: %w", err)
+		}
+		rows, err := soak.Versus(ctx, o, base, *capacity, *versusRounds, *capWorkers)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nversus: %d alternating rounds of %s per class and build after a 3s warm-up each, %d sessions, echo through the emulator (SSE responses)\n", *versusRounds, *capacity, *capWorkers)
+		soak.PrintVersus(stdout, rows)
+	} else if *capacity > 0 {
 		if *dir != "" {
 			o.Dir = *dir + "/capacity"
 		}
