@@ -13,6 +13,7 @@ type metrics struct {
 	lag     prometheus.Histogram
 	dropped prometheus.Counter
 	refused prometheus.Counter
+	sealErr prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, spoolBytes func() float64) (*metrics, error) {
@@ -37,11 +38,14 @@ func newMetrics(reg prometheus.Registerer, spoolBytes func() float64) (*metrics,
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mcpguard_recordings_refused_total", Help: "Requests refused because the spool was full (fail_closed).",
 		}),
+		sealErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpguard_recordings_seal_errors_total", Help: "Background seals (segments, chain closes, index parts) that failed and will be retried.",
+		}),
 	}
 	spool := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mcpguard_recordings_spool_bytes", Help: "Bytes held in the local spool.",
 	}, spoolBytes)
-	for _, c := range []prometheus.Collector{m.events, m.commit, m.uploads, m.lag, m.dropped, m.refused, spool} {
+	for _, c := range []prometheus.Collector{m.events, m.commit, m.uploads, m.lag, m.dropped, m.refused, m.sealErr, spool} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register recordings metrics: %w", err)
 		}

@@ -674,9 +674,11 @@ func (r *Recorder) sealer() {
 		case <-t.C:
 		}
 		if err := r.runSeals(); err != nil {
+			r.m.sealErr.Inc()
 			r.log.Error("recordings seal failed", "err", err.Error()) // retried on the next tick
 		}
 		if err := r.sealIndex(false); err != nil {
+			r.m.sealErr.Inc()
 			r.log.Error("recordings index seal failed", "err", err.Error())
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -88,3 +89,57 @@ func (downSink) Put(context.Context, string, []byte) error      { return errDown
 func (downSink) Get(context.Context, string) ([]byte, error)    { return nil, errDown }
 func (downSink) List(context.Context, string) ([]string, error) { return nil, errDown }
 func (downSink) Dirs(context.Context, string) ([]string, error) { return nil, errDown }
+
+// TestSealFailureCountedAndRetried: a seal that fails is counted in
+// mcpguard_recordings_seal_errors_total, keeps its place, and succeeds on a later tick once
+// the cause is gone; nothing recorded is lost.
+func TestSealFailureCountedAndRetried(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ReplicaID = "r1"
+	cfg.Spool.Dir = t.TempDir()
+	cfg.Segment.MaxBytes = 1 << 10
+	cfg.Segment.MaxAge = 400 * time.Millisecond // the sealer retries every 100 ms
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	sink, err := NewDir(t.TempDir())
+	require.NoError(t, err)
+	r, err := Open(cfg, sink, key, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	close(r.sealStop) // hold the sealer while the fault is set up
+	r.sealWG.Wait()
+
+	for i := range 4 {
+		for _, kind := range []Kind{KindRequest, KindResponse} {
+			require.NoError(t, r.Record(Event{Kind: kind, Session: "s", RequestID: fmt.Sprintf("req-%d", i), Method: "tools/call", Tool: "echo", Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("x", 400) + `"}]}}`)}))
+		}
+		require.NoError(t, r.Sync(t.Context()))
+	}
+	r.sealMu.Lock()
+	require.NotEmpty(t, r.jobs, "segments rotated and waiting for the sealer")
+	log := filepath.Join(r.jobs[0].c.dir, "sealed.log")
+	r.sealMu.Unlock()
+	require.NoError(t, os.RemoveAll(log))
+	require.NoError(t, os.Mkdir(log, 0o700)) // the seal cannot append to sealed.log
+
+	r.sealStop = make(chan struct{})
+	r.sealWG.Add(1)
+	go r.sealer() // the rotations left a wake-up in sealWake: it runs the jobs at once
+	require.Eventually(t, func() bool { return testutil.ToFloat64(r.m.sealErr) >= 1 }, 10*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, os.Remove(log)) // the cause is gone: the next tick seals
+	require.Eventually(t, func() bool {
+		r.sealMu.Lock()
+		defer r.sealMu.Unlock()
+		return len(r.jobs) == 0
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.Record(Event{Kind: KindSessionEnd, Session: "s"}))
+	require.NoError(t, r.Close(t.Context()))
+
+	a := NewArchive(sink, "")
+	s, err := a.Find(t.Context(), "s")
+	require.NoError(t, err)
+	v, err := a.Verify(t.Context(), s, key.Public().(ed25519.PublicKey))
+	require.NoError(t, err)
+	require.True(t, v.OK(), v.String())
+	require.Equal(t, 10, v.Events, "session start, 4 exchanges of 2 events, session end")
+}

@@ -259,6 +259,7 @@ var everyMetric = []string{
 	"mcpguard_recordings_dropped_segments_total",
 	"mcpguard_recordings_events_total",
 	"mcpguard_recordings_refused_total",
+	"mcpguard_recordings_seal_errors_total",
 	"mcpguard_recordings_spool_bytes",
 	"mcpguard_recordings_upload_lag_seconds",
 	"mcpguard_recordings_uploads_total",
