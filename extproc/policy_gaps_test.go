@@ -274,3 +274,40 @@ func BenchmarkPolicyOversizeEvent(b *testing.B) {
 		}
 	}
 }
+
+// TestPolicyStageFullSessionStore: when the session store holds its maximum, a call of a new
+// session fails closed with an internal error (the store's reason stays in the log), while a
+// session already held keeps being answered.
+func TestPolicyStageFullSessionStore(t *testing.T) {
+	set, err := policy.Compile([]byte(replyPolicy))
+	require.NoError(t, err)
+	store := policy.NewMemory(3600e9, policy.MemoryMaxEntries(2)) // a session's calls and its echo calls
+	p, err := extproc.NewPolicy(fixedSource{set}, store, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	h := start(t, extproc.DefaultConfig(), p)
+	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`
+
+	e := h.open(t, t.Context())
+	e.post(call, "mcp-protocol-version", "2025-06-18", "mcp-session-id", "held")
+	e.passed()
+
+	e = h.open(t, t.Context())
+	e.post(call, "mcp-protocol-version", "2025-06-18", "mcp-session-id", "new")
+	ir := e.recv().GetImmediateResponse()
+	require.NotNil(t, ir, "a new session beyond the store's bound is refused")
+	var got struct {
+		Error *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(ir.GetBody(), &got), "body %s", ir.GetBody())
+	require.NotNil(t, got.Error)
+	require.Equal(t, -32603, got.Error.Code)
+	require.NotContains(t, got.Error.Message, "session store")
+	require.Equal(t, uint64(1), store.Refused())
+
+	e = h.open(t, t.Context())
+	e.post(call, "mcp-protocol-version", "2025-06-18", "mcp-session-id", "held")
+	e.passed()
+}

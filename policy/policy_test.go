@@ -254,3 +254,32 @@ func TestFingerprint(t *testing.T) {
 	_, err = policy.Fingerprint([]byte(`[`))
 	require.Error(t, err)
 }
+
+// TestMemoryStoreBounded: a caller that opens sessions faster than they expire cannot grow
+// the store without bound. Once it holds its maximum and nothing has expired, a new key is
+// refused (the request it belongs to fails closed) while keys already held keep working;
+// expired keys make room again.
+func TestMemoryStoreBounded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := policy.NewMemory(time.Hour, policy.MemoryMaxEntries(3), policy.MemoryClock(func() time.Time { return now }))
+	ctx := t.Context()
+	for _, k := range []string{"a", "b", "c"} {
+		_, err := m.Incr(ctx, k)
+		require.NoError(t, err)
+	}
+	_, err := m.Incr(ctx, "d")
+	require.ErrorIs(t, err, policy.ErrStoreFull)
+	_, err = m.Pin(ctx, "e", "fp")
+	require.ErrorIs(t, err, policy.ErrStoreFull)
+	require.Equal(t, 3, m.Len())
+	require.Equal(t, uint64(2), m.Refused())
+
+	n, err := m.Incr(ctx, "a")
+	require.NoError(t, err, "a key already held keeps working")
+	require.Equal(t, int64(2), n)
+
+	now = now.Add(2 * time.Hour) // a, b and c expire
+	_, err = m.Incr(ctx, "d")
+	require.NoError(t, err)
+	require.Equal(t, 1, m.Len(), "the expired entries were dropped to make room")
+}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -16,15 +17,27 @@ type Store interface {
 	Pin(ctx context.Context, key, fingerprint string) (string, error)
 }
 
+// ErrStoreFull refuses a new session key: the store holds its maximum of live entries. The
+// request it belongs to fails closed; sessions already held keep working.
+var ErrStoreFull = errors.New("session store full: too many live sessions (policy.session_max_entries)")
+
+// DefaultMemoryMaxEntries bounds a [Memory] store unless configured otherwise: about 250
+// bytes an entry, a session holding a few (its binding, call counters per tool, pins).
+const DefaultMemoryMaxEntries = 500_000
+
 // Memory is an in-process [Store]. Entries idle longer than its TTL are dropped, so
-// abandoned sessions do not accumulate.
+// abandoned sessions do not accumulate, and it holds at most its maximum of entries, so a
+// caller opening sessions faster than they expire cannot exhaust memory.
 type Memory struct {
 	ttl time.Duration
+	max int
 	now func() time.Time
 
-	mu      sync.Mutex
-	entries map[string]*memEntry
-	ops     int
+	mu        sync.Mutex
+	entries   map[string]*memEntry
+	ops       int
+	lastPurge time.Time
+	refused   uint64
 }
 
 type memEntry struct {
@@ -35,16 +48,32 @@ type memEntry struct {
 
 var _ Store = (*Memory)(nil)
 
+// MemoryOption configures [NewMemory].
+type MemoryOption func(*Memory)
+
+// MemoryMaxEntries bounds the live entries (default [DefaultMemoryMaxEntries]).
+func MemoryMaxEntries(n int) MemoryOption { return func(m *Memory) { m.max = n } }
+
+// MemoryClock replaces time.Now (tests).
+func MemoryClock(now func() time.Time) MemoryOption { return func(m *Memory) { m.now = now } }
+
 // NewMemory returns an empty store whose entries expire after ttl without use.
-func NewMemory(ttl time.Duration) *Memory {
-	return &Memory{ttl: ttl, now: time.Now, entries: map[string]*memEntry{}}
+func NewMemory(ttl time.Duration, opts ...MemoryOption) *Memory {
+	m := &Memory{ttl: ttl, max: DefaultMemoryMaxEntries, now: time.Now, entries: map[string]*memEntry{}}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Incr implements [Store].
 func (m *Memory) Incr(_ context.Context, key string) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e := m.entry(key)
+	e, err := m.entry(key)
+	if err != nil {
+		return 0, err
+	}
 	e.n++
 	return e.n, nil
 }
@@ -53,7 +82,10 @@ func (m *Memory) Incr(_ context.Context, key string) (int64, error) {
 func (m *Memory) Pin(_ context.Context, key, fingerprint string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e := m.entry(key)
+	e, err := m.entry(key)
+	if err != nil {
+		return "", err
+	}
 	if e.pin == "" {
 		e.pin = fingerprint
 	}
@@ -67,21 +99,44 @@ func (m *Memory) Len() int {
 	return len(m.entries)
 }
 
+// Refused is how many new keys were refused because the store was full.
+func (m *Memory) Refused() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refused
+}
+
 // entry returns the entry for key, creating it; every 1024 operations expired entries go.
-func (m *Memory) entry(key string) *memEntry {
+// A new key finds room by dropping expired entries (a full scan, at most once a second) or
+// is refused with [ErrStoreFull].
+func (m *Memory) entry(key string) (*memEntry, error) {
 	now := m.now()
 	if m.ops++; m.ops%1024 == 0 {
-		for k, e := range m.entries {
-			if now.Sub(e.seen) > m.ttl {
-				delete(m.entries, k)
-			}
-		}
+		m.purge(now)
 	}
 	e := m.entries[key]
-	if e == nil || now.Sub(e.seen) > m.ttl {
+	if e == nil {
+		if len(m.entries) >= m.max && now.Sub(m.lastPurge) >= time.Second {
+			m.purge(now)
+		}
+		if len(m.entries) >= m.max {
+			m.refused++
+			return nil, ErrStoreFull
+		}
 		e = &memEntry{}
 		m.entries[key] = e
+	} else if now.Sub(e.seen) > m.ttl {
+		*e = memEntry{}
 	}
 	e.seen = now
-	return e
+	return e, nil
+}
+
+func (m *Memory) purge(now time.Time) {
+	m.lastPurge = now
+	for k, e := range m.entries {
+		if now.Sub(e.seen) > m.ttl {
+			delete(m.entries, k)
+		}
+	}
 }

@@ -99,7 +99,11 @@ func openApprovals(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 			return p, err
 		}
 		store = fs
-		p.sessions = policy.NewMemory(cfg.Policy.SessionTTL)
+		mem := policy.NewMemory(cfg.Policy.SessionTTL, policy.MemoryMaxEntries(cfg.Policy.SessionMaxEntries))
+		if err := registerSessionMetrics(reg, mem); err != nil {
+			return p, err
+		}
+		p.sessions = mem
 	}
 	// Held calls end with gRPC's stop, before the store closes (closers run in order).
 	p.closers = append([]func(context.Context) error{func(context.Context) error { return store.Close() }}, p.closers...)
@@ -194,4 +198,21 @@ func redisClient(ctx context.Context, c approvals.RedisConfig) (*redis.Client, e
 		return nil, fmt.Errorf("connect to redis %s: %w", c.Addr, err)
 	}
 	return rc, nil
+}
+
+// registerSessionMetrics exposes the in-memory session store's size and refusals.
+func registerSessionMetrics(reg prometheus.Registerer, mem *policy.Memory) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mcpguard_policy_session_entries", Help: "Entries of session state held in memory (bindings, call counters, tool pins).",
+		}, func() float64 { return float64(mem.Len()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mcpguard_policy_session_refused_total", Help: "New session keys refused because the in-memory session store was full (policy.session_max_entries).",
+		}, func() float64 { return float64(mem.Refused()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register session metrics: %w", err)
+		}
+	}
+	return nil
 }

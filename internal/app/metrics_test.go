@@ -255,6 +255,8 @@ var everyMetric = []string{
 	"mcpguard_policy_reloads_total",
 	"mcpguard_policy_rules",
 	"mcpguard_policy_tool_changes_total",
+	"mcpguard_policy_session_entries",
+	"mcpguard_policy_session_refused_total",
 	"mcpguard_recordings_commit_duration_seconds",
 	"mcpguard_recordings_dropped_segments_total",
 	"mcpguard_recordings_events_total",
