@@ -106,19 +106,19 @@ func (m *Memory) Refused() uint64 {
 	return m.refused
 }
 
-// entry returns the entry for key, creating it; every 1024 operations expired entries go.
-// A new key finds room by dropping expired entries (a full scan, at most once a second) or
-// is refused with [ErrStoreFull].
+// entry returns the entry for key, creating it. Expired entries go in a full scan, every
+// 1024 operations or when a new key finds the store full, but at most once a second: with
+// hundreds of thousands of entries a scan takes milliseconds under the lock. A new key that
+// finds no room is refused with [ErrStoreFull].
 func (m *Memory) entry(key string) (*memEntry, error) {
 	now := m.now()
-	if m.ops++; m.ops%1024 == 0 {
-		m.purge(now)
-	}
+	m.ops++
 	e := m.entries[key]
+	if (m.ops%1024 == 0 || (e == nil && len(m.entries) >= m.max)) && now.Sub(m.lastPurge) >= time.Second {
+		m.purge(now)
+		e = m.entries[key]
+	}
 	if e == nil {
-		if len(m.entries) >= m.max && now.Sub(m.lastPurge) >= time.Second {
-			m.purge(now)
-		}
 		if len(m.entries) >= m.max {
 			m.refused++
 			return nil, ErrStoreFull
