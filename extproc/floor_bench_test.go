@@ -2,8 +2,6 @@ package extproc_test
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net"
 	"testing"
 
@@ -13,42 +11,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcpguard/mcpguard/extproc"
+	"github.com/mcpguard/mcpguard/extproc/extproctest"
 )
 
-// nullProcessor answers every ext_proc message with "continue" and looks at nothing: the
-// cost of the protocol itself (gRPC, HTTP/2, protobuf) that any ext_proc server pays.
-type nullProcessor struct {
-	extprocv3.UnimplementedExternalProcessorServer
-}
-
-func (nullProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
-	for {
-		req, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		cont := &extprocv3.CommonResponse{}
-		var resp extprocv3.ProcessingResponse
-		switch req.GetRequest().(type) {
-		case *extprocv3.ProcessingRequest_RequestHeaders:
-			resp.Response = &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{Response: cont}}
-		case *extprocv3.ProcessingRequest_RequestBody:
-			resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: cont}}
-		case *extprocv3.ProcessingRequest_ResponseHeaders:
-			resp.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{Response: cont}}
-		default:
-			resp.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: cont}}
-		}
-		if err := s.Send(&resp); err != nil {
-			return err
-		}
-	}
-}
-
-// BenchmarkProcessFloor drives BenchmarkProcess's exchange against nullProcessor over the
+// BenchmarkProcessFloor drives BenchmarkProcess's exchange against extproctest.NullProcessor over the
 // same real gRPC: what is left of BenchmarkProcess above it is mcpguard's own work.
 //
 //	go test ./extproc -run '^$' -bench 'Process(Floor)?$' -cpu 1 -count 6
@@ -56,7 +22,7 @@ func BenchmarkProcessFloor(b *testing.B) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(b, err)
 	gs := grpc.NewServer(grpc.ForceServerCodecV2(extproc.NewCodec()))
-	extprocv3.RegisterExternalProcessorServer(gs, nullProcessor{})
+	extprocv3.RegisterExternalProcessorServer(gs, extproctest.NullProcessor{})
 	go func() { _ = gs.Serve(lis) }()
 	defer gs.Stop()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

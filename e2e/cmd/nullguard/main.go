@@ -17,7 +17,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +30,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpguard/mcpguard/extproc"
+	"github.com/mcpguard/mcpguard/extproc/extproctest"
 )
 
 func main() {
@@ -87,7 +87,7 @@ func serve(path string) error {
 	}
 	gs := grpc.NewServer(grpc.ForceServerCodecV2(extproc.NewCodec()), grpc.NumStreamWorkers(64), grpc.MaxRecvMsgSize(64<<20))
 	authv3.RegisterAuthorizationServer(gs, allow{})
-	extprocv3.RegisterExternalProcessorServer(gs, cont{})
+	extprocv3.RegisterExternalProcessorServer(gs, extproctest.NullProcessor{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
 	hs := &http.Server{Handler: mux}
@@ -109,37 +109,4 @@ type allow struct {
 
 func (allow) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: &status.Status{}}, nil
-}
-
-type cont struct {
-	extprocv3.UnimplementedExternalProcessorServer
-}
-
-func (cont) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
-	for {
-		req, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		c := &extprocv3.CommonResponse{}
-		var resp extprocv3.ProcessingResponse
-		switch req.GetRequest().(type) {
-		case *extprocv3.ProcessingRequest_RequestHeaders:
-			resp.Response = &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{Response: c}}
-		case *extprocv3.ProcessingRequest_RequestBody:
-			resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: c}}
-		case *extprocv3.ProcessingRequest_ResponseHeaders:
-			resp.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{Response: c}}
-		case *extprocv3.ProcessingRequest_ResponseBody:
-			resp.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: c}}
-		default:
-			resp.Response = &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}
-		}
-		if err := s.Send(&resp); err != nil {
-			return err
-		}
-	}
 }
