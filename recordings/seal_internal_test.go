@@ -37,12 +37,7 @@ func TestRecoversRotatedSegments(t *testing.T) {
 			close(r.sealStop) // the sealer stops: rotated segments wait
 			r.sealWG.Wait()
 
-			for i := range 6 {
-				for _, kind := range []Kind{KindRequest, KindResponse} {
-					require.NoError(t, r.Record(Event{Kind: kind, Session: "s", RequestID: fmt.Sprintf("req-%d", i), Method: "tools/call", Tool: "echo", Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("x", 400) + `"}]}}`)}))
-				}
-				require.NoError(t, r.Sync(t.Context()))
-			}
+			recordExchanges(t, r, 6)
 			r.sealMu.Lock()
 			jobs := len(r.jobs)
 			r.sealMu.Unlock()
@@ -108,12 +103,7 @@ func TestSealFailureCountedAndRetried(t *testing.T) {
 	close(r.sealStop) // hold the sealer while the fault is set up
 	r.sealWG.Wait()
 
-	for i := range 4 {
-		for _, kind := range []Kind{KindRequest, KindResponse} {
-			require.NoError(t, r.Record(Event{Kind: kind, Session: "s", RequestID: fmt.Sprintf("req-%d", i), Method: "tools/call", Tool: "echo", Message: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("x", 400) + `"}]}}`)}))
-		}
-		require.NoError(t, r.Sync(t.Context()))
-	}
+	recordExchanges(t, r, 4)
 	r.sealMu.Lock()
 	require.NotEmpty(t, r.jobs, "segments rotated and waiting for the sealer")
 	log := filepath.Join(r.jobs[0].c.dir, "sealed.log")
@@ -142,4 +132,17 @@ func TestSealFailureCountedAndRetried(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, v.OK(), v.String())
 	require.Equal(t, 10, v.Events, "session start, 4 exchanges of 2 events, session end")
+}
+
+// recordExchanges commits n exchanges of session "s", each a request and a response of
+// about 450 bytes: with 1 KiB segments, a segment rotates every exchange or so.
+func recordExchanges(t *testing.T, r *Recorder, n int) {
+	t.Helper()
+	msg := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("x", 400) + `"}]}}`)
+	for i := range n {
+		for _, kind := range []Kind{KindRequest, KindResponse} {
+			require.NoError(t, r.Record(Event{Kind: kind, Session: "s", RequestID: fmt.Sprintf("req-%d", i), Method: "tools/call", Tool: "echo", Message: msg}))
+		}
+		require.NoError(t, r.Sync(t.Context()))
+	}
 }
