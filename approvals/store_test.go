@@ -3,6 +3,7 @@ package approvals_test
 import (
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,6 +87,27 @@ func TestRedisSessions(t *testing.T) {
 			got, err = b.Pin(ctx, "s1\x00pin\x00echo", "fp-2")
 			require.NoError(t, err)
 			require.Equal(t, "fp-1", got)
+		}},
+		{name: "a long key costs a digest in Redis, and stays distinct", run: func(t *testing.T) {
+			c := redis.NewClient(&redis.Options{Addr: addr})
+			t.Cleanup(func() { _ = c.Close() })
+			long := "s\x00" + strings.Repeat("x", 64<<10)
+			for _, k := range []string{long + "a", long + "b"} {
+				n, err := a.Incr(ctx, k)
+				require.NoError(t, err)
+				require.EqualValues(t, 1, n)
+				got, err := a.Pin(ctx, k, "fp-"+k[len(k)-1:])
+				require.NoError(t, err)
+				require.Equal(t, "fp-"+k[len(k)-1:], got)
+			}
+			n, err := b.Incr(ctx, long+"a")
+			require.NoError(t, err)
+			require.EqualValues(t, 2, n)
+			keys, err := c.Keys(ctx, "sess:*").Result()
+			require.NoError(t, err)
+			for _, k := range keys {
+				require.LessOrEqual(t, len(k), 300, "stored key %.40q…", k)
+			}
 		}},
 	}
 	for _, tc := range tests {

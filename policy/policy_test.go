@@ -3,6 +3,8 @@ package policy_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -282,4 +284,27 @@ func TestMemoryStoreBounded(t *testing.T) {
 	_, err = m.Incr(ctx, "d")
 	require.NoError(t, err)
 	require.Equal(t, 1, m.Len(), "the expired entries were dropped to make room")
+}
+
+// TestMemoryStoreKeySize: keys carry what callers send (session ids, tool names), so an
+// entry must not cost more memory for a longer key: 10,000 entries of 64 KiB keys stay within
+// a few MiB of heap, and distinct long keys stay distinct.
+func TestMemoryStoreKeySize(t *testing.T) {
+	m := policy.NewMemory(time.Hour)
+	ctx := t.Context()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	pad := strings.Repeat("x", 64<<10)
+	for i := range 10_000 {
+		_, err := m.Incr(ctx, strconv.Itoa(i)+pad)
+		require.NoError(t, err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	require.Less(t, int64(after.HeapAlloc)-int64(before.HeapAlloc), int64(16<<20), "10,000 entries of 64 KiB keys")
+	n, err := m.Incr(ctx, "7"+pad)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
+	require.Equal(t, 10_000, m.Len())
 }

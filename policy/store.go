@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"time"
@@ -34,11 +35,15 @@ type Memory struct {
 	now func() time.Time
 
 	mu        sync.Mutex
-	entries   map[string]*memEntry
+	entries   map[memKey]*memEntry
 	ops       int
 	lastPurge time.Time
 	refused   uint64
 }
+
+// memKey is the SHA-256 of a key: keys carry what callers send (session ids, tool names),
+// and an entry must cost the same whatever their length.
+type memKey [sha256.Size]byte
 
 type memEntry struct {
 	n    int64
@@ -59,7 +64,7 @@ func MemoryClock(now func() time.Time) MemoryOption { return func(m *Memory) { m
 
 // NewMemory returns an empty store whose entries expire after ttl without use.
 func NewMemory(ttl time.Duration, opts ...MemoryOption) *Memory {
-	m := &Memory{ttl: ttl, max: DefaultMemoryMaxEntries, now: time.Now, entries: map[string]*memEntry{}}
+	m := &Memory{ttl: ttl, max: DefaultMemoryMaxEntries, now: time.Now, entries: map[memKey]*memEntry{}}
 	for _, o := range opts {
 		o(m)
 	}
@@ -113,10 +118,11 @@ func (m *Memory) Refused() uint64 {
 func (m *Memory) entry(key string) (*memEntry, error) {
 	now := m.now()
 	m.ops++
-	e := m.entries[key]
+	k := memKey(sha256.Sum256([]byte(key)))
+	e := m.entries[k]
 	if (m.ops%1024 == 0 || (e == nil && len(m.entries) >= m.max)) && now.Sub(m.lastPurge) >= time.Second {
 		m.purge(now)
-		e = m.entries[key]
+		e = m.entries[k]
 	}
 	if e == nil {
 		if len(m.entries) >= m.max {
@@ -124,7 +130,7 @@ func (m *Memory) entry(key string) (*memEntry, error) {
 			return nil, ErrStoreFull
 		}
 		e = &memEntry{}
-		m.entries[key] = e
+		m.entries[k] = e
 	} else if now.Sub(e.seen) > m.ttl {
 		*e = memEntry{}
 	}
